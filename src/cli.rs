@@ -1,0 +1,139 @@
+//! Command-line flags. Every flag also reads an `SSM_INJECTOR_*` environment variable;
+//! list flags take comma-separated values there. Raw values only: checks live in `spec`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ssm-injector",
+    version,
+    about = "Get AWS SSM Parameter Store values and Secrets Manager secrets into containers, safely.",
+    after_help = "Exit codes: 0 ok, 1 other error, 2 bad spec or usage, 3 parameter not found, \
+                  4 access denied (IAM, KMS, credentials), 5 AWS unavailable (throttled, 5xx, network), \
+                  6 output could not be formatted or written."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "SSM_INJECTOR_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch the spec's parameters and write the output file(s) atomically, then exit.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to fetch (shared by every subcommand that reads parameters).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "What to fetch")]
+pub struct SpecArgs {
+    /// YAML spec file (paths, params, outputs); flags add to it.
+    #[arg(long, env = "SSM_INJECTOR_SPEC", value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Fetch every parameter under PATH (GetParametersByPath); keys are names relative to it.
+    #[arg(long = "path", env = "SSM_INJECTOR_PATH", value_name = "PATH", value_delimiter = ',')]
+    pub paths: Vec<String>,
+    /// Only direct children of --path, not the whole tree.
+    #[arg(long, env = "SSM_INJECTOR_NO_RECURSIVE")]
+    pub no_recursive: bool,
+    /// KEY=NAME: one parameter (NAME, NAME:VERSION, NAME:LABEL, ARN, NAME#field); ${VAR} expands.
+    #[arg(long = "param", env = "SSM_INJECTOR_PARAM", value_name = "KEY=NAME", value_delimiter = ',')]
+    pub params: Vec<String>,
+    /// KEY=NAME like --param, but a missing parameter is left out instead of failing.
+    #[arg(
+        long = "optional-param",
+        env = "SSM_INJECTOR_OPTIONAL_PARAM",
+        value_name = "KEY=NAME",
+        value_delimiter = ','
+    )]
+    pub optional_params: Vec<String>,
+    /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long, env = "SSM_INJECTOR_REGION")]
+    pub region: Option<String>,
+    /// AWS calls in flight at once (1-64) [default: 4].
+    #[arg(long, env = "SSM_INJECTOR_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+}
+
+/// One output given by flags (a spec file may list more).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Where it goes")]
+pub struct OutputArgs {
+    /// Output file (a directory for --format files).
+    #[arg(long, env = "SSM_INJECTOR_OUTPUT", value_name = "FILE")]
+    pub output: Option<String>,
+    /// dotenv, json, yaml, properties, files or template [default: dotenv].
+    #[arg(long, env = "SSM_INJECTOR_FORMAT", requires = "output")]
+    pub format: Option<String>,
+    /// Template file for --format template (minijinja).
+    #[arg(long, env = "SSM_INJECTOR_TEMPLATE", value_name = "FILE", requires = "output")]
+    pub template: Option<String>,
+    /// upper-snake, lower-snake or relative [default: relative for files, else upper-snake].
+    #[arg(long, env = "SSM_INJECTOR_KEY_CASE", requires = "output")]
+    pub key_case: Option<String>,
+    /// Octal file mode [default: 0400].
+    #[arg(long, env = "SSM_INJECTOR_FILE_MODE", value_name = "MODE", requires = "output")]
+    pub file_mode: Option<String>,
+    /// Owner uid of the written files.
+    #[arg(long, env = "SSM_INJECTOR_UID", requires = "output")]
+    pub uid: Option<u32>,
+    /// Owner gid of the written files.
+    #[arg(long, env = "SSM_INJECTOR_GID", requires = "output")]
+    pub gid: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let cli = Cli::try_parse_from([
+            "ssm-injector",
+            "render",
+            "--path",
+            "/app/prod/",
+            "--param",
+            "DB=/app/prod/db",
+            "--param",
+            "A=/a,B=/b",
+            "--format",
+            "dotenv",
+            "--output",
+            "/ssm/app.env",
+        ])
+        .unwrap();
+        let Command::Render(r) = cli.command;
+        assert_eq!(r.spec.params, ["DB=/app/prod/db", "A=/a", "B=/b"]);
+        assert_eq!(r.output.output.as_deref(), Some("/ssm/app.env"));
+    }
+
+    #[test]
+    fn output_flags_need_an_output() {
+        assert!(Cli::try_parse_from(["ssm-injector", "render", "--param", "A=/a", "--format", "json"]).is_err());
+    }
+}

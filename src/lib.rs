@@ -1,0 +1,15 @@
+//! ssm-injector: AWS SSM Parameter Store values and Secrets Manager secrets into containers.
+//!
+//! Pure logic (`spec`, `format`, `source::batch`) is kept apart from I/O (`source::ssm`,
+//! `writer`); `app` glues them together per subcommand and owns the exit codes.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod format;
+pub mod logging;
+pub mod secret;
+pub mod source;
+pub mod spec;
+pub mod values;
+pub mod writer;

@@ -1,0 +1,388 @@
+//! The only AWS code: GetParameters and GetParametersByPath through the SDK, with its
+//! default credential chain, retry and `AWS_ENDPOINT_URL` support.
+
+use super::batch::{self, Batch, Returned};
+use super::error::{Cause, FetchError, FetchFailure};
+use super::field;
+use crate::secret::Secret;
+use crate::spec::names::ParamRef;
+use crate::spec::{PathRequest, Spec};
+use crate::values::{Entry, SourceKey, Values};
+use aws_config::{BehaviorVersion, Region, SdkConfig, timeout::TimeoutConfig};
+use aws_sdk_ssm::Client;
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types::Parameter;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use futures::stream::{self, StreamExt};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// GetParametersByPath returns at most 10 per page.
+const PAGE_SIZE: i32 = 10;
+
+/// Why the AWS client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile) or --region"
+    )]
+    NoRegion,
+}
+
+/// API calls made, by operation (one per SDK operation, retries not counted).
+#[derive(Debug, Default)]
+pub struct CallCounts {
+    pub get_parameters: AtomicU64,
+    pub get_parameters_by_path: AtomicU64,
+}
+
+impl CallCounts {
+    pub fn total(&self) -> u64 {
+        self.get_parameters.load(Ordering::Relaxed)
+            + self.get_parameters_by_path.load(Ordering::Relaxed)
+    }
+}
+
+/// One parameter as fetched.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub name: String,
+    pub version: i64,
+    pub value: Secret,
+}
+
+/// Fetches parameters from SSM Parameter Store.
+pub struct Source {
+    config: SdkConfig,
+    default: Client,
+    regional: Mutex<HashMap<String, Client>>,
+    concurrency: usize,
+    attempts: u32,
+    /// Calls made so far.
+    pub calls: CallCounts,
+}
+
+impl Source {
+    /// Loads the SDK's default configuration (environment, profile, web identity / IRSA,
+    /// EKS Pod Identity, ECS task role, IMDS; `AWS_ENDPOINT_URL`, `AWS_MAX_ATTEMPTS`).
+    pub async fn from_env(region: Option<String>, concurrency: usize) -> Result<Self, SetupError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        );
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(SetupError::NoRegion);
+        }
+        let attempts = config.retry_config().map_or(1, |r| r.max_attempts());
+        Ok(Source {
+            default: Client::new(&config),
+            config,
+            regional: Mutex::new(HashMap::new()),
+            concurrency: concurrency.max(1),
+            attempts,
+            calls: CallCounts::default(),
+        })
+    }
+
+    fn client(&self, region: Option<&str>) -> Client {
+        let Some(region) = region else {
+            return self.default.clone();
+        };
+        if self.config.region().map(|r| r.as_ref()) == Some(region) {
+            return self.default.clone();
+        }
+        let mut clients = self
+            .regional
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        clients
+            .entry(region.to_owned())
+            .or_insert_with(|| {
+                let conf = aws_sdk_ssm::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_owned()))
+                    .build();
+                Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// Fetches everything the spec asks for. All or nothing: on any failure the errors of
+    /// every parameter that failed come back, and no value.
+    pub async fn fetch(&self, spec: &Spec) -> Result<Values, FetchFailure> {
+        let batches = batch::plan(spec.params.iter().map(|p| &p.param));
+        let jobs = spec
+            .paths
+            .iter()
+            .map(Job::Path)
+            .chain(batches.into_iter().map(Job::Batch));
+        let results: Vec<JobResult<'_>> = stream::iter(jobs)
+            .map(|job| self.run(job))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+
+        let mut values = Values::new();
+        let mut errors = Vec::new();
+        let mut by_request: HashMap<String, Result<Option<Fetched>, Cause>> = HashMap::new();
+        for result in results {
+            match result {
+                JobResult::Path(p, Ok(found)) if found.is_empty() && !p.optional => {
+                    errors.push(FetchError {
+                        what: format!("path {}", p.path),
+                        cause: Cause::EmptyPath,
+                    });
+                }
+                JobResult::Path(p, Ok(found)) => {
+                    values.extend(found.into_iter().map(|f| Entry {
+                        key: SourceKey::Relative(
+                            f.name.strip_prefix(&p.path).unwrap_or(&f.name).to_owned(),
+                        ),
+                        name: f.name,
+                        version: Some(f.version),
+                        value: f.value,
+                    }));
+                }
+                JobResult::Path(p, Err(cause)) => errors.push(FetchError {
+                    what: format!("path {}", p.path),
+                    cause,
+                }),
+                JobResult::Batch(answers) => {
+                    by_request.extend(answers.into_iter().map(|(r, a)| (r.request(), a)));
+                }
+            }
+        }
+        for p in &spec.params {
+            let what = || p.param.to_string();
+            let answer = by_request
+                .get(&p.param.request())
+                .cloned()
+                .unwrap_or(Ok(None));
+            let fetched = match answer {
+                Ok(Some(f)) => f,
+                Ok(None) if p.optional => continue,
+                Ok(None) => {
+                    errors.push(FetchError {
+                        what: what(),
+                        cause: Cause::NotFound,
+                    });
+                    continue;
+                }
+                Err(cause) => {
+                    errors.push(FetchError {
+                        what: what(),
+                        cause,
+                    });
+                    continue;
+                }
+            };
+            let value = match &p.param.field {
+                None => fetched.value,
+                Some(f) => match field::extract(&fetched.value, f) {
+                    Ok(v) => v,
+                    Err(cause) => {
+                        errors.push(FetchError {
+                            what: what(),
+                            cause,
+                        });
+                        continue;
+                    }
+                },
+            };
+            values.push(Entry {
+                key: SourceKey::Explicit(p.key.clone()),
+                name: what(),
+                version: Some(fetched.version),
+                value,
+            });
+        }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            errors.sort_by(|a, b| a.what.cmp(&b.what));
+            Err(FetchFailure { errors })
+        }
+    }
+
+    async fn run<'a>(&self, job: Job<'a>) -> JobResult<'a> {
+        match job {
+            Job::Path(p) => JobResult::Path(p, self.get_path(p).await),
+            Job::Batch(b) => JobResult::Batch(self.get_batch(b).await),
+        }
+    }
+
+    /// One batch; when AWS refuses the whole call for a reason that is not transient
+    /// (access denied, KMS), each name is asked alone so the error names the right one.
+    async fn get_batch(&self, b: Batch) -> Vec<(ParamRef, Result<Option<Fetched>, Cause>)> {
+        let region = b.region.as_deref();
+        match self.get_parameters(region, &b.requests).await {
+            Ok(found) => b.requests.into_iter().zip(found.into_iter().map(Ok)).collect(),
+            Err(cause) if !cause.is_transient() && b.requests.len() > 1 => {
+                let mut out = Vec::with_capacity(b.requests.len());
+                for req in b.requests {
+                    let one = self
+                        .get_parameters(region, std::slice::from_ref(&req))
+                        .await
+                        .map(|mut v| v.pop().flatten());
+                    out.push((req, one));
+                }
+                out
+            }
+            Err(cause) => b
+                .requests
+                .into_iter()
+                .map(|r| (r, Err(cause.clone())))
+                .collect(),
+        }
+    }
+
+    /// GetParameters for up to 10 requests; the answer for each request, in order.
+    async fn get_parameters(
+        &self,
+        region: Option<&str>,
+        requests: &[ParamRef],
+    ) -> Result<Vec<Option<Fetched>>, Cause> {
+        self.calls.get_parameters.fetch_add(1, Ordering::Relaxed);
+        let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
+        tracing::debug!(names = ?names, "GetParameters");
+        let out = self
+            .client(region)
+            .get_parameters()
+            .set_names(Some(names))
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| self.cause(e))?;
+        let mut params = out.parameters.unwrap_or_default();
+        let invalid = out.invalid_parameters.unwrap_or_default();
+        let returned: Vec<Returned<'_>> = params
+            .iter()
+            .map(|p| Returned {
+                name: p.name.as_deref().unwrap_or_default(),
+                arn: p.arn.as_deref(),
+            })
+            .collect();
+        let matched = batch::match_results(requests, &returned, &invalid);
+        Ok(matched
+            .into_iter()
+            .map(|i| i.and_then(|i| params.get_mut(i)).and_then(take))
+            .collect())
+    }
+
+    /// Every page of GetParametersByPath.
+    async fn get_path(&self, p: &PathRequest) -> Result<Vec<Fetched>, Cause> {
+        let client = self.client(None);
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            self.calls
+                .get_parameters_by_path
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(path = %p.path, "GetParametersByPath");
+            let page = client
+                .get_parameters_by_path()
+                .path(&p.path)
+                .recursive(p.recursive)
+                .with_decryption(true)
+                .max_results(PAGE_SIZE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| self.cause(e))?;
+            found.extend(page.parameters.unwrap_or_default().iter_mut().filter_map(take));
+            token = page.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    fn cause<E, R>(&self, err: SdkError<E, R>) -> Cause
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + HasStatus,
+    {
+        classify(&err, self.attempts)
+    }
+}
+
+/// Takes the value out of a returned parameter (so no second copy stays in the SDK's
+/// struct).
+fn take(p: &mut Parameter) -> Option<Fetched> {
+    Some(Fetched {
+        name: p.name.take()?,
+        version: p.version,
+        value: Secret::new(p.value.take()?),
+    })
+}
+
+/// Access to an HTTP response's status, for classifying errors.
+pub trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// Turns an SDK error into a cause. Service errors keep AWS's code and message;
+/// transport errors keep the error chain (no request or response body is in it).
+pub fn classify<E, R>(err: &SdkError<E, R>, attempts: u32) -> Cause
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match err {
+        SdkError::ServiceError(se) => Cause::from_service(
+            se.err().code().unwrap_or_default(),
+            se.err().message().unwrap_or_default(),
+            se.raw().status_code(),
+            attempts,
+        ),
+        SdkError::TimeoutError(_) => Cause::Unreachable {
+            detail: format!("timed out after {attempts} attempts"),
+        },
+        SdkError::DispatchFailure(df) if df.is_timeout() => Cause::Unreachable {
+            detail: format!("timed out ({})", DisplayErrorContext(err)),
+        },
+        SdkError::DispatchFailure(df) if df.is_io() => Cause::Unreachable {
+            detail: DisplayErrorContext(err).to_string(),
+        },
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+            let detail = DisplayErrorContext(err).to_string();
+            if detail.to_ascii_lowercase().contains("credentials") {
+                Cause::NoCredentials { detail }
+            } else {
+                Cause::Unreachable { detail }
+            }
+        }
+        SdkError::ResponseError(_) => Cause::Rejected {
+            code: "unreadable response".into(),
+            message: DisplayErrorContext(err).to_string(),
+        },
+        _ => Cause::Rejected {
+            code: "unexpected error".into(),
+            message: DisplayErrorContext(err).to_string(),
+        },
+    }
+}
+
+enum Job<'a> {
+    Path(&'a PathRequest),
+    Batch(Batch),
+}
+
+enum JobResult<'a> {
+    Path(&'a PathRequest, Result<Vec<Fetched>, Cause>),
+    Batch(Vec<(ParamRef, Result<Option<Fetched>, Cause>)>),
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests: one binary, against moto's server over HTTP.
