@@ -51,7 +51,9 @@ pub enum AppError {
         #[source]
         source: format::FormatError,
     },
-    #[error("output {file}: directory {dir} does not exist (mount the shared volume there, or fix --output)")]
+    #[error(
+        "output {file}: directory {dir} does not exist (mount the shared volume there, or fix --output)"
+    )]
     NoOutputDir { file: String, dir: String },
     #[error("{0}")]
     Write(#[from] WriteError),

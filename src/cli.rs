@@ -17,7 +17,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log format on stderr.
-    #[arg(long, global = true, env = "SSM_INJECTOR_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "SSM_INJECTOR_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -49,13 +54,23 @@ pub struct SpecArgs {
     #[arg(long, env = "SSM_INJECTOR_SPEC", value_name = "FILE")]
     pub spec: Option<PathBuf>,
     /// Fetch every parameter under PATH (GetParametersByPath); keys are names relative to it.
-    #[arg(long = "path", env = "SSM_INJECTOR_PATH", value_name = "PATH", value_delimiter = ',')]
+    #[arg(
+        long = "path",
+        env = "SSM_INJECTOR_PATH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
     pub paths: Vec<String>,
     /// Only direct children of --path, not the whole tree.
     #[arg(long, env = "SSM_INJECTOR_NO_RECURSIVE")]
     pub no_recursive: bool,
     /// KEY=NAME: one parameter (NAME, NAME:VERSION, NAME:LABEL, ARN, NAME#field); ${VAR} expands.
-    #[arg(long = "param", env = "SSM_INJECTOR_PARAM", value_name = "KEY=NAME", value_delimiter = ',')]
+    #[arg(
+        long = "param",
+        env = "SSM_INJECTOR_PARAM",
+        value_name = "KEY=NAME",
+        value_delimiter = ','
+    )]
     pub params: Vec<String>,
     /// KEY=NAME like --param, but a missing parameter is left out instead of failing.
     #[arg(
@@ -84,13 +99,23 @@ pub struct OutputArgs {
     #[arg(long, env = "SSM_INJECTOR_FORMAT", requires = "output")]
     pub format: Option<String>,
     /// Template file for --format template (minijinja).
-    #[arg(long, env = "SSM_INJECTOR_TEMPLATE", value_name = "FILE", requires = "output")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_TEMPLATE",
+        value_name = "FILE",
+        requires = "output"
+    )]
     pub template: Option<String>,
     /// upper-snake, lower-snake or relative [default: relative for files, else upper-snake].
     #[arg(long, env = "SSM_INJECTOR_KEY_CASE", requires = "output")]
     pub key_case: Option<String>,
     /// Octal file mode [default: 0400].
-    #[arg(long, env = "SSM_INJECTOR_FILE_MODE", value_name = "MODE", requires = "output")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_FILE_MODE",
+        value_name = "MODE",
+        requires = "output"
+    )]
     pub file_mode: Option<String>,
     /// Owner uid of the written files.
     #[arg(long, env = "SSM_INJECTOR_UID", requires = "output")]
@@ -134,6 +159,16 @@ mod tests {
 
     #[test]
     fn output_flags_need_an_output() {
-        assert!(Cli::try_parse_from(["ssm-injector", "render", "--param", "A=/a", "--format", "json"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "ssm-injector",
+                "render",
+                "--param",
+                "A=/a",
+                "--format",
+                "json"
+            ])
+            .is_err()
+        );
     }
 }

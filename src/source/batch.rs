@@ -91,9 +91,7 @@ pub fn match_results(
                 return None;
             }
             let key = match_key(&req.name);
-            returned_keys
-                .iter()
-                .position(|k| k.as_deref() == Some(key))
+            returned_keys.iter().position(|k| k.as_deref() == Some(key))
         })
         .collect()
 }
@@ -139,7 +137,11 @@ mod tests {
         ];
         let batches = plan(&refs);
         assert_eq!(batches.len(), 2);
-        assert!(batches.iter().any(|b| b.region.as_deref() == Some("eu-west-1")));
+        assert!(
+            batches
+                .iter()
+                .any(|b| b.region.as_deref() == Some("eu-west-1"))
+        );
     }
 
     #[test]

@@ -214,7 +214,12 @@ impl fmt::Display for FetchFailure {
                 }
                 for (cause, names) in groups {
                     const SHOWN: usize = 10;
-                    let mut list = names.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+                    let mut list = names
+                        .iter()
+                        .take(SHOWN)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     if names.len() > SHOWN {
                         list.push_str(&format!(" and {} more", names.len() - SHOWN));
                     }
@@ -234,13 +239,24 @@ mod tests {
     fn service_codes_are_classified() {
         let c = |code, msg, status| Cause::from_service(code, msg, status, 3).kind();
         assert_eq!(c("ParameterNotFound", "", 400), Kind::NotFound);
-        assert_eq!(c("AccessDeniedException", "not authorized", 400), Kind::Denied);
-        assert_eq!(c("ThrottlingException", "Rate exceeded", 400), Kind::Unavailable);
+        assert_eq!(
+            c("AccessDeniedException", "not authorized", 400),
+            Kind::Denied
+        );
+        assert_eq!(
+            c("ThrottlingException", "Rate exceeded", 400),
+            Kind::Unavailable
+        );
         assert_eq!(c("", "", 503), Kind::Unavailable);
         assert_eq!(c("", "", 429), Kind::Unavailable);
         assert_eq!(c("ValidationException", "bad", 400), Kind::Other);
         assert!(matches!(
-            Cause::from_service("AccessDeniedException", "not authorized to perform kms:Decrypt", 400, 3),
+            Cause::from_service(
+                "AccessDeniedException",
+                "not authorized to perform kms:Decrypt",
+                400,
+                3
+            ),
             Cause::Kms { .. }
         ));
         assert!(matches!(
@@ -266,7 +282,10 @@ mod tests {
         let f = FetchFailure { errors };
         let text = f.to_string();
         assert_eq!(text.lines().count(), 3, "{text}");
-        assert!(text.contains("and 15 more: AWS could not be reached"), "{text}");
+        assert!(
+            text.contains("and 15 more: AWS could not be reached"),
+            "{text}"
+        );
         assert!(text.contains("/q: not found"), "{text}");
         assert_eq!(f.kind(), Kind::Unavailable);
     }

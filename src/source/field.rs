@@ -33,7 +33,8 @@ mod tests {
 
     #[test]
     fn string_fields_come_out_verbatim() {
-        let v = Secret::from(r#"{"user":"app","password":"p\"w\nd","port":5432,"tls":{"on":true}}"#);
+        let v =
+            Secret::from(r#"{"user":"app","password":"p\"w\nd","port":5432,"tls":{"on":true}}"#);
         assert_eq!(extract(&v, "password").unwrap().expose(), "p\"w\nd");
         assert_eq!(extract(&v, "port").unwrap().expose(), "5432");
         assert_eq!(extract(&v, "tls").unwrap().expose(), r#"{"on":true}"#);

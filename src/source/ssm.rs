@@ -12,7 +12,6 @@ use aws_config::{BehaviorVersion, Region, SdkConfig, timeout::TimeoutConfig};
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::Parameter;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,13 +33,15 @@ pub enum SetupError {
 /// API calls made, by operation (one per SDK operation, retries not counted).
 #[derive(Debug, Default)]
 pub struct CallCounts {
+    pub get_parameter: AtomicU64,
     pub get_parameters: AtomicU64,
     pub get_parameters_by_path: AtomicU64,
 }
 
 impl CallCounts {
     pub fn total(&self) -> u64 {
-        self.get_parameters.load(Ordering::Relaxed)
+        self.get_parameter.load(Ordering::Relaxed)
+            + self.get_parameters.load(Ordering::Relaxed)
             + self.get_parameters_by_path.load(Ordering::Relaxed)
     }
 }
@@ -219,28 +220,61 @@ impl Source {
         }
     }
 
-    /// One batch; when AWS refuses the whole call for a reason that is not transient
-    /// (access denied, KMS), each name is asked alone so the error names the right one.
+    /// One batch. When AWS refuses the whole call for a reason that is not transient
+    /// (access denied, KMS, a missing Secrets Manager secret), each name is asked alone so
+    /// the error names the right one. ARNs reported invalid are confirmed with
+    /// GetParameter (some implementations only accept ARNs there).
     async fn get_batch(&self, b: Batch) -> Vec<(ParamRef, Result<Option<Fetched>, Cause>)> {
         let region = b.region.as_deref();
-        match self.get_parameters(region, &b.requests).await {
-            Ok(found) => b.requests.into_iter().zip(found.into_iter().map(Ok)).collect(),
+        let answers = match self.get_parameters(region, &b.requests).await {
+            Ok(found) => found.into_iter().map(Ok).collect(),
+            Err(Cause::NotFound) if b.requests.len() == 1 => vec![Ok(None)],
             Err(cause) if !cause.is_transient() && b.requests.len() > 1 => {
                 let mut out = Vec::with_capacity(b.requests.len());
-                for req in b.requests {
-                    let one = self
-                        .get_parameters(region, std::slice::from_ref(&req))
-                        .await
-                        .map(|mut v| v.pop().flatten());
-                    out.push((req, one));
+                for req in &b.requests {
+                    let one = match self.get_parameters(region, std::slice::from_ref(req)).await {
+                        Ok(mut v) => Ok(v.pop().flatten()),
+                        Err(Cause::NotFound) => Ok(None),
+                        Err(c) => Err(c),
+                    };
+                    out.push(one);
                 }
                 out
             }
-            Err(cause) => b
-                .requests
-                .into_iter()
-                .map(|r| (r, Err(cause.clone())))
-                .collect(),
+            Err(cause) => vec![Err(cause); b.requests.len()],
+        };
+        let mut out = Vec::with_capacity(answers.len());
+        for (req, answer) in b.requests.into_iter().zip(answers) {
+            let answer = match answer {
+                Ok(None) if req.arn.is_some() => self.get_parameter(region, &req).await,
+                other => other,
+            };
+            out.push((req, answer));
+        }
+        out
+    }
+
+    /// GetParameter for one request; a missing parameter or version is `Ok(None)`.
+    async fn get_parameter(
+        &self,
+        region: Option<&str>,
+        req: &ParamRef,
+    ) -> Result<Option<Fetched>, Cause> {
+        self.calls.get_parameter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(name = %req.request(), "GetParameter");
+        match self
+            .client(region)
+            .get_parameter()
+            .name(req.request())
+            .with_decryption(true)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.parameter.and_then(|mut p| take(&mut p))),
+            Err(e) => match self.cause(e) {
+                Cause::NotFound => Ok(None),
+                other => Err(other),
+            },
         }
     }
 
@@ -297,7 +331,12 @@ impl Source {
                 .send()
                 .await
                 .map_err(|e| self.cause(e))?;
-            found.extend(page.parameters.unwrap_or_default().iter_mut().filter_map(take));
+            found.extend(
+                page.parameters
+                    .unwrap_or_default()
+                    .iter_mut()
+                    .filter_map(take),
+            );
             token = page.next_token.filter(|t| !t.is_empty());
             if token.is_none() {
                 return Ok(found);
@@ -353,13 +392,11 @@ where
             detail: format!("timed out after {attempts} attempts"),
         },
         SdkError::DispatchFailure(df) if df.is_timeout() => Cause::Unreachable {
-            detail: format!("timed out ({})", DisplayErrorContext(err)),
+            detail: format!("timed out ({})", chain(err)),
         },
-        SdkError::DispatchFailure(df) if df.is_io() => Cause::Unreachable {
-            detail: DisplayErrorContext(err).to_string(),
-        },
+        SdkError::DispatchFailure(df) if df.is_io() => Cause::Unreachable { detail: chain(err) },
         SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
-            let detail = DisplayErrorContext(err).to_string();
+            let detail = chain(err);
             if detail.to_ascii_lowercase().contains("credentials") {
                 Cause::NoCredentials { detail }
             } else {
@@ -368,13 +405,28 @@ where
         }
         SdkError::ResponseError(_) => Cause::Rejected {
             code: "unreadable response".into(),
-            message: DisplayErrorContext(err).to_string(),
+            message: chain(err),
         },
         _ => Cause::Rejected {
             code: "unexpected error".into(),
-            message: DisplayErrorContext(err).to_string(),
+            message: chain(err),
         },
     }
+}
+
+/// The error and its sources, each shown once, without Debug dumps:
+/// `dispatch failure: io error: …: Connection refused (os error 111)`.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 enum Job<'a> {

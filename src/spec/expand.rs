@@ -9,7 +9,9 @@ pub enum ExpandError {
     Empty(String),
     #[error("has an unterminated ${{ (write ${{VAR}})")]
     Unterminated,
-    #[error("has ${{{0}}}, which is not a variable name (letters, digits, _; not starting with a digit)")]
+    #[error(
+        "has ${{{0}}}, which is not a variable name (letters, digits, _; not starting with a digit)"
+    )]
     BadName(String),
 }
 
@@ -79,12 +81,18 @@ mod tests {
 
     #[test]
     fn malformed_references_are_rejected() {
-        assert_eq!(expand("/a/${STAGE", &env).unwrap_err(), ExpandError::Unterminated);
+        assert_eq!(
+            expand("/a/${STAGE", &env).unwrap_err(),
+            ExpandError::Unterminated
+        );
         assert_eq!(
             expand("/a/${1X}", &env).unwrap_err(),
             ExpandError::BadName("1X".into())
         );
-        assert_eq!(expand("/a/${}", &env).unwrap_err(), ExpandError::BadName(String::new()));
+        assert_eq!(
+            expand("/a/${}", &env).unwrap_err(),
+            ExpandError::BadName(String::new())
+        );
     }
 
     proptest! {

@@ -462,7 +462,10 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("--param DB") && e.contains("REGION_STAGE"), "{e}");
+        assert!(
+            e.contains("--param DB") && e.contains("REGION_STAGE"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -510,14 +513,20 @@ mod tests {
             ..Default::default()
         });
         let e = build(i).unwrap_err().to_string();
-        assert!(e.contains("dotenv, json, yaml, properties, files, template"), "{e}");
+        assert!(
+            e.contains("dotenv, json, yaml, properties, files, template"),
+            "{e}"
+        );
         let mut i = base();
         i.output = Some(RawOutput {
             file: "/x".into(),
             format: Some("template".into()),
             ..Default::default()
         });
-        assert!(matches!(build(i).unwrap_err(), SpecError::TemplateMissing { .. }));
+        assert!(matches!(
+            build(i).unwrap_err(),
+            SpecError::TemplateMissing { .. }
+        ));
         let mut i = base();
         i.output = output("/ssm/");
         assert!(matches!(build(i).unwrap_err(), SpecError::BadFile { .. }));
@@ -539,8 +548,16 @@ mod tests {
     fn modes_are_octal_strings_that_let_the_owner_read() {
         assert_eq!(parse_mode(&RawMode(Ok("0440".into()))), Ok(0o440));
         assert_eq!(parse_mode(&RawMode(Ok("0o400".into()))), Ok(0o400));
-        assert!(parse_mode(&RawMode(Err(400))).unwrap_err().contains("quoted"));
-        assert!(parse_mode(&RawMode(Ok("0200".into()))).unwrap_err().contains("read"));
+        assert!(
+            parse_mode(&RawMode(Err(400)))
+                .unwrap_err()
+                .contains("quoted")
+        );
+        assert!(
+            parse_mode(&RawMode(Ok("0200".into())))
+                .unwrap_err()
+                .contains("read")
+        );
         assert!(parse_mode(&RawMode(Ok("9".into()))).is_err());
         assert!(parse_mode(&RawMode(Ok("01777".into()))).is_err());
     }

@@ -180,9 +180,7 @@ fn parse_arn(after: &str) -> Result<(Arn, String), NameError> {
     let region = parts.next().unwrap_or_default();
     let account = parts.next().unwrap_or_default();
     let resource = parts.next().unwrap_or_default();
-    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov")
-        && !partition.starts_with("aws-iso")
-    {
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") && !partition.starts_with("aws-iso") {
         return Err(NameError::BadArn {
             reason: "unknown partition",
         });
@@ -392,7 +390,14 @@ mod tests {
 
     #[test]
     fn labels_follow_aws_rules() {
-        for bad in ["/a:aws-x", "/a:SSMfoo", "/a:1abc", "/a:", "/a:0", "/a:bad label"] {
+        for bad in [
+            "/a:aws-x",
+            "/a:SSMfoo",
+            "/a:1abc",
+            "/a:",
+            "/a:0",
+            "/a:bad label",
+        ] {
             assert!(parse_param_ref(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -448,8 +453,14 @@ mod tests {
             parse_param_ref("app/x").unwrap_err(),
             NameError::NotFullyQualified
         );
-        assert_eq!(parse_param_ref("/app//x").unwrap_err(), NameError::EmptyLevel);
-        assert_eq!(parse_param_ref("/app/x/").unwrap_err(), NameError::EmptyLevel);
+        assert_eq!(
+            parse_param_ref("/app//x").unwrap_err(),
+            NameError::EmptyLevel
+        );
+        assert_eq!(
+            parse_param_ref("/app/x/").unwrap_err(),
+            NameError::EmptyLevel
+        );
         assert_eq!(parse_param_ref("/a#").unwrap_err(), NameError::EmptyField);
     }
 
@@ -492,7 +503,7 @@ mod tests {
             let name = format!("/{}", levels.join("/"));
             let raw = match version { Some(v) => format!("{name}:{v}"), None => name.clone() };
             let r = parse_param_ref(&raw).map_err(|e| TestCaseError::fail(e.to_string()))?;
-            prop_assert_eq!(r.name, name);
+            prop_assert_eq!(&r.name, &name);
             prop_assert_eq!(r.request(), raw);
         }
     }

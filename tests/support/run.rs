@@ -1,0 +1,147 @@
+//! Runs the real `ssm-injector` binary with a clean environment pointed at the emulator.
+
+use super::Emulator;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with the output unless the exit code is `code`.
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code; stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stderr contains every one of `parts`.
+    pub fn assert_stderr_has(&self, parts: &[&str]) -> &Self {
+        for p in parts {
+            assert!(
+                self.stderr.contains(p),
+                "stderr lacks {p:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// A command line for the binary. The environment is cleared: only what the test sets
+/// (plus PATH) reaches it, so nothing on the machine (AWS profiles, IMDS) interferes.
+pub struct Run {
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    timeout: Duration,
+}
+
+impl Run {
+    /// `ssm-injector ARGS…` with dummy credentials and no endpoint yet.
+    pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Run {
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            ),
+            ("AWS_MAX_ATTEMPTS", "2"),
+            ("AWS_RETRY_MODE", "standard"),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            env.insert("PATH".into(), path.to_string_lossy().into_owned());
+        }
+        Run {
+            args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
+            env,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// `ssm-injector render ARGS…` against the emulator's moto.
+    pub fn render<S: AsRef<str>>(emu: &Emulator, args: impl IntoIterator<Item = S>) -> Run {
+        let mut all = vec!["render".to_owned()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        Run::new(all).endpoint(&emu.moto)
+    }
+
+    pub fn endpoint(self, url: &str) -> Run {
+        self.env("AWS_ENDPOINT_URL", url)
+    }
+
+    /// Through the fault proxy instead of straight to moto.
+    pub fn via_proxy(self, emu: &Emulator) -> Run {
+        self.endpoint(&emu.proxy)
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Run {
+        self.env.remove(key);
+        self
+    }
+
+    pub fn arg(mut self, a: impl AsRef<str>) -> Run {
+        self.args.push(a.as_ref().to_owned());
+        self
+    }
+
+    /// Runs to completion (killed after the timeout, which fails the test).
+    pub fn run(&self) -> Output {
+        self.run_in(Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    pub fn run_in(&self, dir: &Path) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+            .args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssm-injector");
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match child.try_wait().expect("wait for ssm-injector") {
+                Some(_) => break,
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    panic!(
+                        "ssm-injector {:?} did not finish within {:?}",
+                        self.args, self.timeout
+                    );
+                }
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        let out = child.wait_with_output().expect("collect output");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
