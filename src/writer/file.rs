@@ -8,8 +8,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::fsutil::{
-    Cleanup, is_unique_suffix, same_content, same_mode_and_owner, set_owner_and_mode, sync_dir,
-    unique_suffix,
+    Cleanup, entries_if_exists, is_unique_suffix, same_content, same_mode_and_owner,
+    set_owner_and_mode, sync_dir, unique_suffix,
 };
 use super::{FileMeta, Outcome, Result, WriteError, check_mode};
 
@@ -23,7 +23,9 @@ const TEMP_ATTEMPTS: usize = 16;
 /// file `.{name}.tmp-{pid}-{counter}` is created next to `path` (`O_EXCL`, mode `0600`),
 /// written, chowned, chmodded and fsynced, then renamed over `path`, and the directory is
 /// fsynced. On any error before the rename the temp file is removed and `path` is left as
-/// it was. The directory of `path` must exist; it is never created here.
+/// it was. An error fsyncing the directory after the rename is still returned, although
+/// the new file is then already in place. The directory of `path` must exist; it is never
+/// created here.
 pub fn write_file(path: &Path, content: &[u8], meta: &FileMeta) -> Result<Outcome> {
     check_mode(meta)?;
     let (dir, name) = split_target(path)?;
@@ -62,23 +64,10 @@ pub fn write_file(path: &Path, content: &[u8], meta: &FileMeta) -> Result<Outcom
 /// nothing to clean. Call it before writing `path`, not during.
 pub fn clean_stale_file(path: &Path) -> Result<usize> {
     let (dir, name) = split_target(path)?;
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(WriteError::ReadDirectory {
-                path: dir.to_owned(),
-                source,
-            });
-        }
-    };
+    let entries = entries_if_exists(dir)?;
     let prefix = temp_prefix(name);
     let mut removed = 0;
     for entry in entries {
-        let entry = entry.map_err(|source| WriteError::ReadDirectory {
-            path: dir.to_owned(),
-            source,
-        })?;
         let file_name = entry.file_name();
         let Some(rest) = file_name.as_bytes().strip_prefix(prefix.as_bytes()) else {
             continue;

@@ -74,6 +74,20 @@ pub(super) fn set_owner_and_mode(
         })
 }
 
+/// The names in `dir` (each as a `DirEntry`), or none when `dir` does not exist: the
+/// "nothing to clean" case of both clean-ups.
+pub(super) fn entries_if_exists(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let read_error = |source| WriteError::ReadDirectory {
+        path: dir.to_owned(),
+        source,
+    };
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.map_err(read_error)).collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(read_error(source)),
+    }
+}
+
 /// Opens a directory so it can be fsynced (and chmodded through the handle).
 pub(super) fn open_dir(path: &Path) -> Result<File> {
     File::open(path).map_err(|source| WriteError::OpenDirectory {

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::fsutil::{
-    Cleanup, dir_mode, is_unique_suffix, open_dir, remove_all, same_content, same_mode_and_owner,
-    set_owner_and_mode, sync_dir, unique_suffix,
+    Cleanup, dir_mode, entries_if_exists, is_unique_suffix, open_dir, remove_all, same_content,
+    same_mode_and_owner, set_owner_and_mode, sync_dir, unique_suffix,
 };
 use super::{FileMeta, Outcome, Result, TREE_DIR_MODE, WriteError, check_mode};
 use crate::secret::SecretBytes;
@@ -123,23 +123,10 @@ pub fn write_tree(
 /// set and user files are kept. Returns how many entries were removed; a missing `dir`
 /// counts as nothing to clean. Call it before writing `dir`, not during.
 pub fn clean_stale_tree(dir: &Path) -> Result<usize> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(WriteError::ReadDirectory {
-                path: dir.to_owned(),
-                source,
-            });
-        }
-    };
+    let entries = entries_if_exists(dir)?;
     let live = current_data_dir(dir)?;
     let mut removed = 0;
     for entry in entries {
-        let entry = entry.map_err(|source| WriteError::ReadDirectory {
-            path: dir.to_owned(),
-            source,
-        })?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let stale = name == DATA_TMP
