@@ -511,11 +511,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _proxy
 
 
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
 class Proxy:
     def __init__(self, moto: Moto, state: State) -> None:
         handler = type("BoundProxyHandler", (ProxyHandler,), {"moto": moto, "state": state})
-        ThreadingHTTPServer.daemon_threads = True
-        self.server = ThreadingHTTPServer((HOST, 0), handler)
+        self.server = _ProxyServer((HOST, 0), handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": 0.1}, name="proxy", daemon=True)
