@@ -1,11 +1,15 @@
 //! Per-subcommand glue: reads files, builds the spec, calls the source, formats, writes.
 //! Owns the exit codes.
 
-use crate::cli::{Cli, Command, OutputArgs, RenderArgs, SpecArgs};
-use crate::format::{self, FormatOptions, Rendered, Template};
+use crate::cli::{
+    Cli, Command, ExecArgs, IamPolicyArgs, OutputArgs, PolicyFormat, RenderArgs, SpecArgs,
+};
+use crate::exec::ExecError;
+use crate::format::{self, FormatOptions, KeyCase, Rendered, Template};
+use crate::iam::{self, IamError, Target};
 use crate::source::{FetchFailure, Kind, Source, ssm::SetupError};
 use crate::spec::file::{RawMode, RawOutput};
-use crate::spec::{OutputSpec, Spec, SpecError, SpecInput};
+use crate::spec::{At, OutputSpec, Spec, SpecError, SpecInput};
 use crate::values::Values;
 use crate::writer::{self, FileMeta, Outcome, WriteError};
 use std::path::{Path, PathBuf};
@@ -24,8 +28,13 @@ pub mod exit {
     pub const DENIED: u8 = 4;
     /// Throttled after retries, AWS 5xx, network down, timeout.
     pub const UNAVAILABLE: u8 = 5;
-    /// An output could not be formatted or written.
+    /// An output could not be formatted or written; for `exec`, the environment could not
+    /// be built (key clash with an existing variable, invalid name, NUL in a value).
     pub const OUTPUT: u8 = 6;
+    /// `exec`: the command was found but could not be run (permissions, not executable).
+    pub const EXEC_FAILED: u8 = 126;
+    /// `exec`: the command was not found.
+    pub const EXEC_NOT_FOUND: u8 = 127;
 }
 
 /// Everything that can stop a subcommand. Messages name the parameter, flag, key or file.
@@ -57,6 +66,28 @@ pub enum AppError {
     NoOutputDir { file: String, dir: String },
     #[error("{0}")]
     Write(#[from] WriteError),
+    #[error("{0}")]
+    Iam(#[from] IamError),
+    #[error("exec: {0}")]
+    Env(#[from] ExecError),
+    #[error("exec {command}: {}", exec_reason(source))]
+    Exec {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing to stdout: {0}")]
+    Stdout(#[source] std::io::Error),
+}
+
+fn exec_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "command not found (not in PATH, or the file does not exist)".to_owned()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied (is it executable?)".to_owned(),
+        _ => e.to_string(),
+    }
 }
 
 impl AppError {
@@ -65,16 +96,23 @@ impl AppError {
             AppError::Spec(_)
             | AppError::SpecFile { .. }
             | AppError::TemplateFile { .. }
-            | AppError::Setup(_) => exit::USAGE,
+            | AppError::Setup(_)
+            | AppError::Iam(_) => exit::USAGE,
             AppError::Fetch(f) => match f.kind() {
                 Kind::NotFound => exit::NOT_FOUND,
                 Kind::Denied => exit::DENIED,
                 Kind::Unavailable => exit::UNAVAILABLE,
                 Kind::Other => exit::OTHER,
             },
-            AppError::Format { .. } | AppError::NoOutputDir { .. } | AppError::Write(_) => {
-                exit::OUTPUT
+            AppError::Format { .. }
+            | AppError::NoOutputDir { .. }
+            | AppError::Write(_)
+            | AppError::Env(_)
+            | AppError::Stdout(_) => exit::OUTPUT,
+            AppError::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                exit::EXEC_NOT_FOUND
             }
+            AppError::Exec { .. } => exit::EXEC_FAILED,
         }
     }
 }
@@ -83,6 +121,8 @@ impl AppError {
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Render(args) => render(args).await,
+        Command::Exec(args) => exec(args).await,
+        Command::IamPolicy(args) => iam_policy(args),
     };
     match result {
         Ok(()) => exit::OK,
@@ -110,8 +150,115 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Reads the spec file (if any), merges the flags and checks everything.
+/// Fetches, builds the environment and replaces this process with the command. Returns
+/// only on failure; the command is never started unless everything before it succeeded.
+async fn exec(args: ExecArgs) -> Result<(), AppError> {
+    use std::os::unix::process::CommandExt;
+
+    let ExecArgs {
+        spec,
+        override_existing,
+        key_case,
+        command,
+    } = args;
+    let spec = build_spec_without_outputs(spec)?;
+    if !spec.outputs.is_empty() {
+        tracing::warn!(
+            outputs = spec.outputs.len(),
+            "exec ignores the spec file's outputs"
+        );
+    }
+    let key_case = match key_case {
+        None => KeyCase::UpperSnake,
+        Some(k) => k.parse::<KeyCase>().map_err(|_| SpecError::BadKeyCase {
+            at: At("--key-case".into()),
+            value: k,
+        })?,
+    };
+    let existing = |key: &str| std::env::var_os(key).is_some();
+    // Explicit keys are known now: a bad one costs no AWS call.
+    crate::exec::check_keys(
+        spec.params.iter().map(|p| p.key.as_str()),
+        &existing,
+        override_existing,
+    )?;
+    let source = Source::from_env(spec.region.clone(), spec.concurrency).await?;
+    let values = source.fetch(&spec).await?;
+    let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
+    let (program, rest) = command
+        .split_first()
+        .expect("clap requires at least one CMD word");
+    tracing::info!(
+        command = %program.to_string_lossy(),
+        variables = vars.len(),
+        api_calls = source.calls.total(),
+        "exec"
+    );
+    let err = std::process::Command::new(program)
+        .args(rest)
+        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.expose())))
+        .exec();
+    Err(AppError::Exec {
+        command: program.to_string_lossy().into_owned(),
+        source: err,
+    })
+}
+
+/// Prints the least-privilege IAM policy for the spec. No AWS call.
+fn iam_policy(args: IamPolicyArgs) -> Result<(), AppError> {
+    use std::io::Write;
+
+    let IamPolicyArgs {
+        spec,
+        account,
+        partition,
+        format,
+        kms_key_arns,
+    } = args;
+    let spec = build_spec_without_outputs(spec)?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let region = spec
+        .region
+        .clone()
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"));
+    let account = account.or_else(|| env("AWS_ACCOUNT_ID"));
+    let target = Target::build(account.as_deref(), region.as_deref(), partition.as_deref())?;
+    for key in &kms_key_arns {
+        iam::check_kms_key_arn(key)?;
+    }
+    let doc = iam::policy(&spec, &target, &kms_key_arns);
+    let text = match format {
+        PolicyFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&doc).expect("a JSON value serializes");
+            t.push('\n');
+            t
+        }
+        PolicyFormat::Terraform => iam::terraform(&doc, "ssm_injector"),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(AppError::Stdout)
+}
+
+/// Reads the spec file (if any), merges the flags and checks everything. The spec must
+/// name at least one output.
 pub fn build_spec(args: SpecArgs, output: Option<OutputArgs>) -> Result<Spec, AppError> {
+    build_spec_with(args, output, false)
+}
+
+/// Like [`build_spec`], for subcommands that write no files (`exec`, `iam-policy`): no
+/// output is needed, and any outputs in a spec file are ignored by the caller.
+pub fn build_spec_without_outputs(args: SpecArgs) -> Result<Spec, AppError> {
+    build_spec_with(args, None, true)
+}
+
+fn build_spec_with(
+    args: SpecArgs,
+    output: Option<OutputArgs>,
+    outputs_optional: bool,
+) -> Result<Spec, AppError> {
     let SpecArgs {
         spec,
         paths,
@@ -165,6 +312,7 @@ pub fn build_spec(args: SpecArgs, output: Option<OutputArgs>) -> Result<Spec, Ap
         region,
         output,
         concurrency,
+        outputs_optional,
     };
     Ok(Spec::build(input, &|name| std::env::var(name).ok())?)
 }

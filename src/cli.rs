@@ -2,6 +2,7 @@
 //! list flags take comma-separated values there. Raw values only: checks live in `spec`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -11,7 +12,9 @@ use std::path::PathBuf;
     about = "Get AWS SSM Parameter Store values and Secrets Manager secrets into containers, safely.",
     after_help = "Exit codes: 0 ok, 1 other error, 2 bad spec or usage, 3 parameter not found, \
                   4 access denied (IAM, KMS, credentials), 5 AWS unavailable (throttled, 5xx, network), \
-                  6 output could not be formatted or written."
+                  6 output could not be formatted or written (exec: the environment could not be built), \
+                  126 exec: the command could not be run, 127 exec: the command was not found. \
+                  After a successful exec the exit code is the command's own."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,6 +39,60 @@ pub enum LogFormat {
 pub enum Command {
     /// Fetch the spec's parameters and write the output file(s) atomically, then exit.
     Render(RenderArgs),
+    /// Fetch the spec's parameters, put them into the environment and exec CMD (it
+    /// replaces ssm-injector: same pid, its own signals and exit code).
+    Exec(ExecArgs),
+    /// Print the least-privilege IAM policy for the spec (no AWS call).
+    IamPolicy(IamPolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Let the spec replace variables that are already set (default: a clash is an error).
+    #[arg(long = "override", env = "SSM_INJECTOR_OVERRIDE")]
+    pub override_existing: bool,
+    /// Variable names from path-relative names: upper-snake, lower-snake or relative
+    /// [default: upper-snake]. --param keys are used as given.
+    #[arg(long, env = "SSM_INJECTOR_KEY_CASE")]
+    pub key_case: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// AWS account id for ARNs without one [default: AWS_ACCOUNT_ID].
+    #[arg(long, env = "SSM_INJECTOR_ACCOUNT", value_name = "ID")]
+    pub account: Option<String>,
+    /// AWS partition [default: from the region: aws, aws-cn or aws-us-gov].
+    #[arg(long, env = "SSM_INJECTOR_PARTITION")]
+    pub partition: Option<String>,
+    /// Output: a JSON policy document, or a Terraform aws_iam_policy_document data block.
+    #[arg(
+        long = "format",
+        env = "SSM_INJECTOR_POLICY_FORMAT",
+        default_value = "json"
+    )]
+    pub format: PolicyFormat,
+    /// Limit kms:Decrypt to these key ARNs [default: any key, through SSM / Secrets Manager only].
+    #[arg(
+        long = "kms-key-arn",
+        env = "SSM_INJECTOR_KMS_KEY_ARN",
+        value_name = "ARN",
+        value_delimiter = ','
+    )]
+    pub kms_key_arns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormat {
+    Json,
+    Terraform,
 }
 
 #[derive(Debug, Args)]
@@ -152,9 +209,54 @@ mod tests {
             "/ssm/app.env",
         ])
         .unwrap();
-        let Command::Render(r) = cli.command;
+        let Command::Render(r) = cli.command else {
+            panic!("not render")
+        };
         assert_eq!(r.spec.params, ["DB=/app/prod/db", "A=/a", "B=/b"]);
         assert_eq!(r.output.output.as_deref(), Some("/ssm/app.env"));
+    }
+
+    #[test]
+    fn exec_takes_the_command_after_a_double_dash() {
+        let cli = Cli::try_parse_from([
+            "ssm-injector",
+            "exec",
+            "--param",
+            "A=/a",
+            "--override",
+            "--",
+            "env",
+            "-0",
+            "--param",
+        ])
+        .unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(e.override_existing);
+        assert_eq!(e.spec.params, ["A=/a"]);
+        assert_eq!(e.command, ["env", "-0", "--param"]);
+        assert!(Cli::try_parse_from(["ssm-injector", "exec", "--param", "A=/a"]).is_err());
+    }
+
+    #[test]
+    fn iam_policy_takes_account_and_format() {
+        let cli = Cli::try_parse_from([
+            "ssm-injector",
+            "iam-policy",
+            "--path",
+            "/app/",
+            "--account",
+            "111122223333",
+            "--format",
+            "terraform",
+        ])
+        .unwrap();
+        let Command::IamPolicy(i) = cli.command else {
+            panic!("not iam-policy")
+        };
+        assert_eq!(i.account.as_deref(), Some("111122223333"));
+        assert_eq!(i.format, PolicyFormat::Terraform);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod exec;
 pub mod format;
+pub mod iam;
 pub mod logging;
 pub mod secret;
 pub mod source;

@@ -76,17 +76,16 @@ fn template_error(
     let kind = err.kind();
     let reason = match kind {
         ErrorKind::UndefinedError => undefined_reason(tmpl, keyed, env, compiled, err.line()),
-        // The detail of these kinds is built from the template text only.
+        // The detail of these kinds is built from the template text only. Not so for
+        // TooManyArguments or UnknownMethod: a keyword spread from a map
+        // (`m(**{DB_PASSWORD[1:]: 1})`) puts computed text, even part of a value, there.
         ErrorKind::SyntaxError
         | ErrorKind::BadEscape
         | ErrorKind::UnknownFilter
         | ErrorKind::UnknownTest
         | ErrorKind::UnknownFunction
-        | ErrorKind::UnknownMethod
-        | ErrorKind::MissingArgument
-        | ErrorKind::TooManyArguments => match err.detail() {
-            // A keyword argument spread from a map (`f(**{KEY: 1})`) can put a value into
-            // the detail: drop any detail that quotes one.
+        | ErrorKind::MissingArgument => match err.detail() {
+            // Belt and braces: drop any detail that quotes a whole value anyway.
             Some(detail) if !quotes_a_value(detail, keyed) => format!("{kind}: {detail}"),
             _ => kind.to_string(),
         },

@@ -73,6 +73,9 @@ pub struct SpecInput {
     /// The output given by flags, if any.
     pub output: Option<RawOutput>,
     pub concurrency: Option<usize>,
+    /// True for subcommands that write no files (`exec`, `iam-policy`): a spec without
+    /// outputs is then fine. False (the default) keeps `render`'s [`SpecError::NoOutput`].
+    pub outputs_optional: bool,
 }
 
 /// Where in the input a problem is: a flag or a spec-file key.
@@ -227,7 +230,7 @@ impl Spec {
             }
             outputs.push((at, out));
         }
-        if outputs.is_empty() {
+        if outputs.is_empty() && !input.outputs_optional {
             return Err(SpecError::NoOutput);
         }
 
@@ -506,6 +509,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(build(base()).unwrap_err(), SpecError::NoOutput);
+        let mut i = base();
+        i.outputs_optional = true;
+        assert!(build(i).unwrap().outputs.is_empty());
         let mut i = base();
         i.output = Some(RawOutput {
             file: "/x".into(),

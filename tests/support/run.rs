@@ -4,7 +4,8 @@ use super::Emulator;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// A finished run.
 #[derive(Debug)]
@@ -56,7 +57,7 @@ impl Run {
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
             (
                 "AWS_SHARED_CREDENTIALS_FILE",
                 "/nonexistent/aws-credentials",
@@ -113,7 +114,7 @@ impl Run {
     }
 
     pub fn run_in(&self, dir: &Path) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+        let child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
             .args(&self.args)
             .env_clear()
             .envs(&self.env)
@@ -123,21 +124,23 @@ impl Run {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ssm-injector");
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match child.try_wait().expect("wait for ssm-injector") {
-                Some(_) => break,
-                None if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    panic!(
-                        "ssm-injector {:?} did not finish within {:?}",
-                        self.args, self.timeout
-                    );
-                }
-                None => std::thread::sleep(Duration::from_millis(10)),
+        let pid = child.id();
+        // Both pipes are drained while the child runs (wait_with_output), so a chatty
+        // child never blocks on a full pipe; the deadline is kept from here.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let out = match rx.recv_timeout(self.timeout) {
+            Ok(out) => out.expect("collect ssm-injector output"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                panic!(
+                    "ssm-injector {:?} did not finish within {:?}",
+                    self.args, self.timeout
+                );
             }
-        }
-        let out = child.wait_with_output().expect("collect output");
+        };
         Output {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
