@@ -17,8 +17,7 @@ pub enum ExecError {
     #[error("{0}")]
     Keys(#[from] FormatError),
     #[error(
-        "{} not valid environment variable name(s): {}; {ENV_NAME_RULE} (use --param KEY=NAME to choose a key, or --key-case upper-snake)",
-        keys.len(),
+        "not valid environment variable name(s): {}; {ENV_NAME_RULE} (choose the key with --param KEY=NAME, or use --key-case upper-snake for path keys)",
         Quoted(keys)
     )]
     InvalidNames { keys: Vec<String> },

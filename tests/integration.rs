@@ -1,5 +1,7 @@
 //! End-to-end tests: one binary, against moto's server over HTTP.
 
+mod exec;
+mod iam_policy;
 mod no_secret_leaks;
 mod render;
 mod render_failures;
