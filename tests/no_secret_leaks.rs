@@ -247,6 +247,25 @@ fn with(args: &[String], more: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// `render --format template` of the world's values at `RUST_LOG=trace`.
+fn template_run(emu: &Emulator, world: &World, template: &Path, out: &Path) -> Run {
+    Run::render(
+        emu,
+        with(
+            &world.args(),
+            &[
+                "--format",
+                "template",
+                "--template",
+                path(template),
+                "--output",
+                path(out),
+            ],
+        ),
+    )
+    .env("RUST_LOG", "trace")
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
@@ -471,21 +490,7 @@ fn template_errors_that_touch_a_value_log_no_value() {
         audit.check(
             &format!("template {source:?}"),
             6,
-            Run::render(
-                emu,
-                with(
-                    &world.args(),
-                    &[
-                        "--format",
-                        "template",
-                        "--template",
-                        path(&template),
-                        "--output",
-                        path(&out),
-                    ],
-                ),
-            )
-            .env("RUST_LOG", "trace"),
+            template_run(emu, &world, &template, &out),
         );
     }
     assert!(!out.exists(), "a failed render wrote {}", out.display());
@@ -674,21 +679,7 @@ fn a_template_error_never_quotes_part_of_a_value() {
     audit.check(
         "a macro called with a slice of a value as keyword",
         6,
-        Run::render(
-            emu,
-            with(
-                &world.args(),
-                &[
-                    "--format",
-                    "template",
-                    "--template",
-                    path(&template),
-                    "--output",
-                    path(&out),
-                ],
-            ),
-        )
-        .env("RUST_LOG", "trace"),
+        template_run(emu, &world, &template, &out),
     );
     audit.assert_clean();
 }
