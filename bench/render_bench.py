@@ -46,7 +46,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 EMULATOR = os.path.join(REPO, "tests", "support", "emulator.py")
-BIN = os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector")
+BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector"))
 VENV_BIN = os.path.dirname(sys.executable)
 AWS_CLI = os.path.join(VENV_BIN, "aws")
 TOOLS = ["ssm-injector", "boto3", "aws-cli"]

@@ -21,7 +21,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EMULATOR = os.path.join(REPO, "tests", "support", "emulator.py")
-BIN = os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector")
+BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector"))
 
 DB_PASSWORD = "pa$$ w0rd 'quoted' \"double\" #not-a-comment"
 API_KEY_V1 = "ak-v1-7f3c9a"
