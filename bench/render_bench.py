@@ -45,7 +45,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
-EMULATOR = os.path.join(REPO, "tests", "support", "emulator.py")
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from emulator_client import Emulator  # noqa: E402
 BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector"))
 VENV_BIN = os.path.dirname(sys.executable)
 AWS_CLI = os.path.join(VENV_BIN, "aws")
@@ -60,36 +61,6 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------------
 # Emulator
 # ----------------------------------------------------------------------------------
-class Emulator:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, EMULATOR], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=REPO)
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise SystemExit(f"bench: the emulator did not start (exit {self.proc.returncode})")
-        urls = json.loads(line)
-        self.moto, self.proxy = urls["moto"], urls["proxy"]
-
-    def call(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the emulator died")
-        reply = json.loads(line)
-        if not reply["ok"]:
-            raise RuntimeError(f"emulator {cmd.get('cmd')} {cmd.get('op', '')}: {reply['error']}")
-        return reply["result"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ----------------------------------------------------------------------------------
@@ -367,7 +338,7 @@ def main() -> int:
 
     started = time.time()
     workdir = tempfile.mkdtemp(prefix="ssm-injector-bench-")
-    emu = Emulator()
+    emu = Emulator("bench")
     results = []
     try:
         launcher = Launcher(workdir)

@@ -20,7 +20,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EMULATOR = os.path.join(REPO, "tests", "support", "emulator.py")
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from emulator_client import Emulator  # noqa: E402
 BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector"))
 
 DB_PASSWORD = "pa$$ w0rd 'quoted' \"double\" #not-a-comment"
@@ -29,37 +30,6 @@ API_KEY_V2 = "ak-v2-e81b44"
 STRIPE = {"key": "sk_test_123", "webhook": "whsec_456"}
 
 
-class Emulator:
-    """The emulator as a child process; closing its stdin stops it."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, EMULATOR], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, cwd=REPO)
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise SystemExit(f"demo: the emulator did not start (exit {self.proc.returncode})")
-        self.urls = json.loads(line)
-
-    def call(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
-        if not reply["ok"]:
-            raise RuntimeError(f"emulator {cmd.get('cmd')} {cmd.get('op', '')}: {reply['error']}")
-        return reply["result"]
-
-    def aws(self, service: str, op: str, **args):
-        return self.call(cmd="aws", service=service, op=op, args=args)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def seed(emu: Emulator) -> None:
@@ -99,7 +69,7 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="ssm-injector-demo-")
     emu = None
     try:
-        emu = Emulator()
+        emu = Emulator("demo")
         print(f"emulator: moto at {emu.urls['moto']}")
         seed(emu)
         out = os.path.join(tmp, "app.env")

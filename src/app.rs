@@ -5,14 +5,14 @@ use crate::cli::{
     Cli, Command, ExecArgs, IamPolicyArgs, OutputArgs, PolicyFormat, RenderArgs, SpecArgs,
 };
 use crate::exec::ExecError;
-use crate::format::{self, FormatOptions, KeyCase, Rendered, Template};
+use crate::format::KeyCase;
 use crate::iam::{self, IamError, Target};
+use crate::output::{OutputError, prepare_outputs, write_outputs};
 use crate::source::{FetchFailure, Kind, Source, ssm::SetupError};
 use crate::spec::file::{RawMode, RawOutput};
-use crate::spec::{At, OutputSpec, Spec, SpecError, SpecInput};
-use crate::values::Values;
-use crate::writer::{self, FileMeta, Outcome, WriteError};
-use std::path::{Path, PathBuf};
+use crate::spec::{At, Spec, SpecError, SpecInput};
+use crate::watch::config::{WatchConfig, WatchConfigError};
+use crate::watch::{Rebuild, Watch, WatchError};
 use std::time::Instant;
 
 /// Exit codes (also in `--help` and the README).
@@ -44,28 +44,18 @@ pub enum AppError {
     Spec(#[from] SpecError),
     #[error("spec file {path}: {reason}")]
     SpecFile { path: String, reason: String },
-    #[error("template {path}: {source}")]
-    TemplateFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{0}")]
     Setup(#[from] SetupError),
     #[error("{0}")]
     Fetch(#[from] FetchFailure),
-    #[error("output {file}: {source}")]
-    Format {
-        file: String,
-        #[source]
-        source: format::FormatError,
-    },
-    #[error(
-        "output {file}: directory {dir} does not exist (mount the shared volume there, or fix --output)"
-    )]
-    NoOutputDir { file: String, dir: String },
     #[error("{0}")]
-    Write(#[from] WriteError),
+    Output(#[from] OutputError),
+    #[error("{0}")]
+    WatchConfig(#[from] WatchConfigError),
+    #[error("probe {0}")]
+    Probe(#[from] crate::probe::ProbeError),
+    #[error("{0}")]
+    Watch(#[from] WatchError),
     #[error("{0}")]
     Iam(#[from] IamError),
     #[error("exec: {0}")]
@@ -95,8 +85,9 @@ impl AppError {
         match self {
             AppError::Spec(_)
             | AppError::SpecFile { .. }
-            | AppError::TemplateFile { .. }
             | AppError::Setup(_)
+            | AppError::WatchConfig(_)
+            | AppError::Watch(_)
             | AppError::Iam(_) => exit::USAGE,
             AppError::Fetch(f) => match f.kind() {
                 Kind::NotFound => exit::NOT_FOUND,
@@ -104,15 +95,14 @@ impl AppError {
                 Kind::Unavailable => exit::UNAVAILABLE,
                 Kind::Other => exit::OTHER,
             },
-            AppError::Format { .. }
-            | AppError::NoOutputDir { .. }
-            | AppError::Write(_)
-            | AppError::Env(_)
-            | AppError::Stdout(_) => exit::OUTPUT,
+            AppError::Output(OutputError::TemplateFile { .. }) => exit::USAGE,
+            AppError::Output(_) | AppError::Env(_) | AppError::Stdout(_) => exit::OUTPUT,
             AppError::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::EXEC_NOT_FOUND
             }
             AppError::Exec { .. } => exit::EXEC_FAILED,
+            AppError::Probe(crate::probe::ProbeError::BadUrl(_)) => exit::USAGE,
+            AppError::Probe(_) => exit::UNAVAILABLE,
         }
     }
 }
@@ -123,6 +113,9 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Render(args) => render(args).await,
         Command::Exec(args) => exec(args).await,
         Command::IamPolicy(args) => iam_policy(args),
+        Command::Probe(args) => crate::probe::probe(&args.url, args.timeout)
+            .await
+            .map_err(AppError::from),
     };
     match result {
         Ok(()) => exit::OK,
@@ -134,10 +127,34 @@ pub async fn run(cli: Cli) -> u8 {
 }
 
 async fn render(args: RenderArgs) -> Result<(), AppError> {
-    let RenderArgs { spec, output } = args;
-    let spec = build_spec(spec, Some(output))?;
+    let RenderArgs {
+        spec: spec_args,
+        output,
+        watch,
+    } = args;
+    let watch = match watch.watch {
+        true => Some(WatchConfig::build(watch)?),
+        false => None,
+    };
+    let spec = build_spec(spec_args.clone(), Some(output.clone()))?;
     let prepared = prepare_outputs(&spec)?;
     let source = Source::from_env(spec.region.clone(), spec.concurrency).await?;
+    if let Some(config) = watch {
+        let spec_file = spec_args.spec.clone().map(|path| {
+            let rebuild: Rebuild = Box::new(move || {
+                build_spec(spec_args.clone(), Some(output.clone())).map_err(|e| e.to_string())
+            });
+            (path, rebuild)
+        });
+        return Ok(crate::watch::run(Watch {
+            config,
+            spec,
+            outputs: prepared,
+            source,
+            spec_file,
+        })
+        .await?);
+    }
     let started = Instant::now();
     let values = source.fetch(&spec).await?;
     tracing::info!(
@@ -315,97 +332,4 @@ fn build_spec_with(
         outputs_optional,
     };
     Ok(Spec::build(input, &|name| std::env::var(name).ok())?)
-}
-
-/// An output with its template read and its directory checked: everything that can be
-/// known wrong before any AWS call.
-pub struct Prepared {
-    pub spec: OutputSpec,
-    pub options: FormatOptions,
-}
-
-/// Reads templates, checks that output directories exist and removes what a crashed
-/// earlier run left behind.
-pub fn prepare_outputs(spec: &Spec) -> Result<Vec<Prepared>, AppError> {
-    spec.outputs
-        .iter()
-        .map(|o| {
-            let template = match &o.template {
-                None => None,
-                Some(path) => Some(Template {
-                    name: path.display().to_string(),
-                    source: std::fs::read_to_string(path).map_err(|source| {
-                        AppError::TemplateFile {
-                            path: path.display().to_string(),
-                            source,
-                        }
-                    })?,
-                }),
-            };
-            let dir = parent_dir(&o.file);
-            if !dir.is_dir() {
-                return Err(AppError::NoOutputDir {
-                    file: o.file.display().to_string(),
-                    dir: dir.display().to_string(),
-                });
-            }
-            let removed = if o.format == format::Format::Files {
-                writer::clean_stale_tree(&o.file)?
-            } else {
-                writer::clean_stale_file(&o.file)?
-            };
-            if removed > 0 {
-                tracing::info!(file = %o.file.display(), removed, "removed leftovers of an interrupted write");
-            }
-            Ok(Prepared {
-                spec: o.clone(),
-                options: FormatOptions {
-                    format: o.format,
-                    key_case: o.key_case,
-                    template,
-                },
-            })
-        })
-        .collect()
-}
-
-fn parent_dir(file: &Path) -> PathBuf {
-    match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Formats every output first (so a formatting error writes nothing), then writes each
-/// atomically. Returns whether anything changed.
-pub fn write_outputs(outputs: &[Prepared], values: &Values) -> Result<bool, AppError> {
-    let rendered = outputs
-        .iter()
-        .map(|o| {
-            format::render(&o.options, values).map_err(|source| AppError::Format {
-                file: o.spec.file.display().to_string(),
-                source,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut changed = false;
-    for (o, r) in outputs.iter().zip(rendered) {
-        let meta = FileMeta {
-            mode: o.spec.mode,
-            uid: o.spec.uid,
-            gid: o.spec.gid,
-        };
-        let outcome = match &r {
-            Rendered::File(bytes) => writer::write_file(&o.spec.file, bytes, &meta)?,
-            Rendered::Tree(files) => writer::write_tree(&o.spec.file, files, &meta)?,
-        };
-        changed |= outcome == Outcome::Changed;
-        tracing::info!(
-            file = %o.spec.file.display(),
-            format = %o.spec.format,
-            changed = outcome == Outcome::Changed,
-            "wrote"
-        );
-    }
-    Ok(changed)
 }

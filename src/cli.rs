@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +36,8 @@ pub enum LogFormat {
     Json,
 }
 
+// Parsed once per process: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch the spec's parameters and write the output file(s) atomically, then exit.
@@ -44,6 +47,18 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print the least-privilege IAM policy for the spec (no AWS call).
     IamPolicy(IamPolicyArgs),
+    /// GET an http:// URL and exit 0 on a 2xx answer (container health checks: the image
+    /// has no shell or curl).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// For example http://127.0.0.1:8099/readyz.
+    pub url: String,
+    /// Time limit.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +116,58 @@ pub struct RenderArgs {
     pub spec: SpecArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+/// Sidecar mode: keep the files current.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Watch mode (sidecar)")]
+pub struct WatchArgs {
+    /// Keep running: poll, and rewrite the files atomically when a value changes.
+    #[arg(long, env = "SSM_INJECTOR_WATCH")]
+    pub watch: bool,
+    /// Time between polls (e.g. 60s, 5m).
+    #[arg(long, env = "SSM_INJECTOR_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub interval: Duration,
+    /// Random spread of each interval, as a fraction of it (0 to 0.5).
+    #[arg(long, env = "SSM_INJECTOR_JITTER", default_value_t = 0.1)]
+    pub jitter: f64,
+    /// Longest wait between retries after failures (exponential backoff, full jitter).
+    #[arg(long, env = "SSM_INJECTOR_MAX_BACKOFF", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub max_backoff: Duration,
+    /// Address for /healthz, /readyz and /metrics ("off" to disable).
+    #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8099")]
+    pub listen: String,
+    /// /readyz fails when the last successful poll is older than this [default: never].
+    #[arg(long, env = "SSM_INJECTOR_STALE_AFTER", value_parser = humantime::parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Signal sent after a change (HUP, USR1, TERM, ...) [default: HUP when a target is given].
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_SIGNAL")]
+    pub reload_signal: Option<String>,
+    /// Send the signal to the pid in this file.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_RELOAD_PID_FILE",
+        value_name = "FILE",
+        conflicts_with = "reload_process"
+    )]
+    pub reload_pid_file: Option<PathBuf>,
+    /// Send the signal to every process with this name (needs a shared process namespace).
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_PROCESS", value_name = "NAME")]
+    pub reload_process: Option<String>,
+    /// Run this command after a change (split like a shell would, run without one).
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_COMMAND", value_name = "CMD")]
+    pub reload_command: Option<String>,
+    /// POST to this http:// URL after a change.
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_URL", value_name = "URL")]
+    pub reload_url: Option<String>,
+    /// Minimum time between two reloads; changes in between are coalesced.
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_DEBOUNCE", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub reload_debounce: Duration,
+    /// Time limit for one reload action.
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub reload_timeout: Duration,
 }
 
 /// What to fetch (shared by every subcommand that reads parameters).

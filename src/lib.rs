@@ -4,14 +4,19 @@
 //! `writer`); `app` glues them together per subcommand and owns the exit codes.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod exec;
 pub mod format;
 pub mod iam;
 pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod probe;
 pub mod secret;
 pub mod source;
 pub mod spec;
 pub mod values;
+pub mod watch;
 pub mod writer;

@@ -47,6 +47,22 @@ impl Cause {
         }
     }
 
+    /// A short, stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Cause::NotFound
+            | Cause::EmptyPath
+            | Cause::MissingField { .. }
+            | Cause::NotJsonObject { .. } => "not_found",
+            Cause::AccessDenied { .. } | Cause::NoCredentials { .. } => "denied",
+            Cause::Kms { .. } => "kms",
+            Cause::Throttled { .. } => "throttled",
+            Cause::ServerError { .. } => "server_error",
+            Cause::Unreachable { .. } => "unreachable",
+            Cause::Rejected { .. } => "rejected",
+        }
+    }
+
     /// Worth another try later (watch mode backs off on these).
     pub fn is_transient(&self) -> bool {
         self.kind() == Kind::Unavailable

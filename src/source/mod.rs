@@ -6,4 +6,4 @@ pub mod field;
 pub mod ssm;
 
 pub use error::{Cause, FetchError, FetchFailure, Kind};
-pub use ssm::{Fetched, Source};
+pub use ssm::{CallObserver, Fetched, Operation, Source};

@@ -14,8 +14,8 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// GetParametersByPath returns at most 10 per page.
@@ -46,6 +46,30 @@ impl CallCounts {
     }
 }
 
+/// An SSM operation, as counted and labelled in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    GetParameter,
+    GetParameters,
+    GetParametersByPath,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::GetParameter => "GetParameter",
+            Operation::GetParameters => "GetParameters",
+            Operation::GetParametersByPath => "GetParametersByPath",
+        }
+    }
+}
+
+/// Told about every finished API call (after the SDK's retries): `None` for success,
+/// else the cause. Metrics implement it; the source does not know about them.
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, op: Operation, failure: Option<&Cause>);
+}
+
 /// One parameter as fetched.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -61,6 +85,7 @@ pub struct Source {
     regional: Mutex<HashMap<String, Client>>,
     concurrency: usize,
     attempts: u32,
+    observer: Option<Arc<dyn CallObserver>>,
     /// Calls made so far.
     pub calls: CallCounts,
 }
@@ -90,8 +115,15 @@ impl Source {
             regional: Mutex::new(HashMap::new()),
             concurrency: concurrency.max(1),
             attempts,
+            observer: None,
             calls: CallCounts::default(),
         })
+    }
+
+    /// Reports every finished call to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     fn client(&self, region: Option<&str>) -> Client {
@@ -260,21 +292,20 @@ impl Source {
         region: Option<&str>,
         req: &ParamRef,
     ) -> Result<Option<Fetched>, Cause> {
-        self.calls.get_parameter.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(name = %req.request(), "GetParameter");
-        match self
+        let result = self
             .client(region)
             .get_parameter()
             .name(req.request())
             .with_decryption(true)
             .send()
             .await
-        {
+            .map_err(|e| self.cause(e));
+        self.record(Operation::GetParameter, &result);
+        match result {
             Ok(out) => Ok(out.parameter.and_then(|mut p| take(&mut p))),
-            Err(e) => match self.cause(e) {
-                Cause::NotFound => Ok(None),
-                other => Err(other),
-            },
+            Err(Cause::NotFound) => Ok(None),
+            Err(other) => Err(other),
         }
     }
 
@@ -284,17 +315,18 @@ impl Source {
         region: Option<&str>,
         requests: &[ParamRef],
     ) -> Result<Vec<Option<Fetched>>, Cause> {
-        self.calls.get_parameters.fetch_add(1, Ordering::Relaxed);
         let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
         tracing::debug!(names = ?names, "GetParameters");
-        let out = self
+        let result = self
             .client(region)
             .get_parameters()
             .set_names(Some(names))
             .with_decryption(true)
             .send()
             .await
-            .map_err(|e| self.cause(e))?;
+            .map_err(|e| self.cause(e));
+        self.record(Operation::GetParameters, &result);
+        let out = result?;
         let mut params = out.parameters.unwrap_or_default();
         let invalid = out.invalid_parameters.unwrap_or_default();
         let returned: Vec<Returned<'_>> = params
@@ -317,11 +349,8 @@ impl Source {
         let mut found = Vec::new();
         let mut token = None;
         loop {
-            self.calls
-                .get_parameters_by_path
-                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(path = %p.path, "GetParametersByPath");
-            let page = client
+            let result = client
                 .get_parameters_by_path()
                 .path(&p.path)
                 .recursive(p.recursive)
@@ -330,7 +359,9 @@ impl Source {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| self.cause(e))?;
+                .map_err(|e| self.cause(e));
+            self.record(Operation::GetParametersByPath, &result);
+            let page = result?;
             found.extend(
                 page.parameters
                     .unwrap_or_default()
@@ -341,6 +372,19 @@ impl Source {
             if token.is_none() {
                 return Ok(found);
             }
+        }
+    }
+
+    /// Counts one finished call (after the SDK's retries) and tells the observer.
+    fn record<T>(&self, op: Operation, result: &Result<T, Cause>) {
+        let counter = match op {
+            Operation::GetParameter => &self.calls.get_parameter,
+            Operation::GetParameters => &self.calls.get_parameters,
+            Operation::GetParametersByPath => &self.calls.get_parameters_by_path,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(o) = &self.observer {
+            o.observe(op, result.as_ref().err());
         }
     }
 

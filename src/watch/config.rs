@@ -1,0 +1,107 @@
+//! Watch-mode flags, checked.
+
+use super::reload::{self, Action, ReloadError, SignalTarget};
+use crate::cli::WatchArgs;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A bad watch flag; the message names it.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchConfigError {
+    #[error("--interval must be more than 0")]
+    ZeroInterval,
+    #[error("--jitter must be between 0 and 0.5, not {0}")]
+    Jitter(f64),
+    #[error("--listen {0:?} is not an address like 0.0.0.0:8099 (or \"off\")")]
+    Listen(String),
+    #[error("--reload-signal needs a target: --reload-pid-file FILE or --reload-process NAME")]
+    SignalWithoutTarget,
+    #[error("{flag}: {source}")]
+    Reload {
+        flag: &'static str,
+        #[source]
+        source: ReloadError,
+    },
+}
+
+/// Everything the watch loop needs to know besides the spec.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub interval: Duration,
+    pub jitter: f64,
+    pub max_backoff: Duration,
+    pub listen: Option<SocketAddr>,
+    pub stale_after: Option<Duration>,
+    pub actions: Vec<Action>,
+    pub debounce: Duration,
+    pub action_timeout: Duration,
+}
+
+impl WatchConfig {
+    pub fn build(args: WatchArgs) -> Result<WatchConfig, WatchConfigError> {
+        let WatchArgs {
+            watch: _,
+            interval,
+            jitter,
+            max_backoff,
+            listen,
+            stale_after,
+            reload_signal,
+            reload_pid_file,
+            reload_process,
+            reload_command,
+            reload_url,
+            reload_debounce,
+            reload_timeout,
+        } = args;
+        if interval.is_zero() {
+            return Err(WatchConfigError::ZeroInterval);
+        }
+        if !(0.0..=0.5).contains(&jitter) {
+            return Err(WatchConfigError::Jitter(jitter));
+        }
+        let listen = match listen.trim() {
+            "off" | "" => None,
+            a => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|_| WatchConfigError::Listen(a.to_owned()))?,
+            ),
+        };
+        let reload_err = |flag| move |source| WatchConfigError::Reload { flag, source };
+        let mut actions = Vec::new();
+        let target = match (reload_pid_file, reload_process) {
+            (Some(f), _) => Some(SignalTarget::PidFile(f)),
+            (None, Some(p)) => Some(SignalTarget::ProcessName(p)),
+            (None, None) => None,
+        };
+        match (reload_signal, target) {
+            (Some(_), None) => return Err(WatchConfigError::SignalWithoutTarget),
+            (sig, Some(target)) => {
+                let signal = reload::parse_signal(sig.as_deref().unwrap_or("HUP"))
+                    .map_err(reload_err("--reload-signal"))?;
+                actions.push(Action::Signal { signal, target });
+            }
+            (None, None) => {}
+        }
+        if let Some(c) = reload_command {
+            actions.push(Action::Command(
+                reload::parse_command(&c).map_err(reload_err("--reload-command"))?,
+            ));
+        }
+        if let Some(u) = reload_url {
+            actions.push(Action::Http(
+                reload::parse_url(&u).map_err(reload_err("--reload-url"))?,
+            ));
+        }
+        Ok(WatchConfig {
+            interval,
+            jitter,
+            max_backoff: max_backoff.max(interval.min(Duration::from_secs(1))),
+            listen,
+            stale_after,
+            actions,
+            debounce: reload_debounce,
+            action_timeout: reload_timeout,
+        })
+    }
+}
