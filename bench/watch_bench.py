@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Sidecar (`render --watch`) figures on one moto, run with the venv's python:
+
+  * idle RSS (VmRSS and peak VmHWM) with --n parameters after many idle polls;
+  * CPU time per idle poll (utime + stime from /proc over the polls counted by /metrics);
+  * API calls per poll (counted by the emulator's proxy);
+  * rotation-to-file latency p50 / p99 over --rotations rotations.
+
+Usage: bench/watch_bench.py [--n 100] [--interval 250ms] [--idle-polls 20] [--rotations 100]
+The binary is target/release/ssm-injector (or $SSM_INJECTOR_BIN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from emulator_client import Emulator  # noqa: E402
+
+BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN")
+                      or os.path.join(REPO, "target", "release", "ssm-injector"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def wait_for(what: str, check, limit: float = 60.0, step: float = 0.002):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        v = check()
+        if v:
+            return v
+        time.sleep(step)
+    raise SystemExit(f"watch_bench: timed out waiting for {what}")
+
+
+def proc_status(pid: int, key: str) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # KiB
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--interval", default="250ms")
+    ap.add_argument("--idle-polls", type=int, default=20)
+    ap.add_argument("--rotations", type=int, default=100)
+    args = ap.parse_args()
+    if not os.path.exists(BIN):
+        raise SystemExit(f"watch_bench: no binary at {BIN} (cargo build --release)")
+    emu = Emulator("watch_bench")
+    tmp = tempfile.mkdtemp(prefix="watch-bench-")
+    out = os.path.join(tmp, "app.env")
+    port = free_port()
+    child = None
+    try:
+        for i in range(args.n):
+            emu.aws("ssm", "put_parameter", Name=f"/wb/app/p{i:03d}", Value=f"v{i}-0",
+                    Type="SecureString" if i % 2 else "String")
+        env = {"PATH": os.environ.get("PATH", ""), "AWS_ENDPOINT_URL": emu.proxy,
+               "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
+               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        names = [a for i in range(args.n) for a in ("--param", f"P{i:03d}=/wb/app/p{i:03d}")]
+        child = subprocess.Popen([BIN, "render", "--watch", "--interval", args.interval,
+                                  "--listen", f"127.0.0.1:{port}", "--output", out, *names],
+                                 env=env, stderr=subprocess.DEVNULL)
+        wait_for("the first render", lambda: os.path.exists(out))
+        wait_for("/metrics", lambda: metric(port, "ssm_injector_polls_total") >= 1)
+
+        # Idle: no rotation, count polls, API calls and CPU.
+        emu.call(cmd="reset_calls")
+        p0, c0 = metric(port, "ssm_injector_polls_total"), cpu_seconds(child.pid)
+        wait_for(f"{args.idle_polls} idle polls",
+                 lambda: metric(port, "ssm_injector_polls_total") >= p0 + args.idle_polls)
+        p1, c1 = metric(port, "ssm_injector_polls_total"), cpu_seconds(child.pid)
+        calls = sum(emu.call(cmd="calls").values())
+        polls = p1 - p0
+        rss, hwm = proc_status(child.pid, "VmRSS"), proc_status(child.pid, "VmHWM")
+
+        # Rotations: put a new value, time until the file shows it.
+        lat = []
+        for r in range(1, args.rotations + 1):
+            value = f"v7-{r}"
+            t0 = time.monotonic()
+            emu.aws("ssm", "put_parameter", Name="/wb/app/p007", Value=value,
+                    Type="SecureString", Overwrite=True)
+            needle = f"P007='{value}'"
+            wait_for(f"rotation {r}", lambda: needle in open(out).read())
+            lat.append((time.monotonic() - t0) * 1000)
+        lat.sort()
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"sidecar, {args.n} parameters by name, --interval {args.interval}, moto via proxy")
+        print(f"  idle RSS            {rss / 1024:.1f} MiB (peak VmHWM {hwm / 1024:.1f} MiB)")
+        print(f"  idle polls          {polls:.0f}: {calls / polls:.1f} API calls per poll, "
+              f"{(c1 - c0) / polls * 1000:.2f} ms CPU per poll")
+        print(f"  rotation -> file    p50 {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms "
+              f"over {len(lat)} rotations (includes the put and up to one interval)")
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(10)
+        emu.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
