@@ -6,3 +6,4 @@ mod no_secret_leaks;
 mod render;
 mod render_failures;
 mod support;
+mod watch;

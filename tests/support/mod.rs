@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod run;
+pub mod sidecar;
 
 pub use emulator::{Emulator, shared};
 pub use run::Run;

@@ -1,0 +1,305 @@
+//! The binary in sidecar mode (`render --watch`): spawned with the same clean environment
+//! as [`super::Run`], kept running, killed when dropped; plus a tiny HTTP/1.1 client for its
+//! admin port and a deadline poller.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Calls `f` until it returns `Some` and returns that; panics naming `what` when `limit`
+/// passes first. Checks every 10 ms.
+#[track_caller]
+pub fn poll_until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A loopback port that was free a moment ago (bind to port 0, read it, close).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// One HTTP/1.1 exchange on loopback: `(status, body)`, or `None` if nothing answered
+/// (connection refused, reset or timed out).
+pub fn http(addr: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    let sock = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The value of one series in an OpenMetrics text, e.g.
+/// `ssm_injector_polls_total{outcome="ok"}`; `None` if the series is not there.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+/// How to start a sidecar.
+pub struct SidecarCmd {
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    listen: bool,
+}
+
+impl SidecarCmd {
+    /// `ssm-injector render --watch` against `endpoint` (moto or the proxy), with the
+    /// clean environment of [`super::Run`] and an admin port on a free loopback port.
+    pub fn new(endpoint: &str) -> SidecarCmd {
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            ),
+            ("AWS_MAX_ATTEMPTS", "2"),
+            ("AWS_RETRY_MODE", "standard"),
+            ("AWS_ENDPOINT_URL", endpoint),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            env.insert("PATH".into(), path.to_string_lossy().into_owned());
+        }
+        SidecarCmd {
+            args: vec!["render".into(), "--watch".into()],
+            env,
+            listen: true,
+        }
+    }
+
+    pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> SidecarCmd {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// `--listen off`: no admin port.
+    pub fn no_listen(mut self) -> SidecarCmd {
+        self.listen = false;
+        self
+    }
+
+    /// Starts it (stdout and stdin closed, stderr collected in the background).
+    pub fn spawn(self) -> Sidecar {
+        let addr = self.listen.then(|| format!("127.0.0.1:{}", free_port()));
+        let mut args = self.args;
+        args.push("--listen".into());
+        args.push(addr.clone().unwrap_or_else(|| "off".into()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+            .args(&args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssm-injector");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push_str(&text);
+            }
+        });
+        Sidecar {
+            child,
+            addr,
+            stderr,
+            args,
+            status: None,
+        }
+    }
+}
+
+/// A running sidecar; killed (SIGKILL) and reaped when dropped.
+pub struct Sidecar {
+    child: Child,
+    /// The admin address (`127.0.0.1:PORT`), unless started with `--listen off`.
+    pub addr: Option<String>,
+    stderr: Arc<Mutex<String>>,
+    args: Vec<String>,
+    status: Option<ExitStatus>,
+}
+
+impl Sidecar {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Panics (with its stderr) if it has exited.
+    #[track_caller]
+    pub fn assert_running(&mut self) {
+        if let Some(st) = self.exited() {
+            panic!(
+                "ssm-injector {:?} exited ({st}); stderr:\n{}",
+                self.args,
+                self.stderr()
+            );
+        }
+    }
+
+    fn admin(&self) -> &str {
+        self.addr.as_deref().expect("started with --listen off")
+    }
+
+    /// `GET path` on the admin port; `None` if it does not answer (yet).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http(self.admin(), "GET", path)
+    }
+
+    /// The `/metrics` text, if the admin port answers 200.
+    pub fn metrics(&self) -> Option<String> {
+        match self.get("/metrics")? {
+            (200, body) => Some(body),
+            _ => None,
+        }
+    }
+
+    /// One series of `/metrics` (`None` if unanswered or absent).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics()?, series)
+    }
+
+    /// Waits until `/readyz` answers 200 (panics with stderr if it exits first).
+    #[track_caller]
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.assert_running();
+            if let Some((200, _)) = self.get("/readyz") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until `ssm_injector_polls_total{outcome="ok"}` reaches at least `n`.
+    #[track_caller]
+    pub fn wait_ok_polls(&mut self, n: f64, limit: Duration) -> f64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.assert_running();
+            let got = self
+                .metric(r#"ssm_injector_polls_total{outcome="ok"}"#)
+                .unwrap_or(0.0);
+            if got >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {got} good polls (wanted {n}) within {limit:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `kill -SIG pid` (through the `kill` command, as a user would).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits for the exit (panics with stderr after `limit`).
+    #[track_caller]
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let what = format!("ssm-injector {:?} to exit", self.args);
+        poll_until(limit, &what, || self.exited())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Names in `dir` that look like a single-file writer's temp files for `name`
+/// (`.NAME.tmp-*`).
+pub fn temp_leftovers(dir: &Path, name: &str) -> Vec<String> {
+    let prefix = format!(".{name}.tmp-");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
