@@ -118,8 +118,11 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 }
                 backoff.reset();
                 if changed && (!first || existed) && !config.actions.is_empty() {
-                    let earliest = last_reload.map_or(Instant::now(), |t| t + config.debounce);
-                    reload_due = Some(earliest.max(Instant::now()));
+                    reload_due = Some(schedule::reload_at(
+                        Instant::now(),
+                        last_reload,
+                        config.debounce,
+                    ));
                 }
                 first = false;
                 existed = true;

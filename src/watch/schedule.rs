@@ -1,7 +1,7 @@
 //! When to poll next: the interval with jitter, and exponential backoff with full jitter
 //! after failures. Pure: randomness comes in as a number in `[0, 1)`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The wait before the next regular poll: `interval` scaled by a factor drawn uniformly
 /// from `[1 - jitter, 1 + jitter]`, so a fleet started together spreads out.
@@ -9,6 +9,13 @@ pub fn next_interval(interval: Duration, jitter: f64, random: f64) -> Duration {
     let jitter = jitter.clamp(0.0, 1.0);
     let factor = 1.0 - jitter + 2.0 * jitter * random.clamp(0.0, 1.0);
     interval.mul_f64(factor.max(0.0))
+}
+
+/// When to run the reload actions after a change seen at `now`: at once, unless the last
+/// reload was less than `debounce` ago, then when the debounce ends. Changes seen while a
+/// reload is pending get the same time, so they coalesce into one reload.
+pub fn reload_at(now: Instant, last_reload: Option<Instant>, debounce: Duration) -> Instant {
+    last_reload.map_or(now, |t| (t + debounce).max(now))
 }
 
 /// Exponential backoff with full jitter (AWS architecture blog): attempt `n` (from 0)
@@ -77,6 +84,20 @@ mod tests {
         assert_eq!(b.failures(), 8);
         b.reset();
         assert!(b.next_delay(0.999_999) <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn reloads_wait_out_the_debounce_and_coalesce() {
+        let t0 = Instant::now();
+        let d = Duration::from_secs(5);
+        assert_eq!(reload_at(t0, None, d), t0, "first reload runs at once");
+        let last = t0;
+        let change1 = t0 + Duration::from_secs(1);
+        let change2 = t0 + Duration::from_secs(3);
+        assert_eq!(reload_at(change1, Some(last), d), t0 + d);
+        assert_eq!(reload_at(change2, Some(last), d), t0 + d, "coalesced");
+        let late = t0 + Duration::from_secs(9);
+        assert_eq!(reload_at(late, Some(last), d), late);
     }
 
     #[test]
