@@ -5,8 +5,8 @@ use super::schedule::Backoff;
 use super::{reload, schedule, spec_watch};
 use crate::admin::{self, Health};
 use crate::metrics::Metrics;
-use crate::output::{OutputError, Prepared, prepare_outputs, write_outputs};
-use crate::source::{FetchFailure, Source};
+use crate::output::{Prepared, prepare_outputs, write_outputs};
+use crate::source::Source;
 use crate::spec::Spec;
 use crate::values::Values;
 use std::collections::BTreeMap;
@@ -46,9 +46,14 @@ pub struct Watch {
 
 /// One poll's result.
 enum Poll {
-    Ok { changed: bool },
-    FetchFailed(FetchFailure),
-    OutputFailed(OutputError),
+    Ok {
+        changed: bool,
+    },
+    /// `label` for metrics (the first cause), `message` for the log.
+    Failed {
+        label: &'static str,
+        message: String,
+    },
 }
 
 /// Runs until SIGTERM or SIGINT; returns after the current write finished.
@@ -128,24 +133,13 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 existed = true;
                 schedule::next_interval(config.interval, config.jitter, fastrand::f64())
             }
-            Poll::FetchFailed(f) => {
-                let label = f.errors.first().map_or("error", |e| e.cause.label());
+            Poll::Failed { label, message } => {
                 metrics.poll_failed(label);
                 let delay = backoff.next_delay(fastrand::f64());
                 tracing::error!(
                     failures = backoff.failures(),
                     retry_in_ms = delay.as_millis() as u64,
-                    "poll failed, keeping the last good files: {f}"
-                );
-                delay
-            }
-            Poll::OutputFailed(e) => {
-                metrics.poll_failed("output");
-                let delay = backoff.next_delay(fastrand::f64());
-                tracing::error!(
-                    failures = backoff.failures(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "poll failed, keeping the last good files: {e}"
+                    "poll failed, keeping the last good files: {message}"
                 );
                 delay
             }
@@ -225,11 +219,21 @@ async fn poll_once(
 ) -> Poll {
     let values = match source.fetch(spec).await {
         Ok(v) => v,
-        Err(f) => return Poll::FetchFailed(f),
+        Err(f) => {
+            return Poll::Failed {
+                label: f.errors.first().map_or("error", |e| e.cause.label()),
+                message: f.to_string(),
+            };
+        }
     };
     let changed = match write_outputs(outputs, &values) {
         Ok(c) => c,
-        Err(e) => return Poll::OutputFailed(e),
+        Err(e) => {
+            return Poll::Failed {
+                label: "output",
+                message: e.to_string(),
+            };
+        }
     };
     let now = fingerprints(&values, hasher);
     if let Some(before) = previous.as_ref() {

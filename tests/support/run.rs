@@ -40,6 +40,28 @@ impl Output {
     }
 }
 
+/// The whole environment a test run of the binary gets: dummy credentials, region
+/// us-east-1, no profile, no IMDS, two attempts per call, and PATH.
+pub fn clean_env() -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_MAX_ATTEMPTS", "2"),
+        ("AWS_RETRY_MODE", "standard"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        env.insert("PATH".into(), path.to_string_lossy().into_owned());
+    }
+    env
+}
+
 /// A command line for the binary. The environment is cleared: only what the test sets
 /// (plus PATH) reaches it, so nothing on the machine (AWS profiles, IMDS) interferes.
 pub struct Run {
@@ -51,25 +73,7 @@ pub struct Run {
 impl Run {
     /// `ssm-injector ARGS…` with dummy credentials and no endpoint yet.
     pub fn new<S: AsRef<str>>(args: impl IntoIterator<Item = S>) -> Run {
-        let mut env = BTreeMap::new();
-        for (k, v) in [
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/dev/null"),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            ),
-            ("AWS_MAX_ATTEMPTS", "2"),
-            ("AWS_RETRY_MODE", "standard"),
-        ] {
-            env.insert(k.to_owned(), v.to_owned());
-        }
-        if let Some(path) = std::env::var_os("PATH") {
-            env.insert("PATH".into(), path.to_string_lossy().into_owned());
-        }
+        let env = clean_env();
         Run {
             args: args.into_iter().map(|a| a.as_ref().to_owned()).collect(),
             env,

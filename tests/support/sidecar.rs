@@ -74,26 +74,8 @@ impl SidecarCmd {
     /// `ssm-injector render --watch` against `endpoint` (moto or the proxy), with the
     /// clean environment of [`super::Run`] and an admin port on a free loopback port.
     pub fn new(endpoint: &str) -> SidecarCmd {
-        let mut env = BTreeMap::new();
-        for (k, v) in [
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-            ("AWS_CONFIG_FILE", "/dev/null"),
-            (
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            ),
-            ("AWS_MAX_ATTEMPTS", "2"),
-            ("AWS_RETRY_MODE", "standard"),
-            ("AWS_ENDPOINT_URL", endpoint),
-        ] {
-            env.insert(k.to_owned(), v.to_owned());
-        }
-        if let Some(path) = std::env::var_os("PATH") {
-            env.insert("PATH".into(), path.to_string_lossy().into_owned());
-        }
+        let mut env = super::run::clean_env();
+        env.insert("AWS_ENDPOINT_URL".into(), endpoint.to_owned());
         SidecarCmd {
             args: vec!["render".into(), "--watch".into()],
             env,
