@@ -10,6 +10,7 @@ pub mod cli;
 pub mod exec;
 pub mod format;
 pub mod iam;
+pub mod inject;
 pub mod logging;
 pub mod metrics;
 pub mod output;

@@ -1,0 +1,166 @@
+//! Pod annotations read by the injector. Every key lives under [`PREFIX`]; a key under the
+//! prefix that is not listed in [`ALL`] (and does not start with [`PARAM_PREFIX`]) denies
+//! the pod, so a typo never silently does nothing.
+
+/// The prefix of every annotation the injector reads or writes.
+pub const PREFIX: &str = "ssm-injector.io/";
+
+/// Opt in: `"true"` (any case) injects; anything else, or no annotation, leaves the pod alone.
+pub const INJECT: &str = "ssm-injector.io/inject";
+
+/// Comma-separated parameter paths; every parameter under each is fetched
+/// (`--path`), keys are the names relative to the path.
+pub const PATH: &str = "ssm-injector.io/path";
+
+/// `param-<KEY>: NAME`: one parameter under the output key KEY (`--param KEY=NAME`).
+/// KEY is `[A-Za-z_][A-Za-z0-9_]*`; NAME is a parameter name, `NAME:VERSION`, `NAME:LABEL`,
+/// an ARN or `/aws/reference/secretsmanager/SECRET`, with an optional `#field`.
+pub const PARAM_PREFIX: &str = "ssm-injector.io/param-";
+
+/// Output format: dotenv (default), json, yaml, properties, files or template.
+pub const FORMAT: &str = "ssm-injector.io/format";
+
+/// Output file name inside the mount path (a plain name, no `/`); default `app.env`,
+/// `app.json`, `app.yaml`, `app.properties`, `files` (a directory) or `config` (template).
+pub const FILE: &str = "ssm-injector.io/file";
+
+/// Where the shared memory volume is mounted in every container (absolute; default `/ssm`).
+pub const MOUNT_PATH: &str = "ssm-injector.io/mount-path";
+
+/// `init` (default): render once before the app starts; `sidecar`: keep the files current;
+/// `init+sidecar`: both.
+pub const MODE: &str = "ssm-injector.io/mode";
+
+/// Sidecar poll interval (`60s`, `5m`; at least 1s); default from the webhook's config.
+pub const INTERVAL: &str = "ssm-injector.io/interval";
+
+/// Comma-separated names of the containers (or init containers) that get the read-only
+/// mount; default all of them.
+pub const CONTAINERS: &str = "ssm-injector.io/containers";
+
+/// Octal mode of the written files (`0400`, `0440`). Default 0400 when the pod sets
+/// `runAsUser`, 0440 when it sets only a group, else 0444 (the app's uid is unknown).
+pub const FILE_MODE: &str = "ssm-injector.io/file-mode";
+
+/// Signal sent to the reload process after a change (`HUP`, `USR1`, ...); sidecar modes
+/// only, needs [`RELOAD_PROCESS`]. The pod gets `shareProcessNamespace: true`.
+pub const RELOAD_SIGNAL: &str = "ssm-injector.io/reload-signal";
+
+/// Name of the process to signal after a change (default signal HUP); sidecar modes only.
+/// The pod gets `shareProcessNamespace: true`.
+pub const RELOAD_PROCESS: &str = "ssm-injector.io/reload-process";
+
+/// Absolute path of a minijinja template inside the pod (for example from a ConfigMap
+/// mounted in an app container); implies format `template`. The volume holding it is
+/// mounted read-only in the injected containers too.
+pub const TEMPLATE: &str = "ssm-injector.io/template";
+
+/// `"true"` / `"false"`: run the sidecar as a native sidecar (an init container with
+/// `restartPolicy: Always`, Kubernetes 1.29+) or as a regular container; default from the
+/// webhook's config.
+pub const NATIVE_SIDECAR: &str = "ssm-injector.io/native-sidecar";
+
+/// CPU request of each injected container (a Kubernetes quantity; default `5m`).
+pub const CPU_REQUEST: &str = "ssm-injector.io/cpu-request";
+
+/// Memory request of each injected container (default `16Mi`).
+pub const MEMORY_REQUEST: &str = "ssm-injector.io/memory-request";
+
+/// CPU limit of each injected container (default none).
+pub const CPU_LIMIT: &str = "ssm-injector.io/cpu-limit";
+
+/// Memory limit of each injected container (default `32Mi`, raised to the request when
+/// the request is larger).
+pub const MEMORY_LIMIT: &str = "ssm-injector.io/memory-limit";
+
+/// Written by the injector: [`STATUS_INJECTED`] once the pod is mutated; a pod carrying it
+/// is never injected again.
+pub const STATUS: &str = "ssm-injector.io/status";
+
+/// The value of [`STATUS`] on an injected pod.
+pub const STATUS_INJECTED: &str = "injected";
+
+/// Every annotation with its documentation, in README order. `param-<KEY>` stands for
+/// every key starting with [`PARAM_PREFIX`].
+pub const ALL: &[(&str, &str)] = &[
+    (
+        INJECT,
+        "\"true\" to inject; anything else or absent leaves the pod alone",
+    ),
+    (
+        PATH,
+        "comma-separated parameter paths; every parameter under each is fetched",
+    ),
+    (
+        "ssm-injector.io/param-<KEY>",
+        "one parameter (NAME, NAME:VERSION, NAME:LABEL, ARN, /aws/reference/secretsmanager/SECRET, optional #field) under output key KEY",
+    ),
+    (
+        FORMAT,
+        "dotenv (default), json, yaml, properties, files or template",
+    ),
+    (
+        FILE,
+        "output file name inside the mount path; default app.env / app.json / app.yaml / app.properties / files / config",
+    ),
+    (MOUNT_PATH, "mount path of the shared volume; default /ssm"),
+    (MODE, "init (default), sidecar or init+sidecar"),
+    (
+        INTERVAL,
+        "sidecar poll interval (e.g. 60s, 5m; at least 1s)",
+    ),
+    (
+        CONTAINERS,
+        "comma-separated containers that get the read-only mount; default all",
+    ),
+    (
+        FILE_MODE,
+        "octal mode of the written files, e.g. 0400 or 0440",
+    ),
+    (
+        RELOAD_SIGNAL,
+        "signal sent after a change (HUP, USR1, ...); sidecar modes, needs reload-process",
+    ),
+    (
+        RELOAD_PROCESS,
+        "process name to signal after a change; sidecar modes; shares the pod's process namespace",
+    ),
+    (
+        TEMPLATE,
+        "absolute path of a minijinja template mounted in the pod; implies format template",
+    ),
+    (
+        NATIVE_SIDECAR,
+        "\"true\"/\"false\": native sidecar (Kubernetes 1.29+) or regular container",
+    ),
+    (
+        CPU_REQUEST,
+        "CPU request of injected containers; default 5m",
+    ),
+    (
+        MEMORY_REQUEST,
+        "memory request of injected containers; default 16Mi",
+    ),
+    (CPU_LIMIT, "CPU limit of injected containers; default none"),
+    (
+        MEMORY_LIMIT,
+        "memory limit of injected containers; default 32Mi",
+    ),
+    (
+        STATUS,
+        "set by the injector to \"injected\"; a pod carrying it is not injected again",
+    ),
+];
+
+/// True when `key` is one the injector knows (a listed key or `param-…`).
+pub fn is_known(key: &str) -> bool {
+    key.starts_with(PARAM_PREFIX) || ALL.iter().any(|(k, _)| *k == key)
+}
+
+/// The known keys without the prefix, for messages.
+pub fn known_list() -> String {
+    ALL.iter()
+        .map(|(k, _)| k.strip_prefix(PREFIX).unwrap_or(k))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,130 @@
+//! The injector's decision, as a pure function: Pod + annotations + config → JSONPatch, skip
+//! or denial. The webhook only decodes the review, calls [`mutate`] and encodes the answer.
+//!
+//! Steps, as in vault-k8s: should we inject ([`Decision::Skip`] otherwise), validate the
+//! annotations ([`validate`]), check the namespace policy ([`policy`]), then patch
+//! ([`patch`]) a clone of the pod and diff it against the original.
+
+pub mod annotations;
+pub mod patch;
+pub mod policy;
+pub mod validate;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
+use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The webhook's own configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectConfig {
+    /// The ssm-injector image the injected containers run.
+    pub image: String,
+    /// The cluster supports native sidecars (Kubernetes 1.29+); a pod can override it.
+    pub native_sidecar: bool,
+    /// Namespaces never injected.
+    pub excluded_namespaces: Vec<String>,
+    /// Policy: namespace → allowed parameter path prefixes. Empty: no policy. Non-empty:
+    /// namespaces without an entry may read nothing.
+    pub namespace_prefixes: BTreeMap<String, Vec<String>>,
+    /// Sidecar poll interval when the pod gives none.
+    pub default_interval: Duration,
+    /// Unused for now: the hub sidecars would long-poll.
+    pub hub_url: Option<String>,
+}
+
+impl Default for InjectConfig {
+    fn default() -> Self {
+        InjectConfig {
+            image: "ghcr.io/ssm-injector/ssm-injector:latest".to_owned(),
+            native_sidecar: true,
+            excluded_namespaces: ["kube-system", "kube-public", "kube-node-lease"]
+                .map(str::to_owned)
+                .to_vec(),
+            namespace_prefixes: BTreeMap::new(),
+            default_interval: Duration::from_secs(60),
+            hub_url: None,
+        }
+    }
+}
+
+/// What to do with the pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Admit unchanged; the reason is for logs and metrics.
+    Skip(&'static str),
+    /// Admit with this JSONPatch.
+    Patch(json_patch::Patch),
+    /// Refuse the pod.
+    Deny(Denial),
+}
+
+/// Why a pod is refused: the annotation at fault (none for a policy or pod-level problem)
+/// and a message for the user that says the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub annotation: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Decides what to do with `pod`, created in `namespace`. Pure: no I/O, never panics.
+pub fn mutate(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    if let Some(why) = should_skip(annotations, namespace, config) {
+        return Decision::Skip(why);
+    }
+    let req = match validate::validate(annotations) {
+        Ok(r) => r,
+        Err(d) => return Decision::Deny(d),
+    };
+    if let Err(d) = policy::check(&req, namespace, &config.namespace_prefixes) {
+        return Decision::Deny(d);
+    }
+    let mut mutated = pod.clone();
+    if let Err(d) = patch::apply(&mut mutated, &req, config) {
+        return Decision::Deny(d);
+    }
+    match (serde_json::to_value(pod), serde_json::to_value(&mutated)) {
+        (Ok(before), Ok(after)) => Decision::Patch(json_patch::diff(&before, &after)),
+        _ => Decision::Deny(Denial {
+            annotation: None,
+            message: "the pod could not be serialized for patching; this is a bug in ssm-injector"
+                .to_owned(),
+        }),
+    }
+}
+
+/// The should-inject step: `Some(reason)` when the pod is left alone.
+fn should_skip(
+    annotations: &BTreeMap<String, String>,
+    namespace: &str,
+    config: &InjectConfig,
+) -> Option<&'static str> {
+    let opted_in = annotations
+        .get(annotations::INJECT)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if !opted_in {
+        return Some("not opted in");
+    }
+    if config.excluded_namespaces.iter().any(|n| n == namespace) {
+        return Some("namespace excluded");
+    }
+    if annotations
+        .get(annotations::STATUS)
+        .is_some_and(|v| v.trim() == annotations::STATUS_INJECTED)
+    {
+        return Some("already injected");
+    }
+    None
+}

@@ -1,0 +1,360 @@
+//! A checked [`Request`] + the pod → the mutated pod (the caller diffs it into a JSONPatch).
+
+use super::annotations as a;
+use super::validate::{Request, is_under};
+use super::{Denial, InjectConfig};
+use crate::format::Format;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, HTTPGetAction, Pod, PodSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
+
+/// Name of the shared memory volume.
+pub const VOLUME: &str = "ssm-injector";
+/// Name of the init container.
+pub const INIT_CONTAINER: &str = "ssm-injector-init";
+/// Name of the sidecar (native or regular).
+pub const SIDECAR: &str = "ssm-injector";
+/// Port of the sidecar's /healthz, /readyz and /metrics.
+pub const SIDECAR_PORT: i32 = 8099;
+/// uid and gid of the injected containers when the pod sets none (distroless nonroot).
+pub const NONROOT_ID: i64 = 65532;
+
+fn deny(annotation: Option<&str>, message: String) -> Denial {
+    Denial {
+        annotation: annotation.map(str::to_owned),
+        message,
+    }
+}
+
+/// Mutates `pod` in place. Fails (without a useful partial result) when the pod cannot take
+/// the injection: names already used, a container listed that does not exist, a mount
+/// path already taken, a template outside every mounted volume.
+pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), Denial> {
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+
+    // Names the injector is about to add must be free.
+    if spec.volumes.iter().flatten().any(|v| v.name == VOLUME) {
+        return Err(deny(
+            None,
+            format!(
+                "the pod already has a volume named {VOLUME}; rename it, the injector needs that name"
+            ),
+        ));
+    }
+    let all_names: Vec<&str> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect();
+    for own in [INIT_CONTAINER, SIDECAR] {
+        if all_names.contains(&own) {
+            return Err(deny(
+                None,
+                format!(
+                    "the pod already has a container named {own}; rename it, the injector needs that name"
+                ),
+            ));
+        }
+    }
+    if let Some(listed) = &req.containers {
+        for name in listed {
+            if !all_names.contains(&name.as_str()) {
+                return Err(deny(
+                    Some(a::CONTAINERS),
+                    format!(
+                        "{}: the pod has no container named {name:?}; choose from: {}",
+                        a::CONTAINERS,
+                        all_names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let chosen = |c: &Container| match &req.containers {
+        None => true,
+        Some(list) => list.contains(&c.name),
+    };
+
+    // The mount path must be free in every container that gets it.
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter(|c| chosen(c))
+    {
+        if c.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path.trim_end_matches('/') == req.mount_path)
+        {
+            return Err(deny(
+                Some(a::MOUNT_PATH),
+                format!(
+                    "{}: container {} already mounts a volume at {}; choose another path",
+                    a::MOUNT_PATH,
+                    c.name,
+                    req.mount_path
+                ),
+            ));
+        }
+    }
+
+    // The template must be in a volume some container mounts; the injected containers get
+    // the same mount, read-only.
+    let template_mount = match &req.template {
+        None => None,
+        Some(t) => Some(find_template_mount(spec, t)?),
+    };
+
+    let ids = Ids::from_pod(spec);
+    let native = req.native_sidecar.unwrap_or(config.native_sidecar);
+    let interval = req.interval.unwrap_or(config.default_interval);
+
+    let mut mounts = vec![VolumeMount {
+        name: VOLUME.to_owned(),
+        mount_path: req.mount_path.clone(),
+        ..Default::default()
+    }];
+    mounts.extend(template_mount);
+
+    let base_args = render_args(req, &ids);
+    let mut injected_init = Vec::new();
+    if req.mode.has_init() {
+        let mut args = vec!["render".to_owned()];
+        args.extend(base_args.iter().cloned());
+        injected_init.push(container(INIT_CONTAINER, args, &mounts, req, config, &ids));
+    }
+    let mut sidecar = None;
+    if req.mode.has_sidecar() {
+        let mut args = vec!["render".to_owned(), "--watch".to_owned()];
+        args.extend(base_args.iter().cloned());
+        args.extend([
+            "--interval".to_owned(),
+            humantime::format_duration(interval).to_string(),
+            "--listen".to_owned(),
+            format!("0.0.0.0:{SIDECAR_PORT}"),
+        ]);
+        if let Some(p) = &req.reload_process {
+            if let Some(s) = &req.reload_signal {
+                args.extend(["--reload-signal".to_owned(), s.clone()]);
+            }
+            args.extend(["--reload-process".to_owned(), p.clone()]);
+            spec.share_process_namespace = Some(true);
+        }
+        let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
+        if native {
+            c.restart_policy = Some("Always".to_owned());
+            c.startup_probe = Some(Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some("/readyz".to_owned()),
+                    port: IntOrString::Int(SIDECAR_PORT),
+                    ..Default::default()
+                }),
+                period_seconds: Some(1),
+                timeout_seconds: Some(1),
+                failure_threshold: Some(300),
+                ..Default::default()
+            });
+            injected_init.push(c);
+        } else {
+            sidecar = Some(c);
+        }
+    }
+
+    // Read-only mounts in the chosen app and init containers (before ours are added).
+    let ro = VolumeMount {
+        name: VOLUME.to_owned(),
+        mount_path: req.mount_path.clone(),
+        read_only: Some(true),
+        ..Default::default()
+    };
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        if chosen(c) {
+            c.volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(ro.clone());
+        }
+    }
+
+    let inits = spec.init_containers.get_or_insert_with(Vec::new);
+    inits.splice(0..0, injected_init);
+    if inits.is_empty() {
+        spec.init_containers = None;
+    }
+    if let Some(c) = sidecar {
+        spec.containers.push(c);
+    }
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".to_owned()),
+            size_limit: Some(Quantity("1Mi".to_owned())),
+        }),
+        ..Default::default()
+    });
+    pod.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(a::STATUS.to_owned(), a::STATUS_INJECTED.to_owned());
+    Ok(())
+}
+
+/// Who the injected containers run as and who owns the files.
+struct Ids {
+    /// The pod's own non-root runAsUser, when set.
+    pod_uid: Option<i64>,
+    /// runAsGroup, else fsGroup, when set.
+    pod_gid: Option<i64>,
+    run_as_user: i64,
+    run_as_group: i64,
+}
+
+impl Ids {
+    fn from_pod(spec: &PodSpec) -> Ids {
+        let sc = spec.security_context.as_ref();
+        let pod_uid = sc.and_then(|s| s.run_as_user).filter(|u| *u > 0);
+        let run_as_group = sc.and_then(|s| s.run_as_group).filter(|g| *g >= 0);
+        let pod_gid = run_as_group.or_else(|| sc.and_then(|s| s.fs_group).filter(|g| *g >= 0));
+        Ids {
+            pod_uid,
+            pod_gid,
+            run_as_user: pod_uid.unwrap_or(NONROOT_ID),
+            run_as_group: run_as_group.unwrap_or(NONROOT_ID),
+        }
+    }
+}
+
+/// The flags shared by the init container and the sidecar (after `render [--watch]`).
+fn render_args(req: &Request, ids: &Ids) -> Vec<String> {
+    let mut args = Vec::new();
+    for p in &req.paths {
+        args.extend(["--path".to_owned(), p.clone()]);
+    }
+    for p in &req.params {
+        args.extend(["--param".to_owned(), format!("{}={}", p.key, p.raw)]);
+    }
+    args.extend([
+        "--format".to_owned(),
+        req.format.as_str().to_owned(),
+        "--output".to_owned(),
+        format!("{}/{}", req.mount_path, req.file),
+    ]);
+    if let (Format::Template, Some(t)) = (req.format, &req.template) {
+        args.extend(["--template".to_owned(), t.clone()]);
+    }
+    // Without the app's uid the files must be readable by group (fsGroup / runAsGroup) or
+    // by anyone who has the mount.
+    let mode = req.file_mode.or(match (ids.pod_uid, ids.pod_gid) {
+        (Some(_), _) => None,
+        (None, Some(_)) => Some(0o440),
+        (None, None) => Some(0o444),
+    });
+    if let Some(m) = mode {
+        args.extend(["--file-mode".to_owned(), format!("{m:04o}")]);
+    }
+    if let Some(u) = ids.pod_uid {
+        args.extend(["--uid".to_owned(), u.to_string()]);
+    }
+    if let Some(g) = ids.pod_gid {
+        args.extend(["--gid".to_owned(), g.to_string()]);
+    }
+    args
+}
+
+fn container(
+    name: &str,
+    args: Vec<String>,
+    mounts: &[VolumeMount],
+    req: &Request,
+    config: &InjectConfig,
+    ids: &Ids,
+) -> Container {
+    let q = |v: &Option<String>, default: Option<&str>| {
+        v.clone().or(default.map(str::to_owned)).map(Quantity)
+    };
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    let memory_request = q(&req.memory_request, Some("16Mi"));
+    let mut memory_limit = q(&req.memory_limit, Some("32Mi"));
+    // A larger request with the default limit: raise the limit (the API server would reject it).
+    if req.memory_limit.is_none()
+        && let (Some(r), Some(l)) = (&memory_request, &memory_limit)
+        && super::validate::parse_quantity(&r.0) > super::validate::parse_quantity(&l.0)
+    {
+        memory_limit = Some(r.clone());
+    }
+    for (is_limit, key, v) in [
+        (false, "cpu", q(&req.cpu_request, Some("5m"))),
+        (false, "memory", memory_request),
+        (true, "cpu", q(&req.cpu_limit, None)),
+        (true, "memory", memory_limit),
+    ] {
+        if let Some(v) = v {
+            let map = if is_limit { &mut limits } else { &mut requests };
+            map.insert(key.to_owned(), v);
+        }
+    }
+    Container {
+        name: name.to_owned(),
+        image: Some(config.image.clone()),
+        args: Some(args),
+        volume_mounts: Some(mounts.to_vec()),
+        resources: Some(ResourceRequirements {
+            requests: Some(requests),
+            limits: Some(limits),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(ids.run_as_user),
+            run_as_group: Some(ids.run_as_group),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The deepest mount (in any container) holding `template`, made read-only.
+fn find_template_mount(spec: &PodSpec, template: &str) -> Result<VolumeMount, Denial> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .filter(|m| m.name != VOLUME && is_under(template, &m.mount_path) && template != m.mount_path.trim_end_matches('/'))
+        .max_by_key(|m| m.mount_path.len())
+        .map(|m| VolumeMount {
+            read_only: Some(true),
+            ..m.clone()
+        })
+        .ok_or_else(|| {
+            deny(
+                Some(a::TEMPLATE),
+                format!(
+                    "{}: {template} is not inside any volume mounted in the pod; mount the ConfigMap holding the template in a container (e.g. at {}) and point {} at the file",
+                    a::TEMPLATE,
+                    template.rsplit_once('/').map(|(d, _)| d).filter(|d| !d.is_empty()).unwrap_or("/config"),
+                    a::TEMPLATE
+                ),
+            )
+        })
+}

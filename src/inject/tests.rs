@@ -1,0 +1,1125 @@
+//! The injector, end to end: mutate, apply the JSONPatch to the pod's JSON, read the result
+//! back as a `Pod` and check it.
+
+use super::annotations as a;
+use super::fixtures::{PodBuilder, bare, pod};
+use super::patch::{INIT_CONTAINER, SIDECAR, VOLUME};
+use super::{Decision, Denial, InjectConfig, mutate};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const NS: &str = "default";
+
+fn decide(pod: &Pod) -> Decision {
+    mutate(pod, NS, &InjectConfig::default())
+}
+
+/// Applies a decision's patch to `pod`; panics (in tests) on anything else.
+fn apply(pod: &Pod, decision: Decision) -> Pod {
+    let Decision::Patch(patch) = decision else {
+        panic!("expected a patch, got {decision:?}");
+    };
+    let mut doc = serde_json::to_value(pod).unwrap();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    serde_json::from_value(doc).unwrap()
+}
+
+fn inject_with(b: PodBuilder, config: &InjectConfig) -> Pod {
+    let p = b.build();
+    let d = mutate(&p, NS, config);
+    apply(&p, d)
+}
+
+fn inject(b: PodBuilder) -> Pod {
+    inject_with(b, &InjectConfig::default())
+}
+
+fn denial(b: PodBuilder) -> Denial {
+    match decide(&b.build()) {
+        Decision::Deny(d) => d,
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+fn inits(p: &Pod) -> Vec<&Container> {
+    p.spec
+        .as_ref()
+        .unwrap()
+        .init_containers
+        .iter()
+        .flatten()
+        .collect()
+}
+
+fn containers(p: &Pod) -> Vec<&Container> {
+    p.spec.as_ref().unwrap().containers.iter().collect()
+}
+
+fn find<'a>(p: &'a Pod, name: &str) -> &'a Container {
+    inits(p)
+        .into_iter()
+        .chain(containers(p))
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no container {name}"))
+}
+
+fn args(c: &Container) -> Vec<&str> {
+    c.args.iter().flatten().map(String::as_str).collect()
+}
+
+/// The value after `flag` in the container's args.
+fn flag<'a>(c: &'a Container, flag: &str) -> Option<&'a str> {
+    let a = args(c);
+    a.iter()
+        .position(|x| *x == flag)
+        .and_then(|i| a.get(i + 1).copied())
+}
+
+fn ssm_mount(c: &Container) -> Option<(String, Option<bool>)> {
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == VOLUME)
+        .map(|m| (m.mount_path.clone(), m.read_only))
+}
+
+// ---------------------------------------------------------------- should inject
+
+#[test]
+fn skip_and_inject_decisions_follow_the_opt_in_namespace_and_status() {
+    let cases: Vec<(&str, Pod, &str, Option<&str>)> = vec![
+        (
+            "no inject annotation",
+            pod().without_ann(a::INJECT).build(),
+            NS,
+            Some("not opted in"),
+        ),
+        (
+            "inject false",
+            pod().ann(a::INJECT, "false").build(),
+            NS,
+            Some("not opted in"),
+        ),
+        (
+            "inject TRUE in any case",
+            pod().ann(a::INJECT, "TRUE").build(),
+            NS,
+            None,
+        ),
+        (
+            "kube-system is excluded",
+            pod().build(),
+            "kube-system",
+            Some("namespace excluded"),
+        ),
+        (
+            "already injected",
+            pod().ann(a::STATUS, "injected").build(),
+            NS,
+            Some("already injected"),
+        ),
+        (
+            "no annotations at all",
+            bare().container("app").build(),
+            NS,
+            Some("not opted in"),
+        ),
+    ];
+    for (name, p, ns, want) in cases {
+        match (mutate(&p, ns, &InjectConfig::default()), want) {
+            (Decision::Skip(why), Some(w)) => assert_eq!(why, w, "{name}"),
+            (Decision::Patch(_), None) => {}
+            (other, _) => panic!("{name}: got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_second_review_of_the_mutated_pod_is_skipped() {
+    let once = inject(pod().ann(a::MODE, "init+sidecar"));
+    assert_eq!(decide(&once), Decision::Skip("already injected"));
+}
+
+#[test]
+fn the_status_annotation_is_set() {
+    let p = inject(pod());
+    assert_eq!(
+        p.metadata
+            .annotations
+            .unwrap()
+            .get(a::STATUS)
+            .map(String::as_str),
+        Some("injected")
+    );
+}
+
+// ---------------------------------------------------------------- patch shape
+
+#[test]
+fn adds_a_memory_volume_of_one_mebibyte() {
+    let p = inject(pod());
+    let vols = p.spec.unwrap().volumes.unwrap();
+    let v = vols.iter().find(|v| v.name == VOLUME).unwrap();
+    let e = v.empty_dir.as_ref().unwrap();
+    assert_eq!(e.medium.as_deref(), Some("Memory"));
+    assert_eq!(e.size_limit.as_ref().map(|q| q.0.as_str()), Some("1Mi"));
+}
+
+#[test]
+fn the_init_container_comes_first_so_other_init_containers_can_read_the_values() {
+    let p = inject(pod().init_container("migrate"));
+    let names: Vec<&str> = inits(&p).iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [INIT_CONTAINER, "migrate"]);
+    assert_eq!(
+        ssm_mount(find(&p, "migrate")),
+        Some(("/ssm".to_owned(), Some(true)))
+    );
+}
+
+#[test]
+fn the_default_init_container_renders_dotenv_into_the_mount() {
+    let p = inject(pod());
+    let c = find(&p, INIT_CONTAINER);
+    assert_eq!(
+        c.image.as_deref(),
+        Some(InjectConfig::default().image.as_str())
+    );
+    assert_eq!(
+        args(c),
+        [
+            "render",
+            "--path",
+            "/app/prod/",
+            "--format",
+            "dotenv",
+            "--output",
+            "/ssm/app.env",
+            "--file-mode",
+            "0444"
+        ]
+    );
+    assert_eq!(ssm_mount(c), Some(("/ssm".to_owned(), None)));
+    assert!(containers(&p).iter().all(|c| c.name != SIDECAR));
+}
+
+#[test]
+fn annotations_become_render_flags() {
+    type Flags = &'static [(&'static str, &'static str)];
+    let cases: Vec<(&str, PodBuilder, Flags)> = vec![
+        (
+            "params, in key order",
+            bare()
+                .container("app")
+                .inject()
+                .ann("ssm-injector.io/param-DB", "/app/prod/db:3")
+                .ann(
+                    "ssm-injector.io/param-API_KEY",
+                    "/aws/reference/secretsmanager/app/key#token",
+                ),
+            &[("--format", "dotenv"), ("--output", "/ssm/app.env")],
+        ),
+        (
+            "json to a chosen file and mount path",
+            pod()
+                .ann(a::FORMAT, "json")
+                .ann(a::FILE, "config.json")
+                .ann(a::MOUNT_PATH, "/run/secrets/app/"),
+            &[
+                ("--format", "json"),
+                ("--output", "/run/secrets/app/config.json"),
+            ],
+        ),
+        (
+            "files writes a directory",
+            pod().ann(a::FORMAT, "files"),
+            &[("--output", "/ssm/files")],
+        ),
+        (
+            "yaml and properties default names",
+            pod().ann(a::FORMAT, "yaml"),
+            &[("--output", "/ssm/app.yaml")],
+        ),
+        (
+            "file mode is normalised",
+            pod().ann(a::FILE_MODE, "440"),
+            &[("--file-mode", "0440")],
+        ),
+        (
+            "a template implies the template format",
+            pod()
+                .config_map_mount("app", "tmpl", "/etc/tmpl")
+                .ann(a::TEMPLATE, "/etc/tmpl/app.conf.j2"),
+            &[
+                ("--format", "template"),
+                ("--template", "/etc/tmpl/app.conf.j2"),
+                ("--output", "/ssm/config"),
+            ],
+        ),
+    ];
+    for (name, b, want) in cases {
+        let p = inject(b);
+        let c = find(&p, INIT_CONTAINER);
+        for (f, v) in want {
+            assert_eq!(flag(c, f), Some(*v), "{name}: {f} in {:?}", args(c));
+        }
+    }
+    let p = inject(
+        bare()
+            .container("app")
+            .inject()
+            .ann("ssm-injector.io/param-DB", "/app/prod/db:3")
+            .ann(
+                "ssm-injector.io/param-API_KEY",
+                "/aws/reference/secretsmanager/app/key#token",
+            ),
+    );
+    let a = args(find(&p, INIT_CONTAINER));
+    assert!(
+        a.windows(2).any(|w| w == ["--param", "DB=/app/prod/db:3"])
+            && a.windows(2).any(|w| w
+                == [
+                    "--param",
+                    "API_KEY=/aws/reference/secretsmanager/app/key#token"
+                ]),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn the_template_volume_is_mounted_read_only_in_the_injected_containers() {
+    let p = inject(
+        pod()
+            .config_map_mount("app", "tmpl", "/etc/tmpl")
+            .ann(a::TEMPLATE, "/etc/tmpl/app.conf.j2"),
+    );
+    let m = find(&p, INIT_CONTAINER)
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "tmpl")
+        .unwrap();
+    assert_eq!(
+        (m.mount_path.as_str(), m.read_only),
+        ("/etc/tmpl", Some(true))
+    );
+}
+
+#[test]
+fn app_containers_get_a_read_only_mount_and_containers_limits_which() {
+    let p = inject(pod().container("worker"));
+    for n in ["app", "worker"] {
+        assert_eq!(
+            ssm_mount(find(&p, n)),
+            Some(("/ssm".to_owned(), Some(true))),
+            "{n}"
+        );
+    }
+    let p = inject(
+        pod()
+            .container("worker")
+            .init_container("migrate")
+            .ann(a::CONTAINERS, "worker"),
+    );
+    assert_eq!(ssm_mount(find(&p, "app")), None);
+    assert_eq!(ssm_mount(find(&p, "migrate")), None);
+    assert!(ssm_mount(find(&p, "worker")).is_some());
+}
+
+#[test]
+fn native_and_classic_sidecars_are_placed_by_mode_and_config() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        native: bool,
+        want_inits: &'static [&'static str],
+        want_containers: &'static [&'static str],
+    }
+    let cases = vec![
+        Case {
+            name: "init only",
+            b: pod(),
+            native: true,
+            want_inits: &[INIT_CONTAINER],
+            want_containers: &["app"],
+        },
+        Case {
+            name: "init+sidecar native: sidecar right after the init container",
+            b: pod().init_container("migrate").ann(a::MODE, "init+sidecar"),
+            native: true,
+            want_inits: &[INIT_CONTAINER, SIDECAR, "migrate"],
+            want_containers: &["app"],
+        },
+        Case {
+            name: "sidecar only, native",
+            b: pod().ann(a::MODE, "sidecar"),
+            native: true,
+            want_inits: &[SIDECAR],
+            want_containers: &["app"],
+        },
+        Case {
+            name: "init+sidecar classic: sidecar appended to containers",
+            b: pod().ann(a::MODE, "init+sidecar"),
+            native: false,
+            want_inits: &[INIT_CONTAINER],
+            want_containers: &["app", SIDECAR],
+        },
+        Case {
+            name: "the pod annotation overrides the config",
+            b: pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::NATIVE_SIDECAR, "false"),
+            native: true,
+            want_inits: &[],
+            want_containers: &["app", SIDECAR],
+        },
+    ];
+    for case in cases {
+        let config = InjectConfig {
+            native_sidecar: case.native,
+            ..Default::default()
+        };
+        let p = inject_with(case.b, &config);
+        let i: Vec<&str> = inits(&p).iter().map(|c| c.name.as_str()).collect();
+        let c: Vec<&str> = containers(&p).iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(i, case.want_inits, "{}", case.name);
+        assert_eq!(c, case.want_containers, "{}", case.name);
+    }
+}
+
+#[test]
+fn the_native_sidecar_restarts_always_and_probes_readyz() {
+    let p = inject(pod().ann(a::MODE, "init+sidecar").ann(a::INTERVAL, "5m"));
+    let s = find(&p, SIDECAR);
+    assert_eq!(s.restart_policy.as_deref(), Some("Always"));
+    let probe = s.startup_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    assert_eq!(probe.path.as_deref(), Some("/readyz"));
+    assert_eq!(
+        probe.port,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8099)
+    );
+    assert_eq!(&args(s)[..2], ["render", "--watch"]);
+    assert_eq!(flag(s, "--interval"), Some("5m"));
+    assert_eq!(flag(s, "--listen"), Some("0.0.0.0:8099"));
+    assert_eq!(flag(s, "--path"), Some("/app/prod/"));
+    assert_eq!(find(&p, INIT_CONTAINER).restart_policy, None);
+}
+
+#[test]
+fn the_sidecar_uses_the_configured_default_interval() {
+    let config = InjectConfig {
+        default_interval: std::time::Duration::from_secs(90),
+        ..Default::default()
+    };
+    let p = inject_with(pod().ann(a::MODE, "sidecar"), &config);
+    assert_eq!(flag(find(&p, SIDECAR), "--interval"), Some("1m 30s"));
+}
+
+#[test]
+fn a_reload_process_shares_the_process_namespace() {
+    let p = inject(
+        pod()
+            .ann(a::MODE, "sidecar")
+            .ann(a::RELOAD_SIGNAL, "USR1")
+            .ann(a::RELOAD_PROCESS, "nginx"),
+    );
+    let s = find(&p, SIDECAR);
+    assert_eq!(flag(s, "--reload-signal"), Some("USR1"));
+    assert_eq!(flag(s, "--reload-process"), Some("nginx"));
+    assert_eq!(p.spec.unwrap().share_process_namespace, Some(true));
+}
+
+#[test]
+fn injected_containers_are_locked_down() {
+    let p = inject(pod().ann(a::MODE, "init+sidecar"));
+    for name in [INIT_CONTAINER, SIDECAR] {
+        let c = find(&p, name);
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true), "{name}");
+        assert_eq!(sc.run_as_user, Some(65532), "{name}");
+        assert_eq!(sc.run_as_group, Some(65532), "{name}");
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{name}");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{name}");
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()])
+        );
+        assert_eq!(
+            sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        let r = c.resources.as_ref().unwrap();
+        let req = r.requests.as_ref().unwrap();
+        assert_eq!(req.get("cpu").map(|q| q.0.as_str()), Some("5m"));
+        assert_eq!(req.get("memory").map(|q| q.0.as_str()), Some("16Mi"));
+        let lim = r.limits.as_ref().unwrap();
+        assert_eq!(lim.get("memory").map(|q| q.0.as_str()), Some("32Mi"));
+        assert_eq!(lim.get("cpu"), None);
+    }
+}
+
+#[test]
+fn resource_annotations_override_the_defaults() {
+    let p = inject(
+        pod()
+            .ann(a::CPU_REQUEST, "10m")
+            .ann(a::CPU_LIMIT, "100m")
+            .ann(a::MEMORY_REQUEST, "64Mi"),
+    );
+    let r = find(&p, INIT_CONTAINER).resources.clone().unwrap();
+    let get =
+        |m: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+         k: &str| { m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone()) };
+    assert_eq!(get(&r.requests, "cpu").as_deref(), Some("10m"));
+    assert_eq!(get(&r.limits, "cpu").as_deref(), Some("100m"));
+    assert_eq!(get(&r.requests, "memory").as_deref(), Some("64Mi"));
+    // The default limit is raised to a larger request.
+    assert_eq!(get(&r.limits, "memory").as_deref(), Some("64Mi"));
+}
+
+#[test]
+fn uid_and_gid_come_from_the_pod_security_context() {
+    // (uid, gid, fsGroup) → (runAsUser, runAsGroup, --uid, --gid, --file-mode)
+    type Want = (
+        i64,
+        i64,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    type Ids = (Option<i64>, Option<i64>, Option<i64>);
+    let cases: Vec<(Ids, Want)> = vec![
+        (
+            (Some(1000), Some(3000), None),
+            (1000, 3000, Some("1000"), Some("3000"), None),
+        ),
+        (
+            (Some(1000), None, Some(2000)),
+            (1000, 65532, Some("1000"), Some("2000"), None),
+        ),
+        (
+            (None, None, Some(2000)),
+            (65532, 65532, None, Some("2000"), Some("0440")),
+        ),
+        ((None, None, None), (65532, 65532, None, None, Some("0444"))),
+        (
+            (Some(0), None, None),
+            (65532, 65532, None, None, Some("0444")),
+        ),
+    ];
+    for ((u, g, f), (ru, rg, fu, fg, fm)) in cases {
+        let p = inject(pod().run_as(u, g, f));
+        let c = find(&p, INIT_CONTAINER);
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(
+            (sc.run_as_user, sc.run_as_group),
+            (Some(ru), Some(rg)),
+            "{u:?} {g:?} {f:?}"
+        );
+        assert_eq!(flag(c, "--uid"), fu, "{u:?} {g:?} {f:?}");
+        assert_eq!(flag(c, "--gid"), fg, "{u:?} {g:?} {f:?}");
+        assert_eq!(flag(c, "--file-mode"), fm, "{u:?} {g:?} {f:?}");
+    }
+}
+
+// ---------------------------------------------------------------- denials
+
+#[test]
+fn every_bad_annotation_is_denied_naming_it() {
+    let cases: Vec<(&str, PodBuilder, &str)> = vec![
+        (
+            "unknown key",
+            pod().ann("ssm-injector.io/paht", "/x"),
+            "ssm-injector.io/paht",
+        ),
+        ("nothing to fetch", pod().without_ann(a::PATH), a::PATH),
+        ("relative path", pod().ann(a::PATH, "app/prod"), a::PATH),
+        (
+            "empty path in the list",
+            pod().ann(a::PATH, "/a/,,/b/"),
+            a::PATH,
+        ),
+        (
+            "variables in a path",
+            pod().ann(a::PATH, "/app/${STAGE}/"),
+            a::PATH,
+        ),
+        (
+            "bad param key",
+            pod().ann("ssm-injector.io/param-1DB", "/a/b"),
+            "ssm-injector.io/param-1DB",
+        ),
+        (
+            "empty param key",
+            pod().ann("ssm-injector.io/param-", "/a/b"),
+            "ssm-injector.io/param-",
+        ),
+        (
+            "bad param name",
+            pod().ann("ssm-injector.io/param-DB", "/a//b"),
+            "ssm-injector.io/param-DB",
+        ),
+        (
+            "variables in a param",
+            pod().ann("ssm-injector.io/param-DB", "/app/${STAGE}/db"),
+            "ssm-injector.io/param-DB",
+        ),
+        (
+            "comma in a param",
+            pod().ann("ssm-injector.io/param-DB", "/a,/b"),
+            "ssm-injector.io/param-DB",
+        ),
+        ("unknown format", pod().ann(a::FORMAT, "toml"), a::FORMAT),
+        (
+            "file with a slash",
+            pod().ann(a::FILE, "../etc/passwd"),
+            a::FILE,
+        ),
+        (
+            "file starting with a dot",
+            pod().ann(a::FILE, ".env"),
+            a::FILE,
+        ),
+        ("empty file", pod().ann(a::FILE, ""), a::FILE),
+        (
+            "relative mount path",
+            pod().ann(a::MOUNT_PATH, "ssm"),
+            a::MOUNT_PATH,
+        ),
+        (
+            "mount path with ..",
+            pod().ann(a::MOUNT_PATH, "/ssm/../etc"),
+            a::MOUNT_PATH,
+        ),
+        ("mount path /", pod().ann(a::MOUNT_PATH, "/"), a::MOUNT_PATH),
+        ("unknown mode", pod().ann(a::MODE, "daemon"), a::MODE),
+        (
+            "bad interval",
+            pod().ann(a::MODE, "sidecar").ann(a::INTERVAL, "soon"),
+            a::INTERVAL,
+        ),
+        (
+            "interval under 1s",
+            pod().ann(a::MODE, "sidecar").ann(a::INTERVAL, "500ms"),
+            a::INTERVAL,
+        ),
+        (
+            "missing container",
+            pod().ann(a::CONTAINERS, "app,nope"),
+            a::CONTAINERS,
+        ),
+        (
+            "empty container name",
+            pod().ann(a::CONTAINERS, "app,"),
+            a::CONTAINERS,
+        ),
+        (
+            "file mode not octal",
+            pod().ann(a::FILE_MODE, "0999"),
+            a::FILE_MODE,
+        ),
+        (
+            "file mode owner cannot read",
+            pod().ann(a::FILE_MODE, "0200"),
+            a::FILE_MODE,
+        ),
+        (
+            "bad signal",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::RELOAD_SIGNAL, "HUPP")
+                .ann(a::RELOAD_PROCESS, "nginx"),
+            a::RELOAD_SIGNAL,
+        ),
+        (
+            "signal without process",
+            pod().ann(a::MODE, "sidecar").ann(a::RELOAD_SIGNAL, "HUP"),
+            a::RELOAD_SIGNAL,
+        ),
+        (
+            "reload in init mode",
+            pod().ann(a::RELOAD_PROCESS, "nginx"),
+            a::RELOAD_PROCESS,
+        ),
+        (
+            "bad process name",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::RELOAD_PROCESS, "ng inx"),
+            a::RELOAD_PROCESS,
+        ),
+        (
+            "relative template",
+            pod().ann(a::TEMPLATE, "tmpl/app.j2"),
+            a::TEMPLATE,
+        ),
+        (
+            "template outside any volume",
+            pod().ann(a::TEMPLATE, "/etc/tmpl/app.j2"),
+            a::TEMPLATE,
+        ),
+        (
+            "template format without template",
+            pod().ann(a::FORMAT, "template"),
+            a::TEMPLATE,
+        ),
+        (
+            "template with another format",
+            pod()
+                .config_map_mount("app", "t", "/t")
+                .ann(a::TEMPLATE, "/t/a.j2")
+                .ann(a::FORMAT, "json"),
+            a::TEMPLATE,
+        ),
+        (
+            "native-sidecar not a bool",
+            pod().ann(a::NATIVE_SIDECAR, "yes"),
+            a::NATIVE_SIDECAR,
+        ),
+        (
+            "empty cpu request",
+            pod().ann(a::CPU_REQUEST, ""),
+            a::CPU_REQUEST,
+        ),
+        (
+            "bad memory limit",
+            pod().ann(a::MEMORY_LIMIT, "lots"),
+            a::MEMORY_LIMIT,
+        ),
+        (
+            "request above limit",
+            pod()
+                .ann(a::MEMORY_REQUEST, "1Gi")
+                .ann(a::MEMORY_LIMIT, "32Mi"),
+            a::MEMORY_REQUEST,
+        ),
+        (
+            "mount path taken",
+            pod().config_map_mount("app", "other", "/ssm"),
+            a::MOUNT_PATH,
+        ),
+    ];
+    for (name, b, key) in cases {
+        let d = denial(b);
+        assert_eq!(d.annotation.as_deref(), Some(key), "{name}: {}", d.message);
+        assert!(
+            d.message.contains(key),
+            "{name}: message does not name {key}: {}",
+            d.message
+        );
+    }
+}
+
+#[test]
+fn an_unknown_key_lists_the_known_ones() {
+    let d = denial(pod().ann("ssm-injector.io/formt", "json"));
+    assert!(
+        d.message.contains("format") && d.message.contains("mount-path"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn variables_are_refused_with_the_reason() {
+    let d = denial(pod().ann("ssm-injector.io/param-DB", "/app/${STAGE}/db"));
+    assert!(
+        d.message.contains("cannot see the pod's environment"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn names_the_injector_needs_must_be_free() {
+    let d = denial(pod().container(SIDECAR));
+    assert!(d.message.contains(SIDECAR), "{}", d.message);
+}
+
+// ---------------------------------------------------------------- policy
+
+fn team_policy() -> InjectConfig {
+    InjectConfig {
+        namespace_prefixes: BTreeMap::from([
+            ("team-a".to_owned(), vec!["/team-a/".to_owned()]),
+            (
+                "team-b".to_owned(),
+                vec!["/team-b".to_owned(), "/shared/".to_owned()],
+            ),
+        ]),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_namespace_policy_allows_only_its_prefixes() {
+    let param = |v: &str| {
+        bare()
+            .container("app")
+            .inject()
+            .ann("ssm-injector.io/param-X", v)
+    };
+    let path = |v: &str| bare().container("app").inject().ann(a::PATH, v);
+    // (name, namespace, pod, allowed, annotation named on denial)
+    let cases: Vec<(&str, &str, PodBuilder, bool, Option<&str>)> = vec![
+        ("own path", "team-a", path("/team-a/app/"), true, None),
+        ("the prefix itself", "team-a", path("/team-a"), true, None),
+        ("own param", "team-a", param("/team-a/db"), true, None),
+        (
+            "own param by version",
+            "team-a",
+            param("/team-a/db:2"),
+            true,
+            None,
+        ),
+        (
+            "a sibling prefix is not inside",
+            "team-a",
+            path("/team-ab/x/"),
+            false,
+            Some(a::PATH),
+        ),
+        (
+            "another team's param",
+            "team-a",
+            param("/team-b/db"),
+            false,
+            Some("ssm-injector.io/param-X"),
+        ),
+        ("root path", "team-a", path("/"), false, Some(a::PATH)),
+        (
+            "own secret",
+            "team-a",
+            param("/aws/reference/secretsmanager/team-a/db"),
+            true,
+            None,
+        ),
+        (
+            "another team's secret",
+            "team-a",
+            param("/aws/reference/secretsmanager/team-b/db"),
+            false,
+            Some("ssm-injector.io/param-X"),
+        ),
+        ("second prefix", "team-b", path("/shared/x/"), true, None),
+        (
+            "prefix without trailing slash",
+            "team-b",
+            param("/team-b/db"),
+            true,
+            None,
+        ),
+        (
+            "prefix without slash is still component-wise",
+            "team-b",
+            param("/team-bc/db"),
+            false,
+            Some("ssm-injector.io/param-X"),
+        ),
+        (
+            "unlisted namespace",
+            "team-c",
+            path("/team-c/"),
+            false,
+            None,
+        ),
+    ];
+    let config = team_policy();
+    for (name, ns, b, allowed, key) in cases {
+        match mutate(&b.build(), ns, &config) {
+            Decision::Patch(_) if allowed => {}
+            Decision::Deny(d) if !allowed => {
+                assert_eq!(d.annotation.as_deref(), key, "{name}: {}", d.message);
+                assert!(
+                    d.message.contains(&format!("namespace {ns}")),
+                    "{name}: {}",
+                    d.message
+                );
+            }
+            other => panic!("{name}: got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_policy_denial_names_the_rule() {
+    let p = pod().ann(a::PATH, "/team-b/").build();
+    let Decision::Deny(d) = mutate(&p, "team-a", &team_policy()) else {
+        panic!("not denied")
+    };
+    assert!(
+        d.message
+            .contains("namespace team-a may only read /team-a/*"),
+        "{}",
+        d.message
+    );
+    let Decision::Deny(d) = mutate(&p, "team-c", &team_policy()) else {
+        panic!("not denied")
+    };
+    assert!(
+        d.message
+            .contains("namespace team-c has no allowed parameter prefixes"),
+        "{}",
+        d.message
+    );
+}
+
+// ---------------------------------------------------------------- Pod Security Standard
+
+/// The container-level checks of the Kubernetes "restricted" Pod Security Standard
+/// (plus the baseline ones it includes that a patch could break). Returns the violations.
+fn pss_restricted(pod: &Pod) -> Vec<String> {
+    let mut v = Vec::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return vec!["no spec".to_owned()];
+    };
+    if spec.host_network == Some(true) {
+        v.push("hostNetwork".to_owned());
+    }
+    if spec.host_pid == Some(true) {
+        v.push("hostPID".to_owned());
+    }
+    if spec.host_ipc == Some(true) {
+        v.push("hostIPC".to_owned());
+    }
+    for vol in spec.volumes.iter().flatten() {
+        let ok = vol.config_map.is_some()
+            || vol.csi.is_some()
+            || vol.downward_api.is_some()
+            || vol.empty_dir.is_some()
+            || vol.ephemeral.is_some()
+            || vol.persistent_volume_claim.is_some()
+            || vol.projected.is_some()
+            || vol.secret.is_some();
+        if !ok {
+            v.push(format!("volume {}: type not allowed", vol.name));
+        }
+    }
+    let psc = spec.security_context.as_ref();
+    let pod_non_root = psc.and_then(|s| s.run_as_non_root);
+    let pod_seccomp = psc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .map(|s| s.type_.clone());
+    if psc.and_then(|s| s.run_as_user) == Some(0) {
+        v.push("pod runAsUser 0".to_owned());
+    }
+    for c in spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+    {
+        let sc = c.security_context.as_ref();
+        let n = &c.name;
+        if sc.and_then(|s| s.privileged) == Some(true) {
+            v.push(format!("{n}: privileged"));
+        }
+        if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+            v.push(format!("{n}: allowPrivilegeEscalation != false"));
+        }
+        match sc.and_then(|s| s.run_as_non_root).or(pod_non_root) {
+            Some(true) => {}
+            _ => v.push(format!("{n}: runAsNonRoot != true")),
+        }
+        if sc.and_then(|s| s.run_as_user) == Some(0) {
+            v.push(format!("{n}: runAsUser 0"));
+        }
+        let caps = sc.and_then(|s| s.capabilities.as_ref());
+        if !caps
+            .and_then(|c| c.drop.as_ref())
+            .is_some_and(|d| d.iter().any(|x| x == "ALL"))
+        {
+            v.push(format!("{n}: capabilities do not drop ALL"));
+        }
+        if caps
+            .and_then(|c| c.add.as_ref())
+            .is_some_and(|a| a.iter().any(|x| x != "NET_BIND_SERVICE"))
+        {
+            v.push(format!(
+                "{n}: adds capabilities other than NET_BIND_SERVICE"
+            ));
+        }
+        let seccomp = sc
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .map(|s| s.type_.clone())
+            .or(pod_seccomp.clone());
+        if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
+            v.push(format!(
+                "{n}: seccompProfile not RuntimeDefault or Localhost"
+            ));
+        }
+        if c.ports
+            .iter()
+            .flatten()
+            .any(|p| p.host_port.is_some_and(|h| h != 0))
+        {
+            v.push(format!("{n}: hostPort"));
+        }
+    }
+    v
+}
+
+#[test]
+fn a_restricted_pod_stays_restricted_after_injection() {
+    let app = bare()
+        .container("app")
+        .container("worker")
+        .init_container("migrate")
+        .restricted()
+        .inject()
+        .ann(a::PATH, "/app/prod/")
+        .config_map_mount("app", "tmpl", "/etc/tmpl");
+    assert_eq!(pss_restricted(&app.clone().build()), Vec::<String>::new());
+    for mode in ["init", "sidecar", "init+sidecar"] {
+        for native in ["true", "false"] {
+            let p = inject(
+                app.clone()
+                    .ann(a::MODE, mode)
+                    .ann(a::NATIVE_SIDECAR, native),
+            );
+            assert_eq!(
+                pss_restricted(&p),
+                Vec::<String>::new(),
+                "{mode} native={native}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_checker_catches_an_unrestricted_pod() {
+    assert!(!pss_restricted(&pod().build()).is_empty());
+}
+
+// ---------------------------------------------------------------- properties
+
+fn annotation_key() -> impl Strategy<Value = String> {
+    let known: Vec<String> = a::ALL
+        .iter()
+        .filter(|(k, _)| !k.contains('<'))
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    prop_oneof![
+        4 => proptest::sample::select(known),
+        2 => "[A-Za-z0-9_]{0,6}".prop_map(|k| format!("{}{k}", a::PARAM_PREFIX)),
+        1 => "[a-z./-]{0,12}".prop_map(|k| format!("{}{k}", a::PREFIX)),
+        1 => "[a-z./-]{1,12}",
+    ]
+}
+
+fn annotation_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(vec![
+            "true",
+            "false",
+            "/app/prod/",
+            "/app/prod/db",
+            "/a,/b/",
+            "json",
+            "files",
+            "template",
+            "init",
+            "sidecar",
+            "init+sidecar",
+            "5m",
+            "0s",
+            "0440",
+            "HUP",
+            "nginx",
+            "app",
+            "16Mi",
+            "/etc/tmpl/x.j2",
+            "/ssm",
+            "..",
+            "",
+            "${X}",
+            "injected",
+        ])
+        .prop_map(str::to_owned),
+        ".{0,16}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_annotations_never_panic_and_every_patch_applies(
+        anns in proptest::collection::btree_map(annotation_key(), annotation_value(), 0..8),
+        opt_in in any::<bool>(),
+        native in any::<bool>(),
+        uid in proptest::option::of(0i64..70000),
+    ) {
+        let mut b = bare().container("app").init_container("migrate").config_map_mount("app", "tmpl", "/etc/tmpl");
+        b = b.run_as(uid, None, None);
+        for (k, v) in &anns {
+            b = b.ann(k, v);
+        }
+        if opt_in {
+            b = b.inject();
+        }
+        let p = b.build();
+        let config = InjectConfig { native_sidecar: native, ..Default::default() };
+        match mutate(&p, NS, &config) {
+            Decision::Patch(patch) => {
+                let mut doc = serde_json::to_value(&p).unwrap();
+                prop_assert!(json_patch::patch(&mut doc, &patch).is_ok());
+                let out: Result<Pod, _> = serde_json::from_value(doc);
+                prop_assert!(out.is_ok());
+                let out = out.unwrap();
+                prop_assert_eq!(mutate(&out, NS, &config), Decision::Skip("already injected"));
+            }
+            Decision::Deny(d) => prop_assert!(!d.message.is_empty()),
+            Decision::Skip(_) => {}
+        }
+    }
+}
+
+/// Annotations that are each valid and compatible with each other.
+fn valid_pair() -> impl Strategy<Value = (&'static str, &'static str)> {
+    proptest::sample::select(vec![
+        (a::FORMAT, "json"),
+        (a::FORMAT, "files"),
+        (a::FORMAT, "properties"),
+        (a::FILE, "out.conf"),
+        (a::MOUNT_PATH, "/run/ssm"),
+        (a::MODE, "sidecar"),
+        (a::MODE, "init+sidecar"),
+        (a::MODE, "init"),
+        (a::INTERVAL, "2m"),
+        (a::CONTAINERS, "app"),
+        (a::CONTAINERS, "migrate,app"),
+        (a::FILE_MODE, "0440"),
+        (a::NATIVE_SIDECAR, "false"),
+        (a::NATIVE_SIDECAR, "true"),
+        (a::CPU_REQUEST, "10m"),
+        (a::MEMORY_REQUEST, "100Mi"),
+        (a::CPU_LIMIT, "1"),
+        ("ssm-injector.io/param-DB", "/app/prod/db:2"),
+        (
+            "ssm-injector.io/param-S",
+            "/aws/reference/secretsmanager/app/s#k",
+        ),
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn valid_annotations_always_give_a_patch_that_applies(
+        pairs in proptest::collection::vec(valid_pair(), 0..8),
+        uid in proptest::option::of(1i64..70000),
+    ) {
+        let mut b = pod().init_container("migrate").restricted().run_as(uid, None, None);
+        for (k, v) in pairs {
+            b = b.ann(k, v);
+        }
+        let p = b.build();
+        let d = mutate(&p, NS, &InjectConfig::default());
+        prop_assert!(matches!(d, Decision::Patch(_)), "{:?}", d);
+        let out = apply(&p, d);
+        prop_assert_eq!(pss_restricted(&out), Vec::<String>::new());
+        prop_assert_eq!(decide(&out), Decision::Skip("already injected"));
+    }
+}

@@ -1,0 +1,564 @@
+//! Annotations → a checked [`Request`]. Every error names the annotation and the fix.
+
+use super::Denial;
+use super::annotations as a;
+use crate::format::Format;
+use crate::spec::file::RawMode;
+use crate::spec::names::{SECRETS_MANAGER_PREFIX, check_path, parse_param_ref};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How the values reach the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Init,
+    Sidecar,
+    InitAndSidecar,
+}
+
+impl Mode {
+    pub fn has_init(self) -> bool {
+        matches!(self, Mode::Init | Mode::InitAndSidecar)
+    }
+
+    pub fn has_sidecar(self) -> bool {
+        matches!(self, Mode::Sidecar | Mode::InitAndSidecar)
+    }
+}
+
+/// One `param-<KEY>` annotation, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub annotation: String,
+    pub key: String,
+    /// As written (checked with `parse_param_ref`).
+    pub raw: String,
+    /// The parameter name (no selector, ARN or field), for the policy.
+    pub name: String,
+}
+
+/// The injection the pod asks for, every annotation checked, defaults not yet applied
+/// where they depend on the webhook's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub paths: Vec<String>,
+    pub params: Vec<Param>,
+    pub format: Format,
+    pub file: String,
+    pub mount_path: String,
+    pub mode: Mode,
+    pub interval: Option<Duration>,
+    /// `None`: every container and init container.
+    pub containers: Option<Vec<String>>,
+    pub file_mode: Option<u32>,
+    pub reload_signal: Option<String>,
+    pub reload_process: Option<String>,
+    pub template: Option<String>,
+    pub native_sidecar: Option<bool>,
+    pub cpu_request: Option<String>,
+    pub memory_request: Option<String>,
+    pub cpu_limit: Option<String>,
+    pub memory_limit: Option<String>,
+}
+
+pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
+
+fn deny(annotation: &str, message: String) -> Denial {
+    Denial {
+        annotation: Some(annotation.to_owned()),
+        message,
+    }
+}
+
+/// Checks every annotation under the prefix and builds the request.
+pub fn validate(annotations: &BTreeMap<String, String>) -> Result<Request, Denial> {
+    for key in annotations.keys() {
+        if key.starts_with(a::PREFIX) && !a::is_known(key) {
+            return Err(deny(
+                key,
+                format!(
+                    "unknown annotation {key}; remove it or use one of: {}",
+                    a::known_list()
+                ),
+            ));
+        }
+    }
+    let get = |k: &str| annotations.get(k).map(|v| v.trim());
+
+    let mut paths = Vec::new();
+    if let Some(v) = get(a::PATH) {
+        for p in v.split(',').map(str::trim) {
+            no_variables(a::PATH, p)?;
+            check_path(p).map_err(|e| {
+                deny(
+                    a::PATH,
+                    format!(
+                        "{}: path {p:?} {e}; give comma-separated absolute paths like /app/prod/",
+                        a::PATH
+                    ),
+                )
+            })?;
+            paths.push(p.to_owned());
+        }
+    }
+
+    let mut params = Vec::new();
+    for (k, v) in annotations.range(a::PARAM_PREFIX.to_owned()..) {
+        let Some(key) = k.strip_prefix(a::PARAM_PREFIX) else {
+            break;
+        };
+        if !is_env_key(key) {
+            return Err(deny(
+                k,
+                format!(
+                    "{k}: key {key:?} is not a valid output key; use letters, digits and _ \
+                     not starting with a digit, e.g. {}DB_PASSWORD",
+                    a::PARAM_PREFIX
+                ),
+            ));
+        }
+        let v = v.trim();
+        no_variables(k, v)?;
+        if v.contains(',') {
+            return Err(deny(
+                k,
+                format!("{k}: {v:?} contains a comma; give exactly one parameter name"),
+            ));
+        }
+        let r = parse_param_ref(v).map_err(|e| {
+            deny(
+                k,
+                format!("{k}: parameter {v:?} {e}; give a name like /app/prod/db_password"),
+            )
+        })?;
+        params.push(Param {
+            annotation: k.clone(),
+            key: key.to_owned(),
+            raw: v.to_owned(),
+            name: r.name,
+        });
+    }
+    if paths.is_empty() && params.is_empty() {
+        return Err(deny(
+            a::PATH,
+            format!(
+                "nothing to fetch; add {} (comma-separated paths) or {}<KEY> (one parameter)",
+                a::PATH,
+                a::PARAM_PREFIX
+            ),
+        ));
+    }
+
+    let template = match get(a::TEMPLATE) {
+        None => None,
+        Some(t) => Some(check_abs_path(a::TEMPLATE, t, "/config/app.tmpl")?),
+    };
+    let format = match get(a::FORMAT) {
+        Some(f) => f
+            .to_ascii_lowercase()
+            .parse::<Format>()
+            .map_err(|e| deny(a::FORMAT, format!("{}: {e}", a::FORMAT)))?,
+        None if template.is_some() => Format::Template,
+        None => Format::Dotenv,
+    };
+    match (format, &template) {
+        (Format::Template, None) => {
+            return Err(deny(
+                a::TEMPLATE,
+                format!(
+                    "format template needs {}: the absolute path of the template file in the pod",
+                    a::TEMPLATE
+                ),
+            ));
+        }
+        (f, Some(_)) if f != Format::Template => {
+            return Err(deny(
+                a::TEMPLATE,
+                format!(
+                    "{} is only used with format template, but {} is {f}; remove one of them",
+                    a::TEMPLATE,
+                    a::FORMAT
+                ),
+            ));
+        }
+        _ => {}
+    }
+
+    let file = match get(a::FILE) {
+        Some(f) => check_file_name(f)?,
+        None => default_file(format).to_owned(),
+    };
+    let mount_path = match get(a::MOUNT_PATH) {
+        Some(m) => check_abs_path(a::MOUNT_PATH, m, DEFAULT_MOUNT_PATH)?,
+        None => DEFAULT_MOUNT_PATH.to_owned(),
+    };
+    if let Some(t) = &template
+        && is_under(t, &mount_path)
+    {
+        return Err(deny(
+            a::TEMPLATE,
+            format!(
+                "{}: {t} is inside the injector's own volume at {mount_path}; put the template in a ConfigMap mounted elsewhere",
+                a::TEMPLATE
+            ),
+        ));
+    }
+
+    let mode = match get(a::MODE).map(str::to_ascii_lowercase).as_deref() {
+        None | Some("init") => Mode::Init,
+        Some("sidecar") => Mode::Sidecar,
+        Some("init+sidecar") => Mode::InitAndSidecar,
+        Some(other) => {
+            return Err(deny(
+                a::MODE,
+                format!(
+                    "{}: unknown mode {other:?}; use init, sidecar or init+sidecar",
+                    a::MODE
+                ),
+            ));
+        }
+    };
+
+    let interval = match get(a::INTERVAL) {
+        None => None,
+        Some(i) => {
+            let d = humantime::parse_duration(i).map_err(|e| {
+                deny(
+                    a::INTERVAL,
+                    format!(
+                        "{}: {i:?} is not a duration ({e}); write e.g. 60s or 5m",
+                        a::INTERVAL
+                    ),
+                )
+            })?;
+            if d < Duration::from_secs(1) {
+                return Err(deny(
+                    a::INTERVAL,
+                    format!("{}: {i:?} is shorter than 1s; use at least 1s", a::INTERVAL),
+                ));
+            }
+            Some(d)
+        }
+    };
+
+    let containers = match get(a::CONTAINERS) {
+        None => None,
+        Some(c) => {
+            let names: Vec<String> = c.split(',').map(|s| s.trim().to_owned()).collect();
+            if names.iter().any(String::is_empty) {
+                return Err(deny(
+                    a::CONTAINERS,
+                    format!(
+                        "{}: {c:?} has an empty name; give comma-separated container names",
+                        a::CONTAINERS
+                    ),
+                ));
+            }
+            Some(names)
+        }
+    };
+
+    let file_mode = match get(a::FILE_MODE) {
+        None => None,
+        Some(m) => Some(
+            crate::spec::parse_mode(&RawMode(Ok(m.to_owned())))
+                .map_err(|e| deny(a::FILE_MODE, format!("{}: {e}", a::FILE_MODE)))?,
+        ),
+    };
+
+    let reload_signal = match get(a::RELOAD_SIGNAL) {
+        None => None,
+        Some(s) => {
+            crate::watch::reload::parse_signal(s)
+                .map_err(|e| deny(a::RELOAD_SIGNAL, format!("{}: {e}", a::RELOAD_SIGNAL)))?;
+            Some(s.to_owned())
+        }
+    };
+    let reload_process = match get(a::RELOAD_PROCESS) {
+        None => None,
+        Some(p) => {
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            {
+                return Err(deny(
+                    a::RELOAD_PROCESS,
+                    format!(
+                        "{}: {p:?} is not a process name; give the executable's name, e.g. nginx",
+                        a::RELOAD_PROCESS
+                    ),
+                ));
+            }
+            Some(p.to_owned())
+        }
+    };
+    if reload_signal.is_some() && reload_process.is_none() {
+        return Err(deny(
+            a::RELOAD_SIGNAL,
+            format!(
+                "{} needs {}: the name of the process to signal",
+                a::RELOAD_SIGNAL,
+                a::RELOAD_PROCESS
+            ),
+        ));
+    }
+    if !mode.has_sidecar() {
+        for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS] {
+            if annotations.contains_key(k) {
+                return Err(deny(
+                    k,
+                    format!(
+                        "{k} only applies when a sidecar keeps the files current; set {} to sidecar or init+sidecar, or remove {k}",
+                        a::MODE
+                    ),
+                ));
+            }
+        }
+    }
+
+    let native_sidecar = match get(a::NATIVE_SIDECAR)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(deny(
+                a::NATIVE_SIDECAR,
+                format!(
+                    "{}: {other:?} is not \"true\" or \"false\"",
+                    a::NATIVE_SIDECAR
+                ),
+            ));
+        }
+    };
+
+    let quantity = |k: &str| -> Result<Option<String>, Denial> {
+        match get(k) {
+            None => Ok(None),
+            Some(q) => match parse_quantity(q) {
+                Some(_) => Ok(Some(q.to_owned())),
+                None => Err(deny(
+                    k,
+                    format!(
+                        "{k}: {q:?} is not a Kubernetes quantity; write e.g. 10m or 0.1 for CPU, 32Mi for memory"
+                    ),
+                )),
+            },
+        }
+    };
+    let cpu_request = quantity(a::CPU_REQUEST)?;
+    let memory_request = quantity(a::MEMORY_REQUEST)?;
+    let cpu_limit = quantity(a::CPU_LIMIT)?;
+    let memory_limit = quantity(a::MEMORY_LIMIT)?;
+    for (req, lim, rk, lk) in [
+        (&cpu_request, &cpu_limit, a::CPU_REQUEST, a::CPU_LIMIT),
+        (
+            &memory_request,
+            &memory_limit,
+            a::MEMORY_REQUEST,
+            a::MEMORY_LIMIT,
+        ),
+    ] {
+        if let (Some(r), Some(l)) = (req, lim)
+            && parse_quantity(r) > parse_quantity(l)
+        {
+            return Err(deny(
+                rk,
+                format!(
+                    "{rk} ({r}) is larger than {lk} ({l}); lower the request or raise the limit"
+                ),
+            ));
+        }
+    }
+
+    Ok(Request {
+        paths,
+        params,
+        format,
+        file,
+        mount_path,
+        mode,
+        interval,
+        containers,
+        file_mode,
+        reload_signal,
+        reload_process,
+        template,
+        native_sidecar,
+        cpu_request,
+        memory_request,
+        cpu_limit,
+        memory_limit,
+    })
+}
+
+/// The file (or directory, for `files`) written when the pod names none.
+pub fn default_file(format: Format) -> &'static str {
+    match format {
+        Format::Dotenv => "app.env",
+        Format::Json => "app.json",
+        Format::Yaml => "app.yaml",
+        Format::Properties => "app.properties",
+        Format::Files => "files",
+        Format::Template => "config",
+    }
+}
+
+fn no_variables(annotation: &str, v: &str) -> Result<(), Denial> {
+    if v.contains("${") {
+        return Err(deny(
+            annotation,
+            format!(
+                "{annotation}: {v:?} contains ${{...}}; the webhook cannot see the pod's environment, so write the name out in full"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_env_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn check_file_name(f: &str) -> Result<String, Denial> {
+    let ok = !f.is_empty()
+        && !f.starts_with('.')
+        && f.len() <= 255
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(f.to_owned())
+    } else {
+        Err(deny(
+            a::FILE,
+            format!(
+                "{}: {f:?} is not a plain file name; use letters, digits, . _ - (no /, not starting with .), e.g. app.env",
+                a::FILE
+            ),
+        ))
+    }
+}
+
+/// Absolute, no empty, `.` or `..` segments, not `/`, a conservative character set.
+/// Returns the path without a trailing `/`.
+fn check_abs_path(annotation: &str, p: &str, example: &str) -> Result<String, Denial> {
+    let trimmed = p.strip_suffix('/').unwrap_or(p);
+    let ok = trimmed.starts_with('/')
+        && trimmed.len() <= 1024
+        && trimmed[1..]
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'));
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(deny(
+            annotation,
+            format!(
+                "{annotation}: {p:?} is not an absolute path without . or .. segments (letters, digits, / . _ -, not /); write e.g. {example}"
+            ),
+        ))
+    }
+}
+
+/// Component-wise: `/a/b` is under `/a`, `/ab` is not.
+pub fn is_under(path: &str, dir: &str) -> bool {
+    let dir = dir.strip_suffix('/').unwrap_or(dir);
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Parses a Kubernetes quantity (`5m`, `0.5`, `16Mi`, `1e3`) into its value; `None` when
+/// malformed or negative.
+pub fn parse_quantity(q: &str) -> Option<f64> {
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
+        .unwrap_or(q.len());
+    let (num, suffix) = q.split_at(split);
+    let num = num.strip_prefix('+').unwrap_or(num);
+    if num.is_empty()
+        || num == "."
+        || num.matches('.').count() > 1
+        || !num.chars().all(|c| c.is_ascii_digit() || c == '.')
+    {
+        return None;
+    }
+    let n: f64 = num.parse().ok()?;
+    let mult = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        s => {
+            let exp = s.strip_prefix(['e', 'E'])?;
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || digits.len() > 3 || !digits.chars().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            10f64.powi(exp.parse().ok()?)
+        }
+    };
+    Some(n * mult)
+}
+
+/// The parameter path the policy compares: Secrets Manager references
+/// (`/aws/reference/secretsmanager/NAME`) are checked as `/NAME`.
+pub fn policy_name(name: &str) -> String {
+    match name.strip_prefix(SECRETS_MANAGER_PREFIX) {
+        Some(secret) => format!("/{}", secret.trim_start_matches('/')),
+        None => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn quantities_parse_like_kubernetes() {
+        for (q, v) in [
+            ("5m", Some(0.005)),
+            ("16Mi", Some(16.0 * 1024.0 * 1024.0)),
+            ("1", Some(1.0)),
+            ("0.5", Some(0.5)),
+            ("1e3", Some(1000.0)),
+            ("", None),
+            ("-1", None),
+            ("abc", None),
+            ("1Xi", None),
+            ("1..2", None),
+            ("Mi", None),
+        ] {
+            assert_eq!(parse_quantity(q), v, "{q}");
+        }
+    }
+
+    #[test]
+    fn is_under_compares_whole_components() {
+        assert!(is_under("/a/b", "/a"));
+        assert!(is_under("/a", "/a/"));
+        assert!(!is_under("/ab", "/a"));
+    }
+}
