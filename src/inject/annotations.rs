@@ -164,3 +164,19 @@ pub fn known_list() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::ALL;
+
+    #[test]
+    fn the_annotation_reference_in_docs_lists_every_annotation() {
+        let doc = include_str!("../../docs/annotations.md");
+        for (key, _) in ALL {
+            assert!(
+                doc.contains(&format!("`{key}`")),
+                "docs/annotations.md lacks {key}"
+            );
+        }
+    }
+}
