@@ -68,6 +68,8 @@ pub enum AppError {
     },
     #[error("writing to stdout: {0}")]
     Stdout(#[source] std::io::Error),
+    #[error("webhook: {0}")]
+    Webhook(#[from] crate::webhook::WebhookError),
 }
 
 fn exec_reason(e: &std::io::Error) -> String {
@@ -103,6 +105,7 @@ impl AppError {
             AppError::Exec { .. } => exit::EXEC_FAILED,
             AppError::Probe(crate::probe::ProbeError::BadUrl(_)) => exit::USAGE,
             AppError::Probe(_) => exit::UNAVAILABLE,
+            AppError::Webhook(e) => e.exit_code(),
         }
     }
 }
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Probe(args) => crate::probe::probe(&args.url, args.timeout)
             .await
             .map_err(AppError::from),
+        Command::Webhook(args) => crate::webhook::run(args).await.map_err(AppError::from),
     };
     match result {
         Ok(()) => exit::OK,

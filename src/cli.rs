@@ -50,6 +50,32 @@ pub enum Command {
     /// GET an http:// URL and exit 0 on a 2xx answer (container health checks: the image
     /// has no shell or curl).
     Probe(ProbeArgs),
+    /// Kubernetes mutating admission webhook (HTTPS only) that injects the init container
+    /// and sidecar into annotated pods.
+    Webhook(WebhookArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// PEM certificate chain, server certificate first; re-read when it changes.
+    #[arg(long, env = "SSM_INJECTOR_CERT", value_name = "FILE")]
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate; re-read when it changes.
+    #[arg(long, env = "SSM_INJECTOR_KEY", value_name = "FILE")]
+    pub key: PathBuf,
+    /// Address and port of the HTTPS server.
+    #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: String,
+    /// Injector configuration (YAML: image, native-sidecar, excluded-namespaces,
+    /// namespace-prefixes, default-interval).
+    #[arg(long, env = "SSM_INJECTOR_WEBHOOK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Image of the injected containers (overrides the config file's `image`).
+    #[arg(long, env = "SSM_INJECTOR_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// How often the certificate and key files are checked for a change.
+    #[arg(long, env = "SSM_INJECTOR_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub cert_check_interval: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -20,4 +20,5 @@ pub mod source;
 pub mod spec;
 pub mod values;
 pub mod watch;
+pub mod webhook;
 pub mod writer;

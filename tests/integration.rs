@@ -7,3 +7,4 @@ mod render;
 mod render_failures;
 mod support;
 mod watch;
+mod webhook;

@@ -1,0 +1,180 @@
+//! The webhook's configuration file (YAML) and flags → [`InjectConfig`], in one step.
+//!
+//! ```yaml
+//! image: ghcr.io/ssm-injector/ssm-injector:0.1.0
+//! native-sidecar: true            # cluster is Kubernetes 1.29+
+//! excluded-namespaces: [kube-system, kube-public, kube-node-lease]
+//! namespace-prefixes:             # policy: namespace -> allowed parameter path prefixes
+//!   team-a: [/team-a/]
+//! default-interval: 60s           # sidecar poll interval when the pod gives none
+//! ```
+//! Every key is optional (defaults: [`InjectConfig::default`]); unknown keys are errors.
+
+use crate::inject::InjectConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A config file or flag that cannot be used. Messages name the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("webhook config {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("webhook config {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("webhook config {path}: default-interval {value:?}: {reason} (for example 60s or 5m)")]
+    BadInterval {
+        path: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{at}: the image must not be empty")]
+    EmptyImage { at: String },
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawConfig {
+    image: Option<String>,
+    native_sidecar: Option<bool>,
+    excluded_namespaces: Option<Vec<String>>,
+    namespace_prefixes: Option<BTreeMap<String, Vec<String>>>,
+    default_interval: Option<String>,
+    hub_url: Option<String>,
+}
+
+/// Reads the config file (if any) and applies `--image` over it.
+pub fn load(path: Option<&Path>, image: Option<String>) -> Result<InjectConfig, ConfigError> {
+    let text = match path {
+        None => None,
+        Some(p) => {
+            let shown = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+            Some((shown, text))
+        }
+    };
+    build(text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), image)
+}
+
+/// Builds the config from the file's `(name, text)` and `--image`. Pure.
+pub fn build(
+    file: Option<(&str, &str)>,
+    image: Option<String>,
+) -> Result<InjectConfig, ConfigError> {
+    let mut config = InjectConfig::default();
+    let path = file.map_or("", |(p, _)| p).to_owned();
+    let raw = match file {
+        None => RawConfig::default(),
+        // An empty file is an empty config.
+        Some((_, text)) if text.trim().is_empty() => RawConfig::default(),
+        Some((_, text)) => {
+            serde_yaml_ng::from_str::<RawConfig>(text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?
+        }
+    };
+    let RawConfig {
+        image: file_image,
+        native_sidecar,
+        excluded_namespaces,
+        namespace_prefixes,
+        default_interval,
+        hub_url,
+    } = raw;
+    if let Some(i) = file_image {
+        if i.trim().is_empty() {
+            return Err(ConfigError::EmptyImage {
+                at: format!("webhook config {path}: image"),
+            });
+        }
+        config.image = i.trim().to_owned();
+    }
+    if let Some(i) = image {
+        if i.trim().is_empty() {
+            return Err(ConfigError::EmptyImage {
+                at: "--image".to_owned(),
+            });
+        }
+        config.image = i.trim().to_owned();
+    }
+    if let Some(n) = native_sidecar {
+        config.native_sidecar = n;
+    }
+    if let Some(n) = excluded_namespaces {
+        config.excluded_namespaces = n;
+    }
+    if let Some(p) = namespace_prefixes {
+        config.namespace_prefixes = p;
+    }
+    if let Some(v) = default_interval {
+        config.default_interval =
+            humantime::parse_duration(v.trim()).map_err(|e| ConfigError::BadInterval {
+                path: path.clone(),
+                value: v.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    config.hub_url = hub_url;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn no_file_and_no_flag_gives_the_defaults() {
+        assert_eq!(
+            build(None, None).expect("defaults"),
+            InjectConfig::default()
+        );
+    }
+
+    #[test]
+    fn every_key_of_the_file_is_read_and_the_image_flag_wins() {
+        let text = "image: a/b:1\nnative-sidecar: false\nexcluded-namespaces: [x]\n\
+                    namespace-prefixes:\n  team-a: [/team-a/]\ndefault-interval: 5m\n";
+        let c = build(Some(("w.yaml", text)), Some("c/d:2".into())).expect("valid");
+        assert_eq!(c.image, "c/d:2");
+        assert!(!c.native_sidecar);
+        assert_eq!(c.excluded_namespaces, vec!["x".to_owned()]);
+        assert_eq!(
+            c.namespace_prefixes.get("team-a"),
+            Some(&vec!["/team-a/".to_owned()])
+        );
+        assert_eq!(c.default_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_the_file_and_key() {
+        let e = build(Some(("w.yaml", "imgae: x\n")), None).expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("w.yaml") && msg.contains("imgae"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_interval_names_the_key_and_an_example() {
+        let e = build(Some(("w.yaml", "default-interval: soon\n")), None).expect_err("bad");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("default-interval") && msg.contains("60s"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_empty_image_flag_is_refused() {
+        let e = build(None, Some(" ".into())).expect_err("empty");
+        assert!(e.to_string().contains("--image"), "{e}");
+    }
+}

@@ -1,0 +1,534 @@
+//! The webhook's routes: `POST /mutate` decodes the AdmissionReview, calls the pure
+//! [`inject::mutate`] and encodes its decision; `GET /healthz`; `GET /metrics`.
+//!
+//! `/mutate` never answers 500 and never panics on input:
+//! - a body that is not JSON, or JSON without a request UID → `400` with a one-line reason;
+//! - a review that cannot be read but has a UID → a well-formed review refusing the request
+//!   (`allowed: false`, reason `InvalidRequest`);
+//! - a review for anything other than the CREATE of a pod → allowed, no patch;
+//! - a pod: [`Decision::Skip`] → allowed, no patch; [`Decision::Patch`] → allowed with a
+//!   base64 `JSONPatch`; [`Decision::Deny`] → `allowed: false` with the message, which names
+//!   the annotation at fault.
+//!
+//! Every review is logged once at info (uid, namespace, pod name or generateName, decision,
+//! reason; for a denial the annotation name and the message) and counted in the metrics.
+
+use crate::inject::{self, Decision, InjectConfig};
+use crate::webhook::metrics::{Outcome, WebhookMetrics};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
+use k8s_openapi::api::core::v1::Pod;
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest accepted review body: the API server caps objects at 3 MiB (etcd's limit), and
+/// the review wraps one (two for UPDATE).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const JSON: &str = "application/json";
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct WebhookState {
+    config: Arc<InjectConfig>,
+    metrics: Arc<WebhookMetrics>,
+}
+
+impl WebhookState {
+    pub fn new(config: InjectConfig, metrics: Arc<WebhookMetrics>) -> WebhookState {
+        WebhookState {
+            config: Arc::new(config),
+            metrics,
+        }
+    }
+}
+
+/// `/mutate`, `/healthz` and `/metrics`; anything else is 404.
+pub fn router(state: WebhookState) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], "ok\n").into_response()
+}
+
+async fn metrics(State(state): State<WebhookState>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, crate::admin::OPENMETRICS_CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, TEXT)],
+        "not found\n",
+    )
+        .into_response()
+}
+
+async fn mutate(State(state): State<WebhookState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let (response, outcome) = match answer(&body, &state.config) {
+        Ok((review, outcome)) => (
+            (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], review).into_response(),
+            outcome,
+        ),
+        Err(reason) => {
+            tracing::info!(decision = "error", "bad admission request: {reason}");
+            (
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, TEXT)],
+                    format!("{reason}\n"),
+                )
+                    .into_response(),
+                Outcome::Error,
+            )
+        }
+    };
+    state.metrics.review(outcome, started.elapsed());
+    response
+}
+
+/// The review's body to send back and its outcome, or the reason for a 400.
+fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), String> {
+    let mut raw: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not a JSON AdmissionReview: {e}"))?;
+    let uid = raw
+        .pointer("/request/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
+    // Take the object out, so the pod is decoded once, straight from the parsed JSON.
+    let object = raw
+        .pointer_mut("/request/object")
+        .map(Value::take)
+        .filter(|o| !o.is_null());
+    let request: AdmissionRequest<DynamicObject> =
+        match AdmissionReview::<DynamicObject>::deserialize(raw)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                r.try_into()
+                    .map_err(|_| "the review has no request".to_owned())
+            }) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!("not an admission.k8s.io/v1 AdmissionReview: {e}");
+                let Some(uid) = uid else {
+                    return Err(format!("{reason} (and no request.uid to answer)"));
+                };
+                tracing::info!(%uid, decision = "error", "{reason}");
+                let mut response = AdmissionResponse::invalid(&reason);
+                response.uid = uid;
+                return Ok((encode(response), Outcome::Error));
+            }
+        };
+    let (response, outcome) = decide(&request, object, config);
+    Ok((encode(response), outcome))
+}
+
+/// Decides on a decoded request; logs the decision.
+fn decide(
+    req: &AdmissionRequest<DynamicObject>,
+    object: Option<Value>,
+    config: &InjectConfig,
+) -> (AdmissionResponse, Outcome) {
+    let allow = AdmissionResponse::from(req);
+    let is_pod = req.kind.group.is_empty()
+        && req.kind.kind == "Pod"
+        && req.sub_resource.as_deref().unwrap_or("").is_empty();
+    if !is_pod {
+        log_skip(req, "", "", "not a pod");
+        return (allow, Outcome::Skipped);
+    }
+    if req.operation != Operation::Create {
+        log_skip(req, "", &req.name, "not a CREATE");
+        return (allow, Outcome::Skipped);
+    }
+    let Some(object) = object else {
+        return refuse(
+            req,
+            allow,
+            "the review has no object: ssm-injector needs the pod",
+        );
+    };
+    let pod: Pod = match serde_json::from_value(object) {
+        Ok(p) => p,
+        Err(e) => {
+            return refuse(
+                req,
+                allow,
+                &format!("ssm-injector could not read the object as a Pod: {e}"),
+            );
+        }
+    };
+    let namespace = req
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or(pod.metadata.namespace.as_deref())
+        .unwrap_or("");
+    let name = pod
+        .metadata
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or(pod.metadata.generate_name.as_deref())
+        .unwrap_or("");
+    match inject::mutate(&pod, namespace, config) {
+        Decision::Skip(reason) => {
+            log_skip(req, namespace, name, reason);
+            (allow, Outcome::Skipped)
+        }
+        Decision::Patch(patch) if patch.0.is_empty() => {
+            log_skip(req, namespace, name, "nothing to change");
+            (allow, Outcome::Skipped)
+        }
+        Decision::Patch(patch) => {
+            let operations = patch.0.len();
+            match allow.clone().with_patch(patch) {
+                Ok(r) => {
+                    tracing::info!(
+                        uid = %req.uid,
+                        namespace,
+                        pod = name,
+                        decision = "injected",
+                        operations,
+                        "pod injected"
+                    );
+                    (r, Outcome::Injected)
+                }
+                Err(e) => refuse(
+                    req,
+                    allow,
+                    &format!("ssm-injector could not encode its patch: {e}"),
+                ),
+            }
+        }
+        Decision::Deny(denial) => {
+            let message = match &denial.annotation {
+                Some(a) if !denial.message.contains(a.as_str()) => {
+                    format!("{a}: {}", denial.message)
+                }
+                _ => denial.message.clone(),
+            };
+            tracing::info!(
+                uid = %req.uid,
+                namespace,
+                pod = name,
+                decision = "denied",
+                annotation = denial.annotation.as_deref().unwrap_or(""),
+                "pod denied: {message}"
+            );
+            (allow.deny(message), Outcome::Denied)
+        }
+    }
+}
+
+fn log_skip(req: &AdmissionRequest<DynamicObject>, namespace: &str, name: &str, reason: &str) {
+    let namespace = if namespace.is_empty() {
+        req.namespace.as_deref().unwrap_or("")
+    } else {
+        namespace
+    };
+    tracing::info!(
+        uid = %req.uid,
+        namespace,
+        pod = name,
+        decision = "skipped",
+        reason,
+        "pod left unchanged"
+    );
+}
+
+/// The pod in the review cannot be read: refuse it (the API server sends valid pods, so this
+/// is a client talking to the webhook directly, or a bug).
+fn refuse(
+    req: &AdmissionRequest<DynamicObject>,
+    allow: AdmissionResponse,
+    reason: &str,
+) -> (AdmissionResponse, Outcome) {
+    tracing::info!(
+        uid = %req.uid,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        decision = "error",
+        "pod refused: {reason}"
+    );
+    (allow.deny(reason), Outcome::Error)
+}
+
+/// The review as JSON, with the patch as base64 (what the API server expects; kube-core
+/// would write it as an array of numbers).
+fn encode(mut response: AdmissionResponse) -> Vec<u8> {
+    let uid = response.uid.clone();
+    let patch = response.patch.take();
+    let review = response.into_review();
+    let encoded = serde_json::to_value(&review).map(|mut v| {
+        if let (Some(bytes), Some(resp)) =
+            (patch, v.get_mut("response").and_then(Value::as_object_mut))
+        {
+            resp.insert(
+                "patch".to_owned(),
+                Value::String(BASE64_STANDARD.encode(&bytes)),
+            );
+        }
+        v
+    });
+    match encoded.and_then(|v| serde_json::to_vec(&v)) {
+        Ok(bytes) => bytes,
+        // Not reachable with serde_json; still answer a valid refusal rather than a 500.
+        Err(e) => serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": {
+                "uid": uid,
+                "allowed": false,
+                "status": {"code": 500, "message": format!("ssm-injector could not encode its answer: {e}")},
+            },
+        })
+        .to_string()
+        .into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    fn app() -> (Router, Arc<WebhookMetrics>) {
+        let metrics = Arc::new(WebhookMetrics::new());
+        let state = WebhookState::new(InjectConfig::default(), metrics.clone());
+        (router(state), metrics)
+    }
+
+    fn pod(annotations: Value) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"generateName": "web-", "namespace": "apps", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}
+        })
+    }
+
+    fn injected_pod() -> Value {
+        pod(json!({
+            "ssm-injector.io/inject": "true",
+            "ssm-injector.io/path": "/app/prod/"
+        }))
+    }
+
+    fn review(operation: &str, object: Value) -> Value {
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"},
+                "namespace": "apps",
+                "operation": operation,
+                "userInfo": {"username": "admin"},
+                "object": object,
+                "oldObject": null,
+                "dryRun": false
+            }
+        })
+    }
+
+    async fn post(router: Router, body: impl Into<Body>) -> (StatusCode, Bytes) {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/mutate")
+            .header(header::CONTENT_TYPE, JSON)
+            .body(body.into())
+            .expect("request");
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, body)
+    }
+
+    async fn post_review(review: &Value) -> Value {
+        let (status, body) = post(app().0, review.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("a JSON review")
+    }
+
+    fn unbase64(s: &str) -> Vec<u8> {
+        BASE64_STANDARD.decode(s).expect("valid base64")
+    }
+
+    #[tokio::test]
+    async fn an_annotated_pod_is_allowed_with_a_base64_patch_that_injects() {
+        let original = injected_pod();
+        let answer = post_review(&review("CREATE", original.clone())).await;
+        let response = &answer["response"];
+        assert_eq!(response["allowed"], true, "{answer}");
+        assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert_eq!(response["patchType"], "JSONPatch");
+        let patch_bytes = unbase64(response["patch"].as_str().expect("base64 patch"));
+        let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes).expect("a JSONPatch");
+        let mut mutated = original;
+        json_patch::patch(&mut mutated, &patch).expect("the patch applies");
+        let pod: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(mutated).expect("still a Pod");
+        let spec = pod.spec.expect("a spec");
+        let init = spec.init_containers.expect("init containers");
+        assert_eq!(init[0].name, "ssm-injector-init");
+        assert!(
+            spec.volumes
+                .expect("volumes")
+                .iter()
+                .any(|v| v.name == "ssm-injector")
+        );
+        let mounts = spec.containers[0].volume_mounts.clone().expect("mounts");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.mount_path == "/ssm" && m.read_only == Some(true))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unannotated_pod_is_allowed_without_a_patch() {
+        let answer = post_review(&review("CREATE", pod(json!({})))).await;
+        assert_eq!(answer["response"]["allowed"], true);
+        assert!(answer["response"].get("patch").is_none(), "{answer}");
+        assert!(answer["response"].get("patchType").is_none(), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_annotation_is_denied_naming_it() {
+        let mut p = injected_pod();
+        p["metadata"]["annotations"]["ssm-injector.io/bogus"] = json!("x");
+        let answer = post_review(&review("CREATE", p)).await;
+        assert_eq!(answer["response"]["allowed"], false);
+        let message = answer["response"]["status"]["message"]
+            .as_str()
+            .expect("a message");
+        assert!(message.contains("ssm-injector.io/bogus"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn other_operations_are_allowed_without_a_patch() {
+        for op in ["UPDATE", "DELETE", "CONNECT"] {
+            let answer = post_review(&review(op, injected_pod())).await;
+            assert_eq!(answer["response"]["allowed"], true, "{op}");
+            assert!(answer["response"].get("patch").is_none(), "{op}: {answer}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_kinds_are_allowed_without_a_patch() {
+        let mut r = review("CREATE", json!({"metadata": {"name": "x"}, "data": {}}));
+        r["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
+        let answer = post_review(&r).await;
+        assert_eq!(answer["response"]["allowed"], true);
+        assert!(answer["response"].get("patch").is_none());
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies_are_400_with_a_reason() {
+        for body in [
+            "",
+            "{",
+            "null",
+            "[]",
+            "{\"request\": 5}",
+            "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
+        ] {
+            let (status, text) = post(app().0, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(!text.is_empty(), "{body:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_review_with_a_uid_gets_a_refusal_for_that_uid() {
+        let mut r = review("CREATE", injected_pod());
+        r["request"]["operation"] = json!("EXPLODE");
+        let answer = post_review(&r).await;
+        assert_eq!(
+            answer["response"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
+        assert_eq!(answer["response"]["allowed"], false);
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_is_not_a_pod_is_refused_not_500() {
+        let answer = post_review(&review("CREATE", json!({"spec": {"containers": 7}}))).await;
+        assert_eq!(answer["response"]["allowed"], false);
+        let answer = post_review(&review("CREATE", Value::Null)).await;
+        assert_eq!(answer["response"]["allowed"], false);
+    }
+
+    #[tokio::test]
+    async fn a_too_large_body_is_refused_without_500() {
+        let (status, _) = post(app().0, vec![b' '; MAX_BODY + 1]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn healthz_metrics_and_unknown_paths() {
+        let (router, metrics) = app();
+        let _ = post(router.clone(), review("CREATE", injected_pod()).to_string()).await;
+        let call = |uri: &'static str| {
+            let router = router.clone();
+            async move {
+                let response = router
+                    .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+                    .await
+                    .expect("infallible");
+                let status = response.status();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(call("/healthz").await, (StatusCode::OK, "ok\n".to_owned()));
+        let (status, text) = call("/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains("ssm_injector_webhook_reviews_total{decision=\"injected\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(call("/nope").await.0, StatusCode::NOT_FOUND);
+        drop(metrics);
+    }
+}

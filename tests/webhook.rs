@@ -1,0 +1,451 @@
+//! `ssm-injector webhook` end to end: the real binary over real HTTPS, with a CA and server
+//! certificates made by rcgen, real `admission.k8s.io/v1` AdmissionReview JSON, the
+//! returned JSONPatch applied to the original pod and the result read as a k8s-openapi Pod.
+
+use crate::support::sidecar::{free_port, poll_until};
+use k8s_openapi::api::core::v1::Pod;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A CA and the server pairs it signs (for 127.0.0.1 and localhost).
+struct Ca {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ssm-injector test CA");
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        Ca {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("CA cert"),
+        }
+    }
+
+    /// A server certificate and key (PEM) with common name `cn`.
+    fn server_pair(&self, cn: &str) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &self.issuer).expect("signed");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).expect("CA root");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+}
+
+fn der_of(pem: &str) -> CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM certificate")
+}
+
+/// The running binary; killed when dropped.
+struct Webhook {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    tls: Arc<rustls::ClientConfig>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_pair(cert: &Path, key: &Path, (c, k): &(String, String)) {
+    std::fs::write(cert, c).expect("write cert");
+    std::fs::write(key, k).expect("write key");
+}
+
+impl Webhook {
+    /// Starts `ssm-injector webhook` with a fresh pair from `ca` and waits until it answers.
+    fn start(ca: &Ca, pair: &(String, String)) -> Webhook {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        write_pair(&cert, &key, pair);
+        let addr = format!("127.0.0.1:{}", free_port());
+        let stderr = dir.path().join("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+            .args(["webhook", "--cert"])
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["--listen", &addr, "--cert-check-interval", "100ms"])
+            .env_clear()
+            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ssm-injector webhook");
+        let mut w = Webhook {
+            child,
+            addr,
+            stderr,
+            cert,
+            key,
+            tls: ca.client_config(),
+            _dir: dir,
+        };
+        poll_until(
+            Duration::from_secs(30),
+            "the webhook answers /healthz",
+            || {
+                if let Ok(Some(status)) = w.child.try_wait() {
+                    panic!("webhook exited with {status}:\n{}", w.log());
+                }
+                w.connect()
+                    .and_then(|mut c| c.request("GET", "/healthz", ""))
+                    .filter(|(status, _)| *status == 200)
+            },
+        );
+        w
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// A fresh TLS connection (handshake done), or `None` if nothing answers.
+    fn connect(&self) -> Option<Conn> {
+        let tcp = TcpStream::connect(&self.addr).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        tcp.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        let client = rustls::ClientConnection::new(self.tls.clone(), name).ok()?;
+        let mut stream = rustls::StreamOwned::new(client, tcp);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).ok()?;
+        }
+        Some(Conn {
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// POSTs a review on a new connection; the answer's JSON.
+    fn review(&self, review: &Value) -> Value {
+        let (status, body) = self
+            .connect()
+            .and_then(|mut c| c.request("POST", "/mutate", &review.to_string()))
+            .unwrap_or_else(|| panic!("no answer from the webhook:\n{}", self.log()));
+        assert_eq!(status, 200, "{body}\n{}", self.log());
+        serde_json::from_str(&body).expect("a JSON review")
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection over TLS.
+struct Conn {
+    stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
+}
+
+impl Conn {
+    /// `(status, body)`, or `None` on any transport error.
+    fn request(&mut self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let out = self.stream.get_mut();
+        out.write_all(head.as_bytes()).ok()?;
+        out.write_all(body.as_bytes()).ok()?;
+        out.flush().ok()?;
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line).ok()?;
+        let status = status_line.split(' ').nth(1)?.parse().ok()?;
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if self.stream.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().ok()?;
+            }
+        }
+        let mut buf = vec![0; length];
+        self.stream.read_exact(&mut buf).ok()?;
+        Some((status, String::from_utf8(buf).ok()?))
+    }
+
+    fn peer_certificate(&self) -> CertificateDer<'static> {
+        self.stream
+            .get_ref()
+            .conn
+            .peer_certificates()
+            .expect("peer certificates")[0]
+            .clone()
+            .into_owned()
+    }
+}
+
+fn pod(annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "web-", "namespace": "apps", "annotations": annotations},
+        "spec": {"containers": [
+            {"name": "app", "image": "nginx"},
+            {"name": "log", "image": "busybox"}
+        ]}
+    })
+}
+
+fn review(object: &Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "",
+            "namespace": "apps",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
+                         "groups": ["system:serviceaccounts", "system:authenticated"]},
+            "object": object,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    })
+}
+
+fn unbase64(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::prelude::BASE64_STANDARD
+        .decode(s)
+        .expect("the patch is valid base64")
+}
+
+/// The review's patch applied to `original` (unchanged when there is no patch).
+fn apply(original: &Value, answer: &Value) -> Value {
+    let response = &answer["response"];
+    let mut result = original.clone();
+    if let Some(patch) = response.get("patch") {
+        assert_eq!(response["patchType"], "JSONPatch");
+        let bytes = unbase64(patch.as_str().expect("patch is a base64 string"));
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("a JSONPatch");
+        json_patch::patch(&mut result, &patch).expect("the patch applies to the original pod");
+    }
+    result
+}
+
+#[test]
+fn webhook_injects_an_annotated_pod_over_https_and_a_second_pass_changes_nothing() {
+    let ca = Ca::new();
+    let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
+    let original = pod(json!({
+        "ssm-injector.io/inject": "true",
+        "ssm-injector.io/path": "/app/prod/",
+        "ssm-injector.io/containers": "app"
+    }));
+    let answer = w.review(&review(&original));
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    assert_eq!(
+        answer["response"]["uid"],
+        "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4"
+    );
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let mutated = apply(&original, &answer);
+    let result: Pod = serde_json::from_value(mutated.clone()).expect("a k8s-openapi Pod");
+    let spec = result.spec.expect("spec");
+
+    let volumes = spec.volumes.unwrap_or_default();
+    let volume = volumes
+        .iter()
+        .find(|v| {
+            v.empty_dir
+                .as_ref()
+                .is_some_and(|e| e.medium.as_deref() == Some("Memory"))
+        })
+        .unwrap_or_else(|| panic!("a memory emptyDir in {volumes:?}"));
+    let inits = spec.init_containers.unwrap_or_default();
+    let first = inits.first().expect("an init container");
+    assert_eq!(
+        first.image.as_deref(),
+        Some("ghcr.io/ssm-injector/ssm-injector:latest")
+    );
+    let mounted = |c: &k8s_openapi::api::core::v1::Container| {
+        c.volume_mounts
+            .as_ref()
+            .and_then(|m| m.iter().find(|m| m.name == volume.name).cloned())
+    };
+    assert!(
+        mounted(first).is_some(),
+        "the init container writes the volume"
+    );
+    let app_mount = mounted(&spec.containers[0]).expect("app gets the mount");
+    assert_eq!(app_mount.read_only, Some(true));
+    assert!(mounted(&spec.containers[1]).is_none(), "log was not chosen");
+
+    let again = w.review(&review(&mutated));
+    assert_eq!(again["response"]["allowed"], true);
+    assert!(
+        again["response"].get("patch").is_none(),
+        "a second pass must change nothing: {again}"
+    );
+}
+
+#[test]
+fn webhook_denies_a_bad_annotation_and_leaves_other_pods_alone() {
+    let ca = Ca::new();
+    let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
+    let bad = pod(json!({
+        "ssm-injector.io/inject": "true",
+        "ssm-injector.io/path": "/app/prod/",
+        "ssm-injector.io/mode": "sometimes"
+    }));
+    let answer = w.review(&review(&bad));
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .expect("a message");
+    assert!(message.contains("ssm-injector.io/mode"), "{message}");
+
+    let plain = pod(json!({}));
+    let answer = w.review(&review(&plain));
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
+
+    // Garbage gets a 400 and the server keeps serving.
+    let (status, _) = w
+        .connect()
+        .and_then(|mut c| c.request("POST", "/mutate", "{not json"))
+        .expect("an answer");
+    assert_eq!(status, 400);
+    let (status, metrics) = w
+        .connect()
+        .and_then(|mut c| c.request("GET", "/metrics", ""))
+        .expect("an answer");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("ssm_injector_webhook_reviews_total{decision=\"denied\"} 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn webhook_speaks_only_tls() {
+    let ca = Ca::new();
+    let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
+    let mut tcp = TcpStream::connect(&w.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut raw = Vec::new();
+    let _ = tcp.read_to_end(&mut raw);
+    assert!(
+        !raw.starts_with(b"HTTP/"),
+        "plain HTTP got an HTTP answer: {}",
+        String::from_utf8_lossy(&raw)
+    );
+    // And it still serves TLS clients.
+    assert!(
+        w.connect()
+            .and_then(|mut c| c.request("GET", "/healthz", ""))
+            .is_some()
+    );
+}
+
+#[test]
+fn webhook_serves_a_rotated_certificate_to_new_connections_without_dropping_open_ones() {
+    let ca = Ca::new();
+    let first = ca.server_pair("webhook-1");
+    let w = Webhook::start(&ca, &first);
+    let mut open = w.connect().expect("a connection");
+    assert_eq!(open.peer_certificate(), der_of(&first.0));
+    assert_eq!(open.request("GET", "/healthz", "").map(|a| a.0), Some(200));
+
+    // A bad pair is refused and the old one kept.
+    std::fs::write(&w.cert, "not a certificate").expect("write");
+    poll_until(
+        Duration::from_secs(20),
+        "the bad pair is seen and refused",
+        || {
+            w.connect()
+                .and_then(|mut c| c.request("GET", "/metrics", ""))
+                .filter(|(_, text)| {
+                    text.contains("ssm_injector_webhook_cert_reloads_total{outcome=\"error\"} 1\n")
+                })
+        },
+    );
+    let c = w.connect().expect("still serving");
+    assert_eq!(c.peer_certificate(), der_of(&first.0));
+
+    let second = ca.server_pair("webhook-2");
+    write_pair(&w.cert, &w.key, &second);
+    let new = der_of(&second.0);
+    poll_until(
+        Duration::from_secs(20),
+        "new handshakes present the rotated certificate",
+        || {
+            w.connect()
+                .filter(|c| c.peer_certificate() == new)
+                .map(|_| ())
+        },
+    );
+    // The connection opened before the rotation still answers.
+    assert_eq!(open.request("GET", "/healthz", "").map(|a| a.0), Some(200));
+    let answer = w.review(&review(&pod(json!({}))));
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(w.log().contains("certificate reloaded"), "{}", w.log());
+}
+
+#[test]
+fn webhook_refuses_to_start_without_its_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.crt");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+        .args(["webhook", "--cert"])
+        .arg(&missing)
+        .arg("--key")
+        .arg(dir.path().join("missing.key"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.crt"), "{stderr}");
+}
