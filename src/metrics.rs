@@ -39,7 +39,7 @@ const RENDER_BUCKETS: [f64; 12] = [
 ];
 
 /// `ok` or `error`.
-fn outcome(ok: bool) -> &'static str {
+pub fn outcome(ok: bool) -> &'static str {
     if ok { "ok" } else { "error" }
 }
 
@@ -61,11 +61,12 @@ struct ReloadLabels {
     outcome: &'static str,
 }
 
-/// Labels of the counters split only by outcome (`polls`, `spec_reloads`).
+/// Labels of the counters split only by outcome (`polls`, `spec_reloads`, the
+/// webhook's `cert_reloads`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
+pub struct OutcomeLabels {
     /// `ok` or `error`.
-    outcome: &'static str,
+    pub outcome: &'static str,
 }
 
 /// Labels of `poll_failures`.
@@ -227,15 +228,19 @@ impl Metrics {
 
     /// The OpenMetrics text exposition of every metric, ending with `# EOF\n`.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            // Writing to a String cannot fail; keep the answer a valid (empty) exposition
-            // rather than half a one.
-            out.clear();
-            out.push_str("# EOF\n");
-        }
-        out
+        encode_registry(&self.registry)
     }
+}
+
+/// The OpenMetrics text of a registry, ending with `# EOF\n`. Writing to a String cannot
+/// fail; if it did, the answer is a valid empty exposition rather than half a one.
+pub fn encode_registry(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+        out.push_str("# EOF\n");
+    }
+    out
 }
 
 impl Default for Metrics {

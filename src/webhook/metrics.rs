@@ -13,6 +13,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::metrics::OutcomeLabels;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the review duration buckets: 100 µs up to 1 s.
@@ -47,11 +49,6 @@ impl Outcome {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
     decision: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
 }
 
 /// `Send + Sync`; share it as `Arc<WebhookMetrics>`.
@@ -117,19 +114,14 @@ impl WebhookMetrics {
     pub fn cert_reloaded(&self, ok: bool) {
         self.cert_reloads
             .get_or_create(&OutcomeLabels {
-                outcome: if ok { "ok" } else { "error" },
+                outcome: crate::metrics::outcome(ok),
             })
             .inc();
     }
 
     /// The OpenMetrics text, ending with `# EOF\n`.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-            out.push_str("# EOF\n");
-        }
-        out
+        crate::metrics::encode_registry(&self.registry)
     }
 }
 
