@@ -206,9 +206,13 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
     let source = Source::from_env(spec.region.clone(), spec.concurrency).await?;
     let values = source.fetch(&spec).await?;
     let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
-    let (program, rest) = command
-        .split_first()
-        .expect("clap requires at least one CMD word");
+    // clap requires a command after `--`; an empty one is still answered, not a panic.
+    let Some((program, rest)) = command.split_first() else {
+        return Err(AppError::Exec {
+            command: String::new(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command after --"),
+        });
+    };
     tracing::info!(
         command = %program.to_string_lossy(),
         variables = vars.len(),
@@ -251,7 +255,8 @@ fn iam_policy(args: IamPolicyArgs) -> Result<(), AppError> {
     let doc = iam::policy(&spec, &target, &kms_key_arns);
     let text = match format {
         PolicyFormat::Json => {
-            let mut t = serde_json::to_string_pretty(&doc).expect("a JSON value serializes");
+            let mut t = serde_json::to_string_pretty(&doc)
+                .map_err(|e| AppError::Stdout(std::io::Error::other(e)))?;
             t.push('\n');
             t
         }

@@ -350,11 +350,14 @@ fn create_timestamped_dir_at(dir: &Path, now: u128) -> Result<String> {
             }
         }
     }
-    let (name, source) = last_err.expect("NAME_ATTEMPTS is not zero");
-    Err(WriteError::CreateDirectory {
-        path: dir.join(name),
-        source,
-    })
+    let (path, source) = match last_err {
+        Some((name, source)) => (dir.join(name), source),
+        None => (
+            dir.to_owned(),
+            io::Error::other("no directory name was tried"),
+        ),
+    };
+    Err(WriteError::CreateDirectory { path, source })
 }
 
 /// `..YYYY_MM_DD_HH_MM_SS.NNNNNNNNN` for a time in nanoseconds since the Unix epoch (UTC).
