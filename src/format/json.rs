@@ -2,18 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{Format, FormatError, SecretBuf};
+use super::{Format, FormatError, flat_map};
 use crate::secret::SecretBytes;
 use crate::values::Entry;
 
 /// Renders the keys as `{"KEY": "value", ...}`.
 pub(super) fn render(keyed: &BTreeMap<String, &Entry>) -> Result<SecretBytes, FormatError> {
-    let map: BTreeMap<&str, &str> = keyed
-        .iter()
-        .map(|(k, e)| (k.as_str(), e.value.expose()))
-        .collect();
-    let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
-    let mut out = SecretBuf::with_capacity(size + size / 4 + 4);
+    let (map, mut out) = flat_map(keyed);
     serde_json::to_writer_pretty(&mut out, &map).map_err(|_| FormatError::Serialize {
         format: Format::Json,
     })?;

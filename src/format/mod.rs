@@ -303,6 +303,17 @@ pub fn render(opts: &FormatOptions, values: &[Entry]) -> Result<Rendered, Format
     }
 }
 
+/// The keyed values as one sorted `key -> value` map, and an output buffer sized for it
+/// (json and yaml serialize that map).
+fn flat_map<'a>(keyed: &'a BTreeMap<String, &'a Entry>) -> (BTreeMap<&'a str, &'a str>, SecretBuf) {
+    let map: BTreeMap<&str, &str> = keyed
+        .iter()
+        .map(|(k, e)| (k.as_str(), e.value.expose()))
+        .collect();
+    let size: usize = map.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    (map, SecretBuf::with_capacity(size + size / 4 + 4))
+}
+
 /// A growable output buffer that zeroes every allocation it leaves behind.
 ///
 /// A plain `Vec` that grows copies its bytes into a new allocation and frees the old one
