@@ -368,6 +368,11 @@ mod tests {
             .header(header::CONTENT_TYPE, JSON)
             .body(body.into())
             .expect("request");
+        send(router, request).await
+    }
+
+    /// One request through the router; the status and the whole body.
+    async fn send(router: Router, request: Request<Body>) -> (StatusCode, Bytes) {
         let response = router.oneshot(request).await.expect("infallible");
         let status = response.status();
         let body = response
@@ -507,17 +512,8 @@ mod tests {
         let call = |uri: &'static str| {
             let router = router.clone();
             async move {
-                let response = router
-                    .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
-                    .await
-                    .expect("infallible");
-                let status = response.status();
-                let body = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes();
+                let request = Request::get(uri).body(Body::empty()).expect("request");
+                let (status, body) = send(router, request).await;
                 (status, String::from_utf8_lossy(&body).into_owned())
             }
         };
