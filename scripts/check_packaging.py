@@ -1,0 +1,374 @@
+"""Helpers for scripts/check-packaging and scripts/render-deploy (run with .venv/bin/python).
+
+    validate-manifests VERSION FILE...   every object of every YAML stream: Kubernetes kinds
+                                         with kubernetes-validate (strict) at VERSION,
+                                         cert-manager.io/v1 kinds against the vendored
+                                         scripts/schemas/cert-manager-v1.json; any other kind
+                                         fails
+    webhook-config FILE OUT              the webhook config.yaml from a rendered chart
+    ecs-spec-env FILE...                 the spec (SSM_INJECTOR_* environment) shared by the
+                                         injector containers of the ECS task definitions, plus
+                                         account and region, as shell assignments
+    ecs-run-env FILE CONTAINER           one container's environment, as shell assignments
+    check-ecs FILE DESCRIBED             a task definition as moto returns it
+                                         (describe-task-definition) against the rules below
+    free-port                            a free loopback TCP port
+    wait-http URL SECONDS [CAFILE]       poll URL until it answers 2xx, within a deadline
+    make-certs DIR HOST                  a CA and a server certificate for HOST in DIR
+    seed ENDPOINT CAFILE                 the ECS example's parameters and secret, in moto
+    admission-review NAMESPACE [PATH]    an AdmissionReview for an opted-in pod, on stdout
+    dockerfile-run DOCKERFILE MARKER     the shell command of the RUN instruction containing
+                                         MARKER (continuation lines joined)
+    dockerfile-env DOCKERFILE            the final stage's ENV, as shell assignments
+    check-patch NAMESPACE WANT_PATHS     the webhook's AdmissionReview answer (stdin) allows the
+                                         pod and injects --path for each of WANT_PATHS
+"""
+
+import base64
+import datetime
+import ipaddress
+import json
+import os
+import shlex
+import socket
+import ssl
+import sys
+import time
+import urllib.request
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INJECTOR_IMAGE_NAME = "ssm-injector"
+SPEC_VARS = ["SSM_INJECTOR_PATH", "SSM_INJECTOR_PARAM", "SSM_INJECTOR_OPTIONAL_PARAM",
+             "SSM_INJECTOR_NO_RECURSIVE", "SSM_INJECTOR_SPEC"]
+PROBE = ["CMD", "/ssm-injector", "probe", "http://127.0.0.1:8099/readyz"]
+
+
+def die(msg):
+    sys.exit(f"check_packaging: {msg}")
+
+
+def load_stream(path):
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def validate_manifests(version, files):
+    with open(os.path.join(HERE, "schemas", "cert-manager-v1.json")) as f:
+        cm = json.load(f)
+    failures, count, kinds = [], 0, {}
+    for path in files:
+        for obj in load_stream(path):
+            count += 1
+            kind, api = obj.get("kind"), obj.get("apiVersion")
+            what = f"{path}: {kind} {obj.get('metadata', {}).get('name')}"
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if api == "cert-manager.io/v1":
+                schema = cm["definitions"].get(kind)
+                if schema is None:
+                    failures.append(f"{what}: no vendored schema for cert-manager.io/v1 {kind}")
+                    continue
+                errors = list(jsonschema.Draft7Validator(schema).iter_errors(obj))
+                failures += [f"{what}: {'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+                continue
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.SchemaNotFoundError:
+                failures.append(f"{what}: {api} {kind} is not a Kubernetes {version} kind")
+            except kubernetes_validate.ValidationError as e:
+                failures.append(f"{what}: {'.'.join(map(str, e.path))}: {e.message}")
+    if failures:
+        die("invalid manifests:\n  " + "\n  ".join(failures))
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    print(f"validated {count} objects in {len(files)} files against Kubernetes {version} "
+          f"(strict) and cert-manager.io/v1: {summary}")
+
+
+def webhook_config(path, out):
+    for obj in load_stream(path):
+        if obj.get("kind") == "ConfigMap" and "config.yaml" in obj.get("data", {}):
+            with open(out, "w") as f:
+                f.write(obj["data"]["config.yaml"])
+            return
+    die(f"{path}: no ConfigMap with config.yaml")
+
+
+def env_of(container):
+    return {e["name"]: e["value"] for e in container.get("environment", [])}
+
+
+def injector_containers(td):
+    return [c for c in td["containerDefinitions"] if c["name"].startswith("ssm-injector")]
+
+
+def ecs_spec_env(files):
+    specs = {}
+    for path in files:
+        with open(path) as f:
+            td = json.load(f)
+        for c in injector_containers(td):
+            env = env_of(c)
+            spec = {k: env[k] for k in SPEC_VARS if k in env}
+            account = td["taskRoleArn"].split(":")[4]
+            region = c["logConfiguration"]["options"]["awslogs-region"]
+            spec.update(SSM_INJECTOR_ACCOUNT=account, SSM_INJECTOR_REGION=region)
+            specs[f"{path}:{c['name']}"] = spec
+    distinct = {json.dumps(s, sort_keys=True) for s in specs.values()}
+    if len(distinct) != 1:
+        die("the ECS task definitions' injector containers ask for different specs, so one "
+            "task role policy does not fit them all:\n" + json.dumps(specs, indent=2))
+    for k, v in sorted(json.loads(distinct.pop()).items()):
+        print(f"{k}={shlex.quote(v)}")
+
+
+def ecs_run_env(path, name):
+    with open(path) as f:
+        td = json.load(f)
+    (c,) = [c for c in td["containerDefinitions"] if c["name"] == name]
+    for k, v in env_of(c).items():
+        print(f"{k}={shlex.quote(v)}")
+    print(f"ECS_COMMAND={shlex.quote(' '.join(c['command']))}")
+
+
+def check_ecs(path, described):
+    """The committed file and moto's copy of it, checked against the packaging rules."""
+    with open(path) as f:
+        want = json.load(f)
+    with open(described) as f:
+        td = json.load(f)["taskDefinition"]
+    problems = []
+
+    def need(cond, msg):
+        if not cond:
+            problems.append(msg)
+
+    need(td["family"] == want["family"], "family differs from the file")
+    need(td.get("status") == "ACTIVE", f"status {td.get('status')}")
+    need(td.get("requiresCompatibilities") == want["requiresCompatibilities"], "requiresCompatibilities lost")
+    by_name = {c["name"]: c for c in td["containerDefinitions"]}
+    need(set(by_name) == {c["name"] for c in want["containerDefinitions"]}, "containers differ from the file")
+    volumes = {v["name"]: v for v in td.get("volumes", [])}
+    launch = want["requiresCompatibilities"][0]
+    injectors = [c for n, c in by_name.items() if n.startswith("ssm-injector")]
+    apps = [c for n, c in by_name.items() if not n.startswith("ssm-injector")]
+    need(len(injectors) == 1 and len(apps) == 1, "expected one injector and one app container")
+    inj, app = injectors[0], apps[0]
+    sidecar = "--watch" in inj.get("command", [])
+    # The injector: non-root, read-only root, no capabilities, its own image.
+    need(inj.get("user") == "65532:65532", f"{inj['name']}: user {inj.get('user')!r}, want 65532:65532")
+    need(inj.get("readonlyRootFilesystem") is True, f"{inj['name']}: readonlyRootFilesystem is not true")
+    caps = inj.get("linuxParameters", {}).get("capabilities", {})
+    need(caps.get("drop") == ["ALL"], f"{inj['name']}: capabilities.drop {caps.get('drop')}, want [ALL]")
+    need(INJECTOR_IMAGE_NAME in inj["image"], f"{inj['name']}: image {inj['image']}")
+    need(inj.get("command", [])[:1] == ["render"], f"{inj['name']}: command {inj.get('command')}")
+    if sidecar:
+        need(inj["name"] == "ssm-injector", "the sidecar is named ssm-injector")
+        need(inj.get("essential") is True, "sidecar: essential must be true (the app needs it running)")
+        hc = inj.get("healthCheck", {})
+        need(hc.get("command") == PROBE, f"sidecar healthCheck {hc.get('command')}, want {PROBE}")
+        need(env_of(inj).get("SSM_INJECTOR_LISTEN") == "127.0.0.1:8099",
+             "sidecar: SSM_INJECTOR_LISTEN must be 127.0.0.1:8099 (what the health check probes)")
+        need(all(k in hc for k in ("interval", "timeout", "retries", "startPeriod")),
+             f"sidecar healthCheck lacks interval/timeout/retries/startPeriod: {hc}")
+        cond = "HEALTHY"
+    else:
+        need(inj["name"] == "ssm-injector-init", "the init container is named ssm-injector-init")
+        need(inj.get("essential") is False, "init: essential must be false (it exits)")
+        need("healthCheck" not in inj, "init: no health check (it exits)")
+        cond = "SUCCESS"
+    need(app.get("dependsOn") == [{"containerName": inj["name"], "condition": cond}],
+         f"{app['name']}: dependsOn {app.get('dependsOn')}, want {inj['name']} {cond}")
+    need(app.get("essential") is True, f"{app['name']}: essential must be true")
+    # One shared volume: the injector writes it, the app reads it.
+    out = env_of(inj).get("SSM_INJECTOR_OUTPUT", "")
+    im = inj.get("mountPoints", [])
+    am = app.get("mountPoints", [])
+    need(len(im) == 1 and len(am) == 1, "one mount point each")
+    if im and am:
+        need(im[0]["sourceVolume"] == am[0]["sourceVolume"] and im[0]["sourceVolume"] in volumes,
+             "injector and app must mount the same task volume")
+        need(im[0]["containerPath"] == am[0]["containerPath"], "same container path in both")
+        need(im[0].get("readOnly") is False, "the injector mounts the volume read-write")
+        need(am[0].get("readOnly") is True, "the app mounts the volume read-only")
+        need(out.startswith(im[0]["containerPath"].rstrip("/") + "/"),
+             f"SSM_INJECTOR_OUTPUT {out!r} is not on the shared volume")
+        vol = volumes.get(im[0]["sourceVolume"], {})
+        if launch == "EC2":
+            dvc = vol.get("dockerVolumeConfiguration", {})
+            need(dvc.get("scope") == "task" and dvc.get("driverOpts", {}).get("type") == "tmpfs",
+                 f"EC2: the volume must be a task-scoped tmpfs, got {vol}")
+            need("uid=65532" in dvc.get("driverOpts", {}).get("o", ""), "EC2: tmpfs owned by 65532")
+        else:
+            need(set(vol) == {"name"}, f"Fargate: a plain task volume (ephemeral storage), got {vol}")
+    need(td.get("taskRoleArn", "").endswith(":role/my-app-task"), "taskRoleArn (gets task-role-policy.json)")
+    if problems:
+        die(f"{path}:\n  " + "\n  ".join(problems))
+    print(f"{os.path.basename(path)}: {launch} {'sidecar' if sidecar else 'init'}: "
+          f"{inj['name']} (essential {inj['essential']}, user {inj['user']}, read-only root) -> "
+          f"{app['name']} dependsOn {cond}; shared volume {im[0]['sourceVolume']} at {im[0]['containerPath']}"
+          + ("; health check " + " ".join(PROBE[1:]) if sidecar else ""))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+
+
+def wait_http(url, seconds, cafile=None):
+    ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+    deadline = time.monotonic() + float(seconds)
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
+                if 200 <= r.status < 300:
+                    return
+                last = r.status
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.1)  # poll interval, bounded by the deadline
+    die(f"{url} did not answer 2xx within {seconds}s: {last}")
+
+
+def make_certs(out, host):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "check-packaging test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(out, "ca.crt"), "wb") as f:
+        f.write(ca.public_bytes(pem))
+    with open(os.path.join(out, "tls.crt"), "wb") as f:
+        f.write(cert.public_bytes(pem))
+    with open(os.path.join(out, "tls.key"), "wb") as f:
+        f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def seed(endpoint, cafile):
+    import boto3
+
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+              aws_secret_access_key="testing", verify=cafile)
+    ssm = boto3.client("ssm", **kw)
+    sm = boto3.client("secretsmanager", **kw)
+    ssm.put_parameter(Name="/my-app/prod/api-url", Value="https://api.example.com", Type="String")
+    ssm.put_parameter(Name="/my-app/prod/feature/flags", Value="a,b", Type="String")
+    ssm.put_parameter(Name="/my-app/prod/token", Value="s3cr3t 'quoted' $value", Type="SecureString")
+    sm.create_secret(Name="my-app/prod/db", SecretString=json.dumps({"username": "app", "password": "pa55w0rd"}))
+
+
+def admission_review(namespace, path=None):
+    annotations = {"ssm-injector.io/inject": "true", "ssm-injector.io/mode": "init+sidecar"}
+    if path:
+        annotations["ssm-injector.io/path"] = path
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web", "namespace": namespace, "annotations": annotations},
+           "spec": {"containers": [{"name": "app", "image": "nginx"}]}}
+    print(json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                      "request": {"uid": "0f0e0d0c-0000-4000-8000-000000000001",
+                                  "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                                  "resource": {"group": "", "version": "v1", "resource": "pods"},
+                                  "namespace": namespace, "operation": "CREATE",
+                                  "userInfo": {"username": "check-packaging"}, "object": pod}}))
+
+
+def check_patch(namespace, want_paths):
+    answer = json.load(sys.stdin)["response"]
+    if not answer.get("allowed"):
+        die(f"the webhook refused the pod in {namespace}: {answer.get('status')}")
+    if not want_paths:
+        return
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    text = json.dumps(patch)
+    for p in want_paths.split(","):
+        if f'"--path", "{p}"' not in text:
+            die(f"the patch for a pod in {namespace} does not fetch {p}: {text[:400]}")
+
+
+def dockerfile_instructions(path):
+    """(instruction, argument) pairs, continuation lines joined, comments dropped."""
+    out, cur = [], ""
+    with open(path) as f:
+        for line in f:
+            stripped = line.strip()
+            if not cur and (not stripped or stripped.startswith("#")):
+                continue
+            if stripped.endswith("\\"):
+                cur += stripped[:-1] + " "
+                continue
+            cur += stripped
+            word, _, rest = cur.partition(" ")
+            out.append((word.upper(), rest.strip()))
+            cur = ""
+    return out
+
+
+def dockerfile_run(path, marker):
+    runs = [a for i, a in dockerfile_instructions(path) if i == "RUN" and marker in a]
+    if len(runs) != 1:
+        die(f"{path}: expected one RUN containing {marker!r}, found {len(runs)}")
+    print(runs[0])
+
+
+def dockerfile_env(path):
+    ins = dockerfile_instructions(path)
+    last_from = max(i for i, (w, _) in enumerate(ins) if w == "FROM")
+    for w, a in ins[last_from:]:
+        if w == "ENV":
+            k, _, v = a.partition("=")
+            print(f"{k}={shlex.quote(v)}")
+
+
+def main(argv):
+    cmd, args = argv[0], argv[1:]
+    {"validate-manifests": lambda: validate_manifests(args[0], args[1:]),
+     "webhook-config": lambda: webhook_config(*args),
+     "ecs-spec-env": lambda: ecs_spec_env(args),
+     "ecs-run-env": lambda: ecs_run_env(*args),
+     "check-ecs": lambda: check_ecs(*args),
+     "free-port": free_port,
+     "wait-http": lambda: wait_http(*args),
+     "make-certs": lambda: make_certs(*args),
+     "seed": lambda: seed(*args),
+     "admission-review": lambda: admission_review(*args),
+     "dockerfile-run": lambda: dockerfile_run(*args),
+     "dockerfile-env": lambda: dockerfile_env(*args),
+     "check-patch": lambda: check_patch(args[0], args[1] if len(args) > 1 else ""),
+     }[cmd]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
