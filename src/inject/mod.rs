@@ -35,7 +35,35 @@ pub struct InjectConfig {
     pub default_interval: Duration,
     /// Unused for now: the hub sidecars would long-poll.
     pub hub_url: Option<String>,
+    /// Paths a pod gets when it opts in without naming any path or parameter; `{namespace}`
+    /// stands for the pod's namespace. Empty: such a pod is denied ("nothing to fetch").
+    pub default_paths: Vec<String>,
+    /// Resources of the injected containers when the pod's annotations give none.
+    pub resources: AgentResources,
 }
+
+/// Requests and limits of the injected containers (Kubernetes quantities; `None`: unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentResources {
+    pub cpu_request: Option<String>,
+    pub memory_request: Option<String>,
+    pub cpu_limit: Option<String>,
+    pub memory_limit: Option<String>,
+}
+
+impl Default for AgentResources {
+    fn default() -> Self {
+        AgentResources {
+            cpu_request: Some("5m".to_owned()),
+            memory_request: Some("16Mi".to_owned()),
+            cpu_limit: None,
+            memory_limit: Some("32Mi".to_owned()),
+        }
+    }
+}
+
+/// What stands for the pod's namespace in [`InjectConfig::default_paths`].
+pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
 impl Default for InjectConfig {
     fn default() -> Self {
@@ -46,8 +74,10 @@ impl Default for InjectConfig {
                 .map(str::to_owned)
                 .to_vec(),
             namespace_prefixes: BTreeMap::new(),
-            default_interval: Duration::from_secs(60),
+            default_interval: Duration::from_secs(600),
             hub_url: None,
+            default_paths: Vec::new(),
+            resources: AgentResources::default(),
         }
     }
 }
@@ -84,7 +114,12 @@ pub fn mutate(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
     if let Some(why) = should_skip(annotations, namespace, config) {
         return Decision::Skip(why);
     }
-    let req = match validate::validate(annotations) {
+    let defaults: Vec<String> = config
+        .default_paths
+        .iter()
+        .map(|p| p.replace(NAMESPACE_PLACEHOLDER, namespace))
+        .collect();
+    let req = match validate::validate(annotations, &defaults) {
         Ok(r) => r,
         Err(d) => return Decision::Deny(d),
     };

@@ -278,29 +278,30 @@ fn container(
     config: &InjectConfig,
     ids: &Ids,
 ) -> Container {
-    let q = |v: &Option<String>, default: Option<&str>| {
-        v.clone().or(default.map(str::to_owned)).map(Quantity)
-    };
+    let defaults = &config.resources;
+    let (cpu_request, cpu_limit) = resource_pair(
+        &req.cpu_request,
+        &req.cpu_limit,
+        &defaults.cpu_request,
+        &defaults.cpu_limit,
+    );
+    let (memory_request, memory_limit) = resource_pair(
+        &req.memory_request,
+        &req.memory_limit,
+        &defaults.memory_request,
+        &defaults.memory_limit,
+    );
     let mut requests = BTreeMap::new();
     let mut limits = BTreeMap::new();
-    let memory_request = q(&req.memory_request, Some("16Mi"));
-    let mut memory_limit = q(&req.memory_limit, Some("32Mi"));
-    // A larger request with the default limit: raise the limit (the API server would reject it).
-    if req.memory_limit.is_none()
-        && let (Some(r), Some(l)) = (&memory_request, &memory_limit)
-        && super::validate::parse_quantity(&r.0) > super::validate::parse_quantity(&l.0)
-    {
-        memory_limit = Some(r.clone());
-    }
     for (is_limit, key, v) in [
-        (false, "cpu", q(&req.cpu_request, Some("5m"))),
+        (false, "cpu", cpu_request),
         (false, "memory", memory_request),
-        (true, "cpu", q(&req.cpu_limit, None)),
+        (true, "cpu", cpu_limit),
         (true, "memory", memory_limit),
     ] {
         if let Some(v) = v {
             let map = if is_limit { &mut limits } else { &mut requests };
-            map.insert(key.to_owned(), v);
+            map.insert(key.to_owned(), Quantity(v));
         }
     }
     Container {
@@ -331,6 +332,34 @@ fn container(
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// A request and a limit from the pod's annotations, else the config's defaults. When one
+/// side is a default that conflicts with the other (request above limit, which the API
+/// server rejects), the default gives way: a default limit is raised to the request, a
+/// default request lowered to the limit. Both given by the pod were checked in `validate`.
+fn resource_pair(
+    request: &Option<String>,
+    limit: &Option<String>,
+    default_request: &Option<String>,
+    default_limit: &Option<String>,
+) -> (Option<String>, Option<String>) {
+    let above =
+        |r: &str, l: &str| super::validate::parse_quantity(r) > super::validate::parse_quantity(l);
+    match (request, limit) {
+        (Some(r), None) => match default_limit {
+            Some(l) if above(r, l) => (Some(r.clone()), Some(r.clone())),
+            l => (Some(r.clone()), l.clone()),
+        },
+        (None, Some(l)) => match default_request {
+            Some(r) if above(r, l) => (Some(l.clone()), Some(l.clone())),
+            r => (r.clone(), Some(l.clone())),
+        },
+        (r, l) => (
+            r.clone().or_else(|| default_request.clone()),
+            l.clone().or_else(|| default_limit.clone()),
+        ),
     }
 }
 

@@ -478,6 +478,153 @@ fn resource_annotations_override_the_defaults() {
 }
 
 #[test]
+fn configured_default_resources_apply_and_a_conflicting_default_gives_way() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        /// (cpu request, cpu limit, memory request, memory limit)
+        want: [Option<&'static str>; 4],
+    }
+    let config = InjectConfig {
+        resources: super::AgentResources {
+            cpu_request: Some("20m".to_owned()),
+            memory_request: Some("24Mi".to_owned()),
+            cpu_limit: Some("200m".to_owned()),
+            memory_limit: Some("48Mi".to_owned()),
+        },
+        ..Default::default()
+    };
+    let cases = [
+        Case {
+            name: "no annotation: the config's defaults",
+            b: pod(),
+            want: [Some("20m"), Some("200m"), Some("24Mi"), Some("48Mi")],
+        },
+        Case {
+            name: "annotations win over the config",
+            b: pod().ann(a::CPU_REQUEST, "1m").ann(a::MEMORY_LIMIT, "40Mi"),
+            want: [Some("1m"), Some("200m"), Some("24Mi"), Some("40Mi")],
+        },
+        Case {
+            name: "a request above the default limit raises the limit",
+            b: pod().ann(a::CPU_REQUEST, "500m"),
+            want: [Some("500m"), Some("500m"), Some("24Mi"), Some("48Mi")],
+        },
+        Case {
+            name: "a limit below the default request lowers the request",
+            b: pod().ann(a::MEMORY_LIMIT, "8Mi"),
+            want: [Some("20m"), Some("200m"), Some("8Mi"), Some("8Mi")],
+        },
+    ];
+    for case in cases {
+        let p = inject_with(case.b, &config);
+        let r = find(&p, INIT_CONTAINER).resources.clone().unwrap();
+        let get =
+            |m: &Option<
+                BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            >,
+             k: &str| { m.as_ref().and_then(|m| m.get(k)).map(|q| q.0.clone()) };
+        let got = [
+            get(&r.requests, "cpu"),
+            get(&r.limits, "cpu"),
+            get(&r.requests, "memory"),
+            get(&r.limits, "memory"),
+        ];
+        let want = case.want.map(|w| w.map(str::to_owned));
+        assert_eq!(got, want, "{}", case.name);
+    }
+}
+
+#[test]
+fn a_pod_naming_nothing_gets_the_configured_default_paths_for_its_namespace() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        namespace: &'static str,
+        config: InjectConfig,
+        /// `Ok(paths)` for a patch, `Err(fragment)` for a denial.
+        want: Result<&'static [&'static str], &'static str>,
+    }
+    let defaults = |paths: &[&str]| InjectConfig {
+        default_paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        ..Default::default()
+    };
+    let with_policy = |paths: &[&str]| InjectConfig {
+        namespace_prefixes: BTreeMap::from([(
+            "team-a".to_owned(),
+            vec!["/apps/team-a/".to_owned()],
+        )]),
+        ..defaults(paths)
+    };
+    let nothing = || pod().without_ann(a::PATH);
+    let cases = [
+        Case {
+            name: "the namespace is filled in",
+            b: nothing(),
+            namespace: "team-a",
+            config: defaults(&["/apps/{namespace}/", "/shared/"]),
+            want: Ok(&["/apps/team-a/", "/shared/"]),
+        },
+        Case {
+            name: "a pod naming a path does not get the defaults",
+            b: pod(),
+            namespace: "team-a",
+            config: defaults(&["/apps/{namespace}/"]),
+            want: Ok(&["/app/prod/"]),
+        },
+        Case {
+            name: "a pod naming only a parameter does not get the defaults",
+            b: nothing().ann("ssm-injector.io/param-DB", "/apps/team-a/db"),
+            namespace: "team-a",
+            config: defaults(&["/apps/{namespace}/"]),
+            want: Ok(&[]),
+        },
+        Case {
+            name: "no defaults: nothing to fetch",
+            b: nothing(),
+            namespace: "team-a",
+            config: defaults(&[]),
+            want: Err("nothing to fetch"),
+        },
+        Case {
+            name: "the policy applies to default paths",
+            b: nothing(),
+            namespace: "team-a",
+            config: with_policy(&["/apps/{namespace}/"]),
+            want: Ok(&["/apps/team-a/"]),
+        },
+        Case {
+            name: "a default path outside the policy is denied",
+            b: nothing(),
+            namespace: "team-a",
+            config: with_policy(&["/shared/"]),
+            want: Err("path /shared/ is outside the policy"),
+        },
+    ];
+    for case in cases {
+        let p = case.b.build();
+        match (mutate(&p, case.namespace, &case.config), case.want) {
+            (d @ Decision::Patch(_), Ok(want)) => {
+                let p = apply(&p, d);
+                let c = find(&p, INIT_CONTAINER);
+                let a = args(c);
+                let paths: Vec<&str> = a
+                    .iter()
+                    .zip(a.iter().skip(1))
+                    .filter(|(f, _)| **f == "--path")
+                    .map(|(_, v)| *v)
+                    .collect();
+                assert_eq!(paths, want, "{}", case.name);
+            }
+            (Decision::Deny(d), Err(fragment)) => {
+                assert!(d.message.contains(fragment), "{}: {}", case.name, d.message);
+            }
+            (other, want) => panic!("{}: got {other:?}, want {want:?}", case.name),
+        }
+    }
+}
+
+#[test]
 fn uid_and_gid_come_from_the_pod_security_context() {
     // (uid, gid, fsGroup) → (runAsUser, runAsGroup, --uid, --gid, --file-mode)
     type Want = (

@@ -70,8 +70,13 @@ fn deny(annotation: &str, message: String) -> Denial {
     }
 }
 
-/// Checks every annotation under the prefix and builds the request.
-pub fn validate(annotations: &BTreeMap<String, String>) -> Result<Request, Denial> {
+/// Checks every annotation under the prefix and builds the request. `default_paths` (the
+/// webhook config's, namespace already filled in) are used when the pod names no path and
+/// no parameter.
+pub fn validate(
+    annotations: &BTreeMap<String, String>,
+    default_paths: &[String],
+) -> Result<Request, Denial> {
     for key in annotations.keys() {
         if key.starts_with(a::PREFIX) && !a::is_known(key) {
             return Err(deny(
@@ -137,6 +142,18 @@ pub fn validate(annotations: &BTreeMap<String, String>) -> Result<Request, Denia
             raw: v.to_owned(),
             name: r.name,
         });
+    }
+    if paths.is_empty() && params.is_empty() {
+        for p in default_paths {
+            check_path(p).map_err(|e| Denial {
+                annotation: None,
+                message: format!(
+                    "the injector's default path {p:?} {e}; name a path with {} or ask the cluster admins to fix default-paths",
+                    a::PATH
+                ),
+            })?;
+            paths.push(p.clone());
+        }
     }
     if paths.is_empty() && params.is_empty() {
         return Err(deny(

@@ -6,11 +6,18 @@
 //! excluded-namespaces: [kube-system, kube-public, kube-node-lease]
 //! namespace-prefixes:             # policy: namespace -> allowed parameter path prefixes
 //!   team-a: [/team-a/]
-//! default-interval: 60s           # sidecar poll interval when the pod gives none
+//! default-interval: 10m           # sidecar poll interval when the pod gives none
+//! default-paths: ["/apps/{namespace}/"]  # pods that opt in naming no path or param (quoted: YAML)
+//! default-resources:              # of the injected containers, when the pod gives none
+//!   cpu-request: 5m
+//!   memory-request: 16Mi
+//!   memory-limit: 32Mi            # cpu-limit: unset unless given; "" unsets a default
 //! ```
 //! Every key is optional (defaults: [`InjectConfig::default`]); unknown keys are errors.
 
-use crate::inject::InjectConfig;
+use crate::inject::validate::parse_quantity;
+use crate::inject::{AgentResources, InjectConfig, NAMESPACE_PLACEHOLDER};
+use crate::spec::names::check_path;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +41,32 @@ pub enum ConfigError {
     },
     #[error("{at}: the image must not be empty")]
     EmptyImage { at: String },
+    #[error(
+        "webhook config {path}: default-paths: {value:?} {reason}; give absolute paths like /apps/{{namespace}}/"
+    )]
+    BadDefaultPath {
+        path: String,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "webhook config {path}: default-resources.{key}: {value:?} is not a Kubernetes quantity; write e.g. 5m or 0.1 for CPU, 32Mi for memory"
+    )]
+    BadQuantity {
+        path: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error(
+        "webhook config {path}: default-resources: {request_key} {request} is above {limit_key} {limit}; raise the limit or lower the request"
+    )]
+    RequestAboveLimit {
+        path: String,
+        request_key: &'static str,
+        request: String,
+        limit_key: &'static str,
+        limit: String,
+    },
 }
 
 /// The file as written.
@@ -46,6 +79,18 @@ struct RawConfig {
     namespace_prefixes: Option<BTreeMap<String, Vec<String>>>,
     default_interval: Option<String>,
     hub_url: Option<String>,
+    default_paths: Option<Vec<String>>,
+    default_resources: Option<RawResources>,
+}
+
+/// `default-resources:` as written; a key left out keeps the built-in default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawResources {
+    cpu_request: Option<String>,
+    memory_request: Option<String>,
+    cpu_limit: Option<String>,
+    memory_limit: Option<String>,
 }
 
 /// Reads the config file (if any) and applies `--image` over it.
@@ -89,6 +134,8 @@ pub fn build(
         namespace_prefixes,
         default_interval,
         hub_url,
+        default_paths,
+        default_resources,
     } = raw;
     if let Some(i) = file_image {
         if i.trim().is_empty() {
@@ -124,7 +171,87 @@ pub fn build(
             })?;
     }
     config.hub_url = hub_url;
+    if let Some(paths) = default_paths {
+        config.default_paths = check_default_paths(&path, paths)?;
+    }
+    if let Some(r) = default_resources {
+        config.resources = check_resources(&path, r)?;
+    }
     Ok(config)
+}
+
+/// Each default path must be a valid parameter path once `{namespace}` is filled in.
+fn check_default_paths(path: &str, paths: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    paths
+        .into_iter()
+        .map(|p| {
+            let p = p.trim().to_owned();
+            // A namespace is a DNS label, which is a valid path component.
+            check_path(&p.replace(NAMESPACE_PLACEHOLDER, "ns")).map_err(|e| {
+                ConfigError::BadDefaultPath {
+                    path: path.to_owned(),
+                    value: p.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(p)
+        })
+        .collect()
+}
+
+fn check_resources(path: &str, raw: RawResources) -> Result<AgentResources, ConfigError> {
+    let RawResources {
+        cpu_request,
+        memory_request,
+        cpu_limit,
+        memory_limit,
+    } = raw;
+    let mut r = AgentResources::default();
+    for (key, value, slot) in [
+        ("cpu-request", cpu_request, &mut r.cpu_request),
+        ("memory-request", memory_request, &mut r.memory_request),
+        ("cpu-limit", cpu_limit, &mut r.cpu_limit),
+        ("memory-limit", memory_limit, &mut r.memory_limit),
+    ] {
+        if let Some(v) = value {
+            let v = v.trim().to_owned();
+            // An empty value unsets the built-in default (e.g. no memory limit).
+            if v.is_empty() {
+                *slot = None;
+                continue;
+            }
+            if parse_quantity(&v).is_none() {
+                return Err(ConfigError::BadQuantity {
+                    path: path.to_owned(),
+                    key,
+                    value: v,
+                });
+            }
+            *slot = Some(v);
+        }
+    }
+    for (request_key, request, limit_key, limit) in [
+        ("cpu-request", &r.cpu_request, "cpu-limit", &r.cpu_limit),
+        (
+            "memory-request",
+            &r.memory_request,
+            "memory-limit",
+            &r.memory_limit,
+        ),
+    ] {
+        if let (Some(q), Some(l)) = (request, limit)
+            && parse_quantity(q) > parse_quantity(l)
+        {
+            return Err(ConfigError::RequestAboveLimit {
+                path: path.to_owned(),
+                request_key,
+                request: q.clone(),
+                limit_key,
+                limit: l.clone(),
+            });
+        }
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -170,6 +297,50 @@ mod tests {
             msg.contains("default-interval") && msg.contains("60s"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn default_paths_and_resources_are_read() {
+        let text = "default-paths: [\"/apps/{namespace}/\", /shared/]\n\
+                    default-resources: {cpu-request: 10m, cpu-limit: 100m, memory-limit: 64Mi}\n";
+        let c = build(Some(("w.yaml", text)), None).expect("valid");
+        assert_eq!(c.default_paths, ["/apps/{namespace}/", "/shared/"]);
+        assert_eq!(c.resources.cpu_request.as_deref(), Some("10m"));
+        assert_eq!(c.resources.cpu_limit.as_deref(), Some("100m"));
+        // Left out: the built-in default.
+        assert_eq!(c.resources.memory_request.as_deref(), Some("16Mi"));
+        assert_eq!(c.resources.memory_limit.as_deref(), Some("64Mi"));
+        let c = build(
+            Some(("w.yaml", "default-resources: {memory-limit: \"\"}\n")),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(c.resources.memory_limit, None, "an empty value unsets");
+    }
+
+    #[test]
+    fn bad_defaults_are_errors_naming_the_key() {
+        let cases = [
+            ("default-paths: [apps/]\n", "default-paths"),
+            ("default-paths: [\"/a b/\"]\n", "default-paths"),
+            (
+                "default-resources: {cpu-request: lots}\n",
+                "default-resources.cpu-request",
+            ),
+            (
+                "default-resources: {memory-request: 64Mi}\n",
+                "memory-request 64Mi is above memory-limit 32Mi",
+            ),
+            ("default-resources: {cpu: 5m}\n", "cpu"),
+        ];
+        for (text, want) in cases {
+            let e = build(Some(("w.yaml", text)), None).expect_err(text);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("w.yaml") && msg.contains(want),
+                "{text}: {msg}"
+            );
+        }
     }
 
     #[test]
