@@ -137,12 +137,19 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
         watch,
     } = args;
     let watch = match watch.watch {
-        true => Some(WatchConfig::build(watch)?),
+        true => {
+            let mut watch = watch;
+            // On Kubernetes HOSTNAME is the pod name; on ECS the task's own host name.
+            if watch.instance_id.is_none() {
+                watch.instance_id = std::env::var("HOSTNAME").ok();
+            }
+            Some(WatchConfig::build(watch)?)
+        }
         false => None,
     };
     let spec = build_spec(spec_args.clone(), Some(output.clone()))?;
     let prepared = prepare_outputs(&spec)?;
-    let source = Source::from_env(spec.region.clone(), spec.concurrency).await?;
+    let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
     if let Some(config) = watch {
         let spec_file = spec_args.spec.clone().map(|path| {
             let rebuild: Rebuild = Box::new(move || {
@@ -203,7 +210,7 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
         &existing,
         override_existing,
     )?;
-    let source = Source::from_env(spec.region.clone(), spec.concurrency).await?;
+    let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
     let values = source.fetch(&spec).await?;
     let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
     // clap requires a command after `--`; an empty one is still answered, not a panic.
@@ -293,6 +300,8 @@ fn build_spec_with(
         optional_params,
         region,
         concurrency,
+        max_tps,
+        burst,
     } = args;
     let file = match spec {
         None => None,
@@ -338,6 +347,8 @@ fn build_spec_with(
         region,
         output,
         concurrency,
+        max_tps,
+        burst,
         outputs_optional,
     };
     Ok(Spec::build(input, &|name| std::env::var(name).ok())?)

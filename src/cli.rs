@@ -153,12 +153,18 @@ pub struct WatchArgs {
     /// Keep running: poll, and rewrite the files atomically when a value changes.
     #[arg(long, env = "SSM_INJECTOR_WATCH")]
     pub watch: bool,
-    /// Time between polls (e.g. 60s, 5m).
-    #[arg(long, env = "SSM_INJECTOR_INTERVAL", value_parser = humantime::parse_duration, default_value = "60s")]
+    /// Time between polls (e.g. 60s, 5m). The default keeps 10,000 pods watching 20 names
+    /// each under Parameter Store's default 40 calls/s (docs/capacity.md).
+    #[arg(long, env = "SSM_INJECTOR_INTERVAL", value_parser = humantime::parse_duration, default_value = "10m")]
     pub interval: Duration,
-    /// Random spread of each interval, as a fraction of it (0 to 0.5).
+    /// Random spread of each poll around its slot, as a fraction of the interval (0 to 0.5).
     #[arg(long, env = "SSM_INJECTOR_JITTER", default_value_t = 0.1)]
     pub jitter: f64,
+    /// Identity of this pod or task; its hash picks the poll slot within the interval, so a
+    /// fleet restarted together polls spread out [default: HOSTNAME, the pod name on
+    /// Kubernetes].
+    #[arg(long, env = "SSM_INJECTOR_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
     /// Longest wait between retries after failures (exponential backoff, full jitter).
     #[arg(long, env = "SSM_INJECTOR_MAX_BACKOFF", value_parser = humantime::parse_duration, default_value = "5m")]
     pub max_backoff: Duration,
@@ -236,6 +242,13 @@ pub struct SpecArgs {
     /// AWS calls in flight at once (1-64) [default: 4].
     #[arg(long, env = "SSM_INJECTOR_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Call budget of this process: AWS calls per second on average, after a burst
+    /// (token bucket, on top of the SDK's retries) [default: 20].
+    #[arg(long, env = "SSM_INJECTOR_MAX_TPS", value_name = "CALLS")]
+    pub max_tps: Option<f64>,
+    /// Calls allowed at once before --max-tps applies [default: 40].
+    #[arg(long, env = "SSM_INJECTOR_BURST", value_name = "CALLS")]
+    pub burst: Option<u32>,
 }
 
 /// One output given by flags (a spec file may list more).

@@ -355,6 +355,7 @@ mod tests {
                 .collect(),
             outputs: vec![],
             concurrency: 1,
+            budget: Default::default(),
         }
     }
 

@@ -8,6 +8,8 @@
 //! |---|---|---|
 //! | `ssm_injector_api_calls_total` | counter | `operation`, `outcome` (`ok` or a cause label) |
 //! | `ssm_injector_throttles_total` | counter | |
+//! | `ssm_injector_budget_wait_seconds_total` | counter | |
+//! | `ssm_injector_coalesced_calls_total` | counter | `operation` |
 //! | `ssm_injector_polls_total` | counter | `outcome` (`ok`, `error`) |
 //! | `ssm_injector_poll_failures_total` | counter | `cause` |
 //! | `ssm_injector_rotations_total` | counter | |
@@ -52,6 +54,13 @@ struct ApiCallLabels {
     outcome: &'static str,
 }
 
+/// Labels of `coalesced_calls`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    /// The SSM operation, as `Operation::as_str`.
+    operation: &'static str,
+}
+
 /// Labels of `reload_actions`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -83,6 +92,8 @@ pub struct Metrics {
     registry: Registry,
     api_calls: Family<ApiCallLabels, Counter>,
     throttles: Counter,
+    budget_wait: Counter<f64, AtomicU64>,
+    coalesced: Family<OperationLabels, Counter>,
     polls: Family<OutcomeLabels, Counter>,
     poll_failures: Family<CauseLabels, Counter>,
     rotations: Counter,
@@ -101,6 +112,8 @@ impl Metrics {
             registry: Registry::with_prefix(PREFIX),
             api_calls: Family::default(),
             throttles: Counter::default(),
+            budget_wait: Counter::default(),
+            coalesced: Family::default(),
             polls: Family::default(),
             poll_failures: Family::default(),
             rotations: Counter::default(),
@@ -121,6 +134,16 @@ impl Metrics {
             "throttles",
             "SSM API calls that failed because AWS throttled them",
             m.throttles.clone(),
+        );
+        r.register(
+            "budget_wait_seconds",
+            "Time AWS calls waited for this process's call budget (--max-tps, --burst)",
+            m.budget_wait.clone(),
+        );
+        r.register(
+            "coalesced_calls",
+            "SSM calls not made because an identical call in flight answered them",
+            m.coalesced.clone(),
         );
         r.register(
             "polls",
@@ -264,6 +287,18 @@ impl CallObserver for Metrics {
             self.throttles.inc();
         }
     }
+
+    fn budget_waited(&self, waited: Duration) {
+        self.budget_wait.inc_by(waited.as_secs_f64());
+    }
+
+    fn coalesced(&self, op: Operation) {
+        self.coalesced
+            .get_or_create(&OperationLabels {
+                operation: op.as_str(),
+            })
+            .inc();
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +392,20 @@ mod tests {
             r#"ssm_injector_api_calls_total{operation="GetParameter",outcome="not_found"} 1"#,
         );
         assert_line(&text, "ssm_injector_throttles_total 1");
+    }
+
+    #[test]
+    fn budget_waits_and_coalesced_calls_are_counted() {
+        let m = Metrics::new();
+        m.budget_waited(Duration::from_millis(250));
+        m.budget_waited(Duration::from_millis(500));
+        m.coalesced(Operation::GetParameters);
+        let text = m.encode();
+        assert_line(&text, "ssm_injector_budget_wait_seconds_total 0.75");
+        assert_line(
+            &text,
+            r#"ssm_injector_coalesced_calls_total{operation="GetParameters"} 1"#,
+        );
     }
 
     #[test]

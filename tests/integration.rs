@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, against moto's server over HTTP.
 
 mod exec;
+mod fleet;
 mod iam_policy;
 mod no_secret_leaks;
 mod render;

@@ -1,9 +1,14 @@
-//! Where values come from. `batch` and `field` are pure; `ssm` is the only AWS code.
+//! Where values come from. `batch` and `field` are pure, `budget` (token bucket) and
+//! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` is the
+//! only AWS code.
 
 pub mod batch;
+pub mod budget;
+pub mod coalesce;
 pub mod error;
 pub mod field;
 pub mod ssm;
 
+pub use budget::BudgetConfig;
 pub use error::{Cause, FetchError, FetchFailure, Kind};
 pub use ssm::{CallObserver, Fetched, Operation, Source};

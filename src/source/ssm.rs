@@ -2,6 +2,8 @@
 //! default credential chain, retry and `AWS_ENDPOINT_URL` support.
 
 use super::batch::{self, Batch, Returned};
+use super::budget::{Budget, BudgetConfig};
+use super::coalesce::{Coalescer, Served};
 use super::error::{Cause, FetchError, FetchFailure};
 use super::field;
 use crate::secret::Secret;
@@ -37,6 +39,8 @@ pub struct CallCounts {
     pub get_parameter: AtomicU64,
     pub get_parameters: AtomicU64,
     pub get_parameters_by_path: AtomicU64,
+    /// Calls not made because an identical call in flight answered them.
+    pub coalesced: AtomicU64,
 }
 
 impl CallCounts {
@@ -69,7 +73,16 @@ impl Operation {
 /// else the cause. Metrics implement it; the source does not know about them.
 pub trait CallObserver: Send + Sync {
     fn observe(&self, op: Operation, failure: Option<&Cause>);
+    /// A call waited this long for the call budget (`--max-tps`) before it went out.
+    fn budget_waited(&self, _waited: Duration) {}
+    /// A call was not made because an identical one in flight answered it.
+    fn coalesced(&self, _op: Operation) {}
 }
+
+/// What GetParameters was asked: the region and the names, in order.
+type BatchKey = (Option<String>, Vec<String>);
+/// What GetParametersByPath was asked: the path and whether recursive.
+type PathKey = (String, bool);
 
 /// One parameter as fetched.
 #[derive(Debug, Clone)]
@@ -87,6 +100,9 @@ pub struct Source {
     concurrency: usize,
     attempts: u32,
     observer: Option<Arc<dyn CallObserver>>,
+    budget: Budget,
+    batches: Coalescer<BatchKey, Result<Vec<Option<Fetched>>, Cause>>,
+    paths: Coalescer<PathKey, Result<Vec<Fetched>, Cause>>,
     /// Calls made so far.
     pub calls: CallCounts,
 }
@@ -94,13 +110,32 @@ pub struct Source {
 impl Source {
     /// Loads the SDK's default configuration (environment, profile, web identity / IRSA,
     /// EKS Pod Identity, ECS task role, IMDS; `AWS_ENDPOINT_URL`, `AWS_MAX_ATTEMPTS`).
-    pub async fn from_env(region: Option<String>, concurrency: usize) -> Result<Self, SetupError> {
+    /// Every call then waits for `budget` first.
+    pub async fn from_env(
+        region: Option<String>,
+        concurrency: usize,
+        budget: BudgetConfig,
+    ) -> Result<Self, SetupError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r));
+        }
+        Source::from_loader(loader, concurrency, budget).await
+    }
+
+    /// Like [`Source::from_env`] from a loader the caller has set up (an endpoint, a
+    /// region, credentials); adds this program's HTTPS client and timeouts.
+    pub async fn from_loader(
+        loader: aws_config::ConfigLoader,
+        concurrency: usize,
+        budget: BudgetConfig,
+    ) -> Result<Self, SetupError> {
         let https = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        let config = loader
             .http_client(https)
             .timeout_config(
                 TimeoutConfig::builder()
@@ -108,11 +143,9 @@ impl Source {
                     .operation_attempt_timeout(Duration::from_secs(10))
                     .operation_timeout(Duration::from_secs(60))
                     .build(),
-            );
-        if let Some(r) = region {
-            loader = loader.region(Region::new(r));
-        }
-        let config = loader.load().await;
+            )
+            .load()
+            .await;
         if config.region().is_none() {
             return Err(SetupError::NoRegion);
         }
@@ -124,6 +157,9 @@ impl Source {
             concurrency: concurrency.max(1),
             attempts,
             observer: None,
+            budget: Budget::new(budget),
+            batches: Coalescer::default(),
+            paths: Coalescer::default(),
             calls: CallCounts::default(),
         })
     }
@@ -301,6 +337,7 @@ impl Source {
         req: &ParamRef,
     ) -> Result<Option<Fetched>, Cause> {
         tracing::debug!(name = %req.request(), "GetParameter");
+        self.wait_for_budget().await;
         let result = self
             .client(region)
             .get_parameter()
@@ -324,7 +361,26 @@ impl Source {
         requests: &[ParamRef],
     ) -> Result<Vec<Option<Fetched>>, Cause> {
         let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
+        let key = (region.map(str::to_owned), names.clone());
+        let (answer, served) = self
+            .batches
+            .run(key, || self.call_get_parameters(region, requests, names))
+            .await;
+        if served == Served::Shared {
+            self.note_coalesced(Operation::GetParameters);
+        }
+        answer
+    }
+
+    /// The GetParameters call itself (see [`Source::get_parameters`]).
+    async fn call_get_parameters(
+        &self,
+        region: Option<&str>,
+        requests: &[ParamRef],
+        names: Vec<String>,
+    ) -> Result<Vec<Option<Fetched>>, Cause> {
         tracing::debug!(names = ?names, "GetParameters");
+        self.wait_for_budget().await;
         let result = self
             .client(region)
             .get_parameters()
@@ -351,13 +407,24 @@ impl Source {
             .collect())
     }
 
-    /// Every page of GetParametersByPath.
+    /// Every page of GetParametersByPath; a fetch of the same path already in flight is
+    /// shared.
     async fn get_path(&self, p: &PathRequest) -> Result<Vec<Fetched>, Cause> {
+        let key = (p.path.clone(), p.recursive);
+        let (answer, served) = self.paths.run(key, || self.call_get_path(p)).await;
+        if served == Served::Shared {
+            self.note_coalesced(Operation::GetParametersByPath);
+        }
+        answer
+    }
+
+    async fn call_get_path(&self, p: &PathRequest) -> Result<Vec<Fetched>, Cause> {
         let client = self.client(None);
         let mut found = Vec::new();
         let mut token = None;
         loop {
             tracing::debug!(path = %p.path, "GetParametersByPath");
+            self.wait_for_budget().await;
             let result = client
                 .get_parameters_by_path()
                 .path(&p.path)
@@ -380,6 +447,28 @@ impl Source {
             if token.is_none() {
                 return Ok(found);
             }
+        }
+    }
+
+    /// Waits for the call budget; a wait is logged and reported.
+    async fn wait_for_budget(&self) {
+        let waited = self.budget.acquire().await;
+        if !waited.is_zero() {
+            tracing::debug!(waited_ms = waited.as_millis() as u64, "call budget: waited");
+            if let Some(o) = &self.observer {
+                o.budget_waited(waited);
+            }
+        }
+    }
+
+    fn note_coalesced(&self, op: Operation) {
+        tracing::debug!(
+            operation = op.as_str(),
+            "answered by an identical call in flight"
+        );
+        self.calls.coalesced.fetch_add(1, Ordering::Relaxed);
+        if let Some(o) = &self.observer {
+            o.coalesced(op);
         }
     }
 

@@ -7,6 +7,7 @@ pub mod file;
 pub mod names;
 
 use crate::format::{Format, KeyCase};
+use crate::source::budget::{BudgetConfig, BudgetError, DEFAULT_BURST, DEFAULT_MAX_TPS};
 use file::{RawMode, RawOutput, RawParam, RawPath, SpecFile};
 use names::{NameError, ParamRef};
 use std::collections::BTreeSet;
@@ -28,6 +29,8 @@ pub struct Spec {
     pub params: Vec<ParamRequest>,
     pub outputs: Vec<OutputSpec>,
     pub concurrency: usize,
+    /// The per-process call budget (`--max-tps`, `--burst`).
+    pub budget: BudgetConfig,
 }
 
 /// Everything under a path (GetParametersByPath).
@@ -73,6 +76,9 @@ pub struct SpecInput {
     /// The output given by flags, if any.
     pub output: Option<RawOutput>,
     pub concurrency: Option<usize>,
+    /// `--max-tps` and `--burst` [defaults: `DEFAULT_MAX_TPS`, `DEFAULT_BURST`].
+    pub max_tps: Option<f64>,
+    pub burst: Option<u32>,
     /// True for subcommands that write no files (`exec`, `iam-policy`): a spec without
     /// outputs is then fine. False (the default) keeps `render`'s [`SpecError::NoOutput`].
     pub outputs_optional: bool,
@@ -137,6 +143,8 @@ pub enum SpecError {
     NoOutput,
     #[error("nothing to fetch: give --path, --param, or paths:/params: in the spec file")]
     NothingToFetch,
+    #[error("{0}")]
+    Budget(#[source] BudgetError),
     #[error("{at}: concurrency must be between 1 and {MAX_CONCURRENCY}, not {value}")]
     BadConcurrency { at: At, value: usize },
     #[error("{at}: {value:?} is not an AWS region (like eu-west-1)")]
@@ -250,6 +258,12 @@ impl Spec {
             });
         }
 
+        let budget = BudgetConfig::new(
+            input.max_tps.unwrap_or(DEFAULT_MAX_TPS),
+            input.burst.unwrap_or(DEFAULT_BURST),
+        )
+        .map_err(SpecError::Budget)?;
+
         let (region_at, region) = match (input.region, file.region) {
             (Some(r), _) => (At("--region".into()), Some(r)),
             (None, Some(r)) => (file_at("region"), Some(r)),
@@ -273,6 +287,7 @@ impl Spec {
             params,
             outputs: outputs.into_iter().map(|(_, o)| o).collect(),
             concurrency,
+            budget,
         })
     }
 }

@@ -29,6 +29,8 @@ pub enum WatchConfigError {
 pub struct WatchConfig {
     pub interval: Duration,
     pub jitter: f64,
+    /// Where in each interval this instance polls (`schedule::slot_of`), in `[0, 1)`.
+    pub slot: f64,
     pub max_backoff: Duration,
     pub listen: Option<SocketAddr>,
     pub stale_after: Option<Duration>,
@@ -43,6 +45,7 @@ impl WatchConfig {
             watch: _,
             interval,
             jitter,
+            instance_id,
             max_backoff,
             listen,
             stale_after,
@@ -93,9 +96,17 @@ impl WatchConfig {
                 reload::parse_url(&u).map_err(reload_err("--reload-url"))?,
             ));
         }
+        // No identity at all (neither flag nor HOSTNAME): a random slot still spreads a
+        // fleet, it only changes at each restart.
+        let slot = instance_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map_or_else(fastrand::f64, super::schedule::slot_of);
         Ok(WatchConfig {
             interval,
             jitter,
+            slot,
             max_backoff: max_backoff.max(interval.min(Duration::from_secs(1))),
             listen,
             stale_after,

@@ -68,6 +68,13 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(config.stale_after));
     let mut source = source.with_observer(metrics.clone());
+    tracing::info!(
+        interval_s = config.interval.as_secs_f64(),
+        slot_percent = (config.slot * 100.0).round() as u32,
+        jitter = config.jitter,
+        budget = %spec.budget,
+        "watching: one poll per interval at this instance's slot"
+    );
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = config.listen {
@@ -131,7 +138,13 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 }
                 first = false;
                 existed = true;
-                schedule::next_interval(config.interval, config.jitter, fastrand::f64())
+                schedule::next_poll(
+                    unix_time(),
+                    config.interval,
+                    config.slot,
+                    config.jitter,
+                    fastrand::f64(),
+                )
             }
             Poll::Failed { label, message } => {
                 metrics.poll_failed(label);
@@ -161,8 +174,8 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                     let Some(rebuild) = &rebuild else { continue };
                     match rebuild().and_then(|s| prepare_outputs(&s).map(|o| (s, o)).map_err(|e| e.to_string())) {
                         Ok((new_spec, new_outputs)) => {
-                            if new_spec.region != spec.region || new_spec.concurrency != spec.concurrency {
-                                match Source::from_env(new_spec.region.clone(), new_spec.concurrency).await {
+                            if new_spec.region != spec.region || new_spec.concurrency != spec.concurrency || new_spec.budget != spec.budget {
+                                match Source::from_env(new_spec.region.clone(), new_spec.concurrency, new_spec.budget).await {
                                     Ok(s) => source = s.with_observer(metrics.clone()),
                                     Err(e) => {
                                         metrics.spec_reloaded(false);
@@ -288,8 +301,12 @@ async fn run_actions(config: &WatchConfig, metrics: &Metrics) {
     }
 }
 
-fn unix_now() -> f64 {
+fn unix_time() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn unix_now() -> f64 {
+    unix_time().as_secs_f64()
 }

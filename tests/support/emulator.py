@@ -47,7 +47,12 @@ Commands
   {"cmd": "calls"}        -> {"GetParameters": 3, ...} requests seen at the proxy by
                              operation (faulted ones included). X-Amz-Target's part after
                              the last dot, else the query protocol's Action, else "Unknown".
-  {"cmd": "reset_calls"}  zero the counters.
+  {"cmd": "requests"}     -> [{"op": "GetParameters", "t": 1764000000.123, "body": "..."}]
+                             every request seen at the proxy, in arrival order: wall-clock
+                             arrival time (Unix seconds, before any delay) and the request
+                             body as text (first 4 KiB), to tell callers apart by the names
+                             they ask for.
+  {"cmd": "reset_calls"}  zero the counters and forget the requests.
   {"cmd": "reset"}        wipe moto's state (all services), like POST /moto-api/reset.
   {"cmd": "ping"}, {"cmd": "info"}  liveness / the URLs and whether moto is running.
 
@@ -343,12 +348,15 @@ class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self.requests: list[dict] = []
         self.rules: list[Rule] = []
 
     def on_request(self, op: str, body: bytes) -> tuple[float, Rule | None]:
         """Count the call; return (delay seconds, fault rule or None)."""
         with self.lock:
             self.calls[op] = self.calls.get(op, 0) + 1
+            self.requests.append({"op": op, "t": time.time(),
+                                  "body": body[:4096].decode("utf-8", "replace")})
             delay, fault = 0.0, None
             for r in self.rules:
                 if not r.fits(op, body):
@@ -602,9 +610,13 @@ class Emulator:
         if cmd == "calls":
             with self.state.lock:
                 return dict(sorted(self.state.calls.items()))
+        if cmd == "requests":
+            with self.state.lock:
+                return list(self.state.requests)
         if cmd == "reset_calls":
             with self.state.lock:
                 self.state.calls.clear()
+                self.state.requests.clear()
             return None
         if cmd == "reset":
             if not self.moto.running:
@@ -615,7 +627,7 @@ class Emulator:
             return "pong"
         if cmd == "info":
             return {"moto": self.moto.url, "proxy": self.proxy.url, "moto_running": self.moto.running}
-        raise CommandError(f"unknown cmd {cmd!r} (aws, stop, start, faults, calls, reset_calls, "
+        raise CommandError(f"unknown cmd {cmd!r} (aws, stop, start, faults, calls, requests, reset_calls, "
                            "reset, ping, info)")
 
     def cmd_aws(self, msg: dict):

@@ -140,6 +140,12 @@ impl Emulator {
         self.calls().get(op).copied().unwrap_or(0)
     }
 
+    /// Every request seen by the proxy, in arrival order.
+    pub fn requests(&self) -> Vec<Request> {
+        let v = self.command(json!({"cmd": "requests"})).expect("requests");
+        serde_json::from_value(v).expect("requests")
+    }
+
     pub fn reset_calls(&self) {
         self.command(json!({"cmd": "reset_calls"}))
             .expect("reset calls");
@@ -153,6 +159,17 @@ impl Emulator {
     pub fn start_moto(&self) {
         self.command(json!({"cmd": "start"})).expect("start moto");
     }
+}
+
+/// One request seen by the proxy.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Request {
+    /// The operation (GetParameters, ...).
+    pub op: String,
+    /// Arrival time, Unix seconds.
+    pub t: f64,
+    /// The request body (first 4 KiB).
+    pub body: String,
 }
 
 impl Drop for Emulator {

@@ -89,6 +89,12 @@ impl SidecarCmd {
         self
     }
 
+    /// Sets one environment variable of the sidecar.
+    pub fn env(mut self, key: &str, value: &str) -> SidecarCmd {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     /// `--listen off`: no admin port.
     pub fn no_listen(mut self) -> SidecarCmd {
         self.listen = false;
