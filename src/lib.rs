@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod capacity;
 pub mod cli;
 pub mod exec;
 pub mod format;

@@ -1,0 +1,1197 @@
+//! `capacity`: the fleet capacity model. AWS calls per second and monthly API cost for
+//! pods × parameters × interval × mode, checked against Parameter Store's throughput quota.
+//!
+//! Pure: no I/O, no environment, no clock. Every price and quota is an input with a
+//! documented default (see `docs/capacity.md` for the sources and the date they were read).
+//! The model follows what the code does:
+//!
+//! * by name: one GetParameters call per 10 names per region, every poll;
+//! * by path: one GetParametersByPath call per page of 10, every poll;
+//! * hub: a hub polls versions (no decryption) once per hub interval per distinct batch,
+//!   and pods fetch only when something they watch changes.
+//!
+//! Jitter spreads polls but does not change the mean rate, so it is not an input.
+
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Names per GetParameters call and parameters per GetParametersByPath page.
+pub const PER_CALL: u64 = 10;
+/// The model's month: 30 days.
+pub const MONTH_DAYS: f64 = 30.0;
+const DAY_SECONDS: f64 = 86_400.0;
+const MONTH_SECONDS: f64 = MONTH_DAYS * DAY_SECONDS;
+
+/// Parameter Store's default throughput: calls/s per account and region, shared by
+/// GetParameter, GetParameters and GetParametersByPath.
+pub const DEFAULT_QUOTA_TPS: f64 = 40.0;
+/// Parameter Store's higher-throughput limit for GetParameter and GetParameters.
+pub const DEFAULT_HIGH_THROUGHPUT_TPS: f64 = 10_000.0;
+/// Parameter Store's higher-throughput limit for GetParametersByPath (a separate, lower one).
+pub const DEFAULT_HIGH_THROUGHPUT_BY_PATH_TPS: f64 = 100.0;
+/// USD per 10,000 Parameter Store API interactions once higher throughput is on (all
+/// interactions are then charged; at standard throughput they are free).
+pub const DEFAULT_PARAMETER_STORE_PRICE: f64 = 0.05;
+/// USD per 10,000 Secrets Manager API calls.
+pub const DEFAULT_SECRETS_MANAGER_PRICE: f64 = 0.05;
+/// USD per 10,000 KMS requests beyond the free tier (AWS managed keys included).
+pub const DEFAULT_KMS_PRICE: f64 = 0.03;
+/// KMS requests per month that are free (account-wide, all regions).
+pub const DEFAULT_KMS_FREE_REQUESTS: f64 = 20_000.0;
+/// Calls/s the fleet should stay under by default: the whole default quota (see
+/// `docs/capacity.md` for why not a fraction of it).
+pub const DEFAULT_TARGET_TPS: f64 = DEFAULT_QUOTA_TPS;
+/// The sidecar's default poll interval (`render --watch --interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
+/// The hub's default poll interval.
+pub const DEFAULT_HUB_INTERVAL: Duration = Duration::from_secs(30);
+/// The hub's default replica count (each replica polls).
+pub const DEFAULT_HUB_REPLICAS: u64 = 2;
+/// Default rotations per parameter per day (hub mode: each one makes watching pods fetch).
+pub const DEFAULT_ROTATIONS_PER_DAY: f64 = 1.0;
+
+/// Bounds of the inputs; anything outside is a typo or a fleet no account can hold.
+pub const MAX_PODS: u64 = 10_000_000;
+pub const MAX_PARAMS: u64 = 100_000;
+pub const MAX_REGIONS: u64 = 50;
+pub const MAX_REPLICAS: u64 = 100;
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 86_400);
+pub const MAX_TPS: f64 = 1_000_000.0;
+pub const MAX_PRICE: f64 = 1_000.0;
+pub const MAX_PER_DAY: f64 = 1_000_000_000.0;
+
+/// How the pods get their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `--param`: GetParameters, 10 names per call, per region, every poll.
+    ByName,
+    /// `--path`: GetParametersByPath, 10 parameters per page, every poll.
+    ByPath,
+    /// The version hub: the hub polls versions, pods fetch what changed.
+    Hub,
+}
+
+impl Mode {
+    /// The name used by `--mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::ByName => "by-name",
+            Mode::ByPath => "by-path",
+            Mode::Hub => "hub",
+        }
+    }
+}
+
+/// Parameter Store throughput quotas (calls/s per account and region).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quotas {
+    /// Standard throughput, shared by GetParameter(s) and GetParametersByPath.
+    pub standard_tps: f64,
+    /// Higher throughput: GetParameter and GetParameters.
+    pub high_throughput_tps: f64,
+    /// Higher throughput: GetParametersByPath.
+    pub high_throughput_by_path_tps: f64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            standard_tps: DEFAULT_QUOTA_TPS,
+            high_throughput_tps: DEFAULT_HIGH_THROUGHPUT_TPS,
+            high_throughput_by_path_tps: DEFAULT_HIGH_THROUGHPUT_BY_PATH_TPS,
+        }
+    }
+}
+
+/// Prices in USD.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prices {
+    /// Per 10,000 Parameter Store API interactions with higher throughput on.
+    pub parameter_store_per_10k: f64,
+    /// Per 10,000 Secrets Manager API calls.
+    pub secrets_manager_per_10k: f64,
+    /// Per 10,000 KMS requests beyond the free tier.
+    pub kms_per_10k: f64,
+    /// Free KMS requests per month.
+    pub kms_free_requests: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            parameter_store_per_10k: DEFAULT_PARAMETER_STORE_PRICE,
+            secrets_manager_per_10k: DEFAULT_SECRETS_MANAGER_PRICE,
+            kms_per_10k: DEFAULT_KMS_PRICE,
+            kms_free_requests: DEFAULT_KMS_FREE_REQUESTS,
+        }
+    }
+}
+
+/// What the model needs. [`Inputs::new`] takes the four that matter most and defaults
+/// the rest; [`estimate`] checks them all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    /// Pods (or tasks) with a sidecar.
+    pub pods: u64,
+    /// Parameters each pod reads (names, or parameters under its paths).
+    pub params_per_pod: u64,
+    pub mode: Mode,
+    /// The sidecar's poll interval. In hub mode, the interval pods fall back to when the
+    /// hub is away.
+    pub interval: Duration,
+    /// Regions the names are spread over evenly (by name and hub; a path is in one region).
+    pub regions: u64,
+    /// Paths the parameters are spread over evenly (by path).
+    pub paths: u64,
+    /// Count one more (empty) page when a path holds an exact multiple of 10 parameters,
+    /// as AWS and moto sometimes answer.
+    pub extra_empty_page: bool,
+    /// Of each pod's names, how many are `/aws/reference/secretsmanager/` references.
+    pub secret_refs: u64,
+    /// Fraction of the other parameters that are SecureStrings (each read is a KMS Decrypt).
+    pub secure_fraction: f64,
+    /// Pod starts per day across the fleet (each start is one init render).
+    pub pod_starts_per_day: f64,
+    /// Distinct names across the fleet (hub) [default: `params_per_pod`: every pod
+    /// watches the same set].
+    pub distinct_names: Option<u64>,
+    pub hub_interval: Duration,
+    pub hub_replicas: u64,
+    /// Rotations per parameter per day (hub: each makes every watching pod fetch).
+    pub rotations_per_day: f64,
+    /// Calls/s the fleet should stay under (busiest region).
+    pub target_tps: f64,
+    pub quotas: Quotas,
+    pub prices: Prices,
+}
+
+impl Inputs {
+    /// The inputs the sidecar benchmark varies; everything else at its default.
+    pub fn new(pods: u64, params_per_pod: u64, mode: Mode, interval: Duration) -> Inputs {
+        Inputs {
+            pods,
+            params_per_pod,
+            mode,
+            interval,
+            ..Inputs::default()
+        }
+    }
+}
+
+impl Default for Inputs {
+    /// 10,000 pods × 20 names by name every 10 minutes, one region, nothing else.
+    fn default() -> Self {
+        Inputs {
+            pods: 10_000,
+            params_per_pod: 20,
+            mode: Mode::ByName,
+            interval: DEFAULT_INTERVAL,
+            regions: 1,
+            paths: 1,
+            extra_empty_page: false,
+            secret_refs: 0,
+            secure_fraction: 1.0,
+            pod_starts_per_day: 0.0,
+            distinct_names: None,
+            hub_interval: DEFAULT_HUB_INTERVAL,
+            hub_replicas: DEFAULT_HUB_REPLICAS,
+            rotations_per_day: DEFAULT_ROTATIONS_PER_DAY,
+            target_tps: DEFAULT_TARGET_TPS,
+            quotas: Quotas::default(),
+            prices: Prices::default(),
+        }
+    }
+}
+
+/// An input out of range; the message names the flag and what is allowed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CapacityError {
+    #[error("{flag} {value} is out of range: allowed {allowed}")]
+    OutOfRange {
+        flag: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "--secret-refs is for --mode by-name or hub: a path cannot hold Secrets Manager references"
+    )]
+    SecretRefsByPath,
+}
+
+fn out_of_range(flag: &'static str, value: impl ToString, allowed: impl ToString) -> CapacityError {
+    CapacityError::OutOfRange {
+        flag,
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    }
+}
+
+fn check_int(flag: &'static str, v: u64, min: u64, max: u64) -> Result<(), CapacityError> {
+    if (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(out_of_range(flag, v, format!("{min} to {max}")))
+    }
+}
+
+fn check_f64(
+    flag: &'static str,
+    v: f64,
+    min: f64,
+    max: f64,
+    min_open: bool,
+) -> Result<(), CapacityError> {
+    let low_ok = if min_open { v > min } else { v >= min };
+    if v.is_finite() && low_ok && v <= max {
+        Ok(())
+    } else {
+        let low = if min_open { "more than" } else { "from" };
+        Err(out_of_range(flag, v, format!("{low} {min} to {max}")))
+    }
+}
+
+fn check_duration(flag: &'static str, v: Duration) -> Result<(), CapacityError> {
+    if (MIN_INTERVAL..=MAX_INTERVAL).contains(&v) {
+        Ok(())
+    } else {
+        Err(out_of_range(
+            flag,
+            humantime::format_duration(v),
+            "1s to 30days",
+        ))
+    }
+}
+
+fn check(i: &Inputs) -> Result<(), CapacityError> {
+    check_int("--pods", i.pods, 1, MAX_PODS)?;
+    check_int("--params", i.params_per_pod, 1, MAX_PARAMS)?;
+    check_duration("--interval", i.interval)?;
+    check_int("--regions", i.regions, 1, MAX_REGIONS.min(i.params_per_pod))?;
+    check_int("--paths", i.paths, 1, i.params_per_pod)?;
+    check_int("--secret-refs", i.secret_refs, 0, i.params_per_pod)?;
+    if i.mode == Mode::ByPath && i.secret_refs > 0 {
+        return Err(CapacityError::SecretRefsByPath);
+    }
+    check_f64("--secure-fraction", i.secure_fraction, 0.0, 1.0, false)?;
+    check_f64(
+        "--pod-starts-per-day",
+        i.pod_starts_per_day,
+        0.0,
+        MAX_PER_DAY,
+        false,
+    )?;
+    if let Some(d) = i.distinct_names {
+        let max = i.pods.saturating_mul(i.params_per_pod).min(MAX_PODS);
+        check_int(
+            "--distinct-names",
+            d,
+            i.params_per_pod,
+            max.max(i.params_per_pod),
+        )?;
+    }
+    check_duration("--hub-interval", i.hub_interval)?;
+    check_int("--hub-replicas", i.hub_replicas, 1, MAX_REPLICAS)?;
+    check_f64(
+        "--rotations-per-day",
+        i.rotations_per_day,
+        0.0,
+        MAX_PER_DAY,
+        false,
+    )?;
+    check_f64("--target-tps", i.target_tps, 0.0, MAX_TPS, true)?;
+    check_f64("--quota-tps", i.quotas.standard_tps, 0.0, MAX_TPS, true)?;
+    check_f64(
+        "--high-throughput-tps",
+        i.quotas.high_throughput_tps,
+        0.0,
+        MAX_TPS,
+        true,
+    )?;
+    check_f64(
+        "--high-throughput-by-path-tps",
+        i.quotas.high_throughput_by_path_tps,
+        0.0,
+        MAX_TPS,
+        true,
+    )?;
+    check_f64(
+        "--parameter-store-price",
+        i.prices.parameter_store_per_10k,
+        0.0,
+        MAX_PRICE,
+        false,
+    )?;
+    check_f64(
+        "--secrets-manager-price",
+        i.prices.secrets_manager_per_10k,
+        0.0,
+        MAX_PRICE,
+        false,
+    )?;
+    check_f64("--kms-price", i.prices.kms_per_10k, 0.0, MAX_PRICE, false)?;
+    check_f64(
+        "--kms-free-requests",
+        i.prices.kms_free_requests,
+        0.0,
+        MAX_PER_DAY,
+        false,
+    )?;
+    Ok(())
+}
+
+/// Monthly cost in USD of one throughput setting.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cost {
+    pub parameter_store_usd: f64,
+    pub secrets_manager_usd: f64,
+    pub kms_usd: f64,
+    pub total_usd: f64,
+    /// The busiest region's calls/s fit this setting's quota.
+    pub within_quota: bool,
+}
+
+/// Hub-mode figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HubEstimate {
+    pub hub_interval_seconds: f64,
+    pub hub_replicas: u64,
+    pub distinct_names: u64,
+    /// GetParameters calls (no decryption) of all replicas, per second.
+    pub hub_calls_per_second: f64,
+    /// DescribeSecret calls for Secrets Manager references (Secrets Manager's quota).
+    pub describe_secret_per_second: f64,
+    /// Pods watching one parameter (on average).
+    pub watchers_per_name: f64,
+    /// Pod fetches caused by one rotation of one parameter (one call per watching pod).
+    pub calls_per_rotation: f64,
+    /// Pod fetches per day caused by rotations.
+    pub rotation_calls_per_day: f64,
+    /// Time over which the fetches of one rotation must be spread to stay under the target
+    /// (what the hub's polls leave of it); `None` when the hub alone uses it up.
+    pub rotation_spread_seconds: Option<f64>,
+    /// The same at the higher-throughput quota.
+    pub rotation_spread_seconds_high_throughput: Option<f64>,
+    /// Smallest hub interval that keeps the hub's own polls under the target.
+    pub min_hub_interval_seconds: f64,
+    /// Calls/s if the hub went away and every pod polled by name at `interval`.
+    pub fallback_calls_per_second: f64,
+}
+
+/// The model's answer. Rates are Parameter Store calls unless named otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub mode: Mode,
+    pub pods: u64,
+    pub params_per_pod: u64,
+    pub interval_seconds: f64,
+    pub regions: u64,
+    /// One pod's poll (by name: GetParameters calls; by path: pages). Hub mode: one pod's
+    /// fallback poll by name, and the calls of one init render.
+    pub calls_per_poll: u64,
+    /// Pods polling AWS (0 in hub mode).
+    pub poll_calls_per_second: f64,
+    /// The fleet's steady Parameter Store calls/s, all regions: polls, or hub polls plus
+    /// the daily average of rotation fetches. Init renders are apart.
+    pub steady_calls_per_second: f64,
+    /// The same for the busiest region, which is what the per-region quota sees.
+    pub busiest_region_calls_per_second: f64,
+    pub target_tps: f64,
+    /// `busiest_region_calls_per_second / target_tps`.
+    pub target_utilisation: f64,
+    pub within_target: bool,
+    /// Smallest pod poll interval that keeps the busiest region under the target (by
+    /// name or by path; hub: the fallback polling by name).
+    pub min_interval_seconds: f64,
+    pub init_calls_per_day: f64,
+    pub month_days: f64,
+    pub parameter_store_calls_per_month: f64,
+    /// GetSecretValue made for references plus the hub's DescribeSecret calls.
+    pub secrets_manager_calls_per_month: f64,
+    pub kms_decrypts_per_month: f64,
+    /// Parameter Store API interactions free; throttled above the standard quota.
+    pub standard_throughput: Cost,
+    /// Every Parameter Store API interaction charged.
+    pub high_throughput: Cost,
+    pub hub: Option<HubEstimate>,
+}
+
+/// `n` split into `parts` near-equal shares (the first ones one larger).
+fn split(n: u64, parts: u64) -> impl Iterator<Item = u64> {
+    let (base, extra) = (n / parts, n % parts);
+    (0..parts).map(move |i| base + u64::from(i < extra))
+}
+
+/// GetParameters calls for `names` spread evenly over `regions`: Σ ⌈names_in_region / 10⌉.
+pub fn calls_by_name(names: u64, regions: u64) -> u64 {
+    split(names, regions.max(1))
+        .map(|n| n.div_ceil(PER_CALL))
+        .sum()
+}
+
+/// GetParametersByPath pages for `params` spread evenly over `paths`: Σ ⌈n / 10⌉, plus one
+/// empty page per path holding an exact multiple of 10 when `extra_empty_page`.
+pub fn pages_by_path(params: u64, paths: u64, extra_empty_page: bool) -> u64 {
+    split(params, paths.max(1))
+        .map(|n| n.div_ceil(PER_CALL) + u64::from(extra_empty_page && n % PER_CALL == 0))
+        .sum()
+}
+
+/// Smallest poll interval at which `pods` each making `calls_per_poll` calls stay at or
+/// under `target_tps`: pods × calls_per_poll / target_tps.
+pub fn min_interval(
+    pods: u64,
+    calls_per_poll: u64,
+    target_tps: f64,
+) -> Result<Duration, CapacityError> {
+    check_f64("--target-tps", target_tps, 0.0, MAX_TPS, true)?;
+    let seconds = pods as f64 * calls_per_poll as f64 / target_tps;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| out_of_range("--pods", pods, "a fleet whose interval fits a Duration"))
+}
+
+/// Time over which `watchers` fetches of `calls_each` calls must be spread to stay under
+/// `budget_tps`: W = watchers × calls_each / budget_tps. `None` when there is no budget.
+pub fn rotation_window(watchers: f64, calls_each: f64, budget_tps: f64) -> Option<f64> {
+    (budget_tps > 0.0 && budget_tps.is_finite()).then(|| watchers * calls_each / budget_tps)
+}
+
+fn cost(
+    ps_calls: f64,
+    ps_price: f64,
+    sm_calls: f64,
+    kms: f64,
+    prices: &Prices,
+    within_quota: bool,
+) -> Cost {
+    let parameter_store_usd = ps_calls * ps_price / 10_000.0;
+    let secrets_manager_usd = sm_calls * prices.secrets_manager_per_10k / 10_000.0;
+    let kms_usd = (kms - prices.kms_free_requests).max(0.0) * prices.kms_per_10k / 10_000.0;
+    Cost {
+        parameter_store_usd,
+        secrets_manager_usd,
+        kms_usd,
+        total_usd: parameter_store_usd + secrets_manager_usd + kms_usd,
+        within_quota,
+    }
+}
+
+/// Runs the model. Errors name the flag that is out of range.
+pub fn estimate(i: &Inputs) -> Result<Estimate, CapacityError> {
+    check(i)?;
+    let pods = i.pods as f64;
+    let n = i.params_per_pod;
+    let s = i.secret_refs as f64;
+    let interval = i.interval.as_secs_f64();
+    // Busiest region's share of the names, for the per-region quota.
+    let busiest_names = n.div_ceil(i.regions);
+
+    let (calls_per_poll, busiest_per_poll) = match i.mode {
+        Mode::ByPath => {
+            let pages = pages_by_path(n, i.paths, i.extra_empty_page);
+            (pages, pages)
+        }
+        Mode::ByName | Mode::Hub => (
+            calls_by_name(n, i.regions),
+            busiest_names.div_ceil(PER_CALL),
+        ),
+    };
+    // KMS Decrypts of one pod reading all its values once (Secrets Manager decrypts every
+    // reference it serves).
+    let decrypts_per_read = (n as f64 - s) * i.secure_fraction + s;
+    let min_interval_seconds = pods * busiest_per_poll as f64 / i.target_tps;
+    let init_calls_per_day = i.pod_starts_per_day * calls_per_poll as f64;
+    let init_month = |per_read: f64| i.pod_starts_per_day * per_read * MONTH_DAYS;
+
+    let (poll_rate, steady, busiest, ps_month, sm_month, kms_month, hub) = match i.mode {
+        Mode::ByName | Mode::ByPath => {
+            let rate = pods * calls_per_poll as f64 / interval;
+            let busiest = pods * busiest_per_poll as f64 / interval;
+            // Multiply before dividing: 10,000 × 2 × 2,592,000 / 60 is exact.
+            let ps = pods * calls_per_poll as f64 * MONTH_SECONDS / interval
+                + init_month(calls_per_poll as f64);
+            let sm = pods * s * MONTH_SECONDS / interval + init_month(s);
+            let kms =
+                pods * decrypts_per_read * MONTH_SECONDS / interval + init_month(decrypts_per_read);
+            (rate, rate, busiest, ps, sm, kms, None)
+        }
+        Mode::Hub => {
+            let d = i.distinct_names.unwrap_or(n);
+            // Distinct references in the same proportion as in one pod.
+            let ds = (d as f64 * s / n as f64).ceil().min(d as f64) as u64;
+            let hub_names = d - ds;
+            let hub_s = i.hub_interval.as_secs_f64();
+            let replicas = i.hub_replicas as f64;
+            let hub_rate = replicas * calls_by_name(hub_names, i.regions) as f64 / hub_s;
+            let hub_busiest =
+                replicas * hub_names.div_ceil(i.regions).div_ceil(PER_CALL) as f64 / hub_s;
+            let describe_rate = replicas * ds as f64 / hub_s;
+            let watchers = pods * n as f64 / d as f64;
+            // One rotation of one parameter: each watching pod fetches ⌈1/10⌉ = 1 call.
+            let rotation_calls_per_day = i.rotations_per_day * d as f64 * watchers;
+            let rotation_rate = rotation_calls_per_day / DAY_SECONDS;
+            let busiest_share = busiest_names as f64 / n as f64;
+            let fetch_month = rotation_calls_per_day * MONTH_DAYS;
+            let ps = (hub_rate * MONTH_SECONDS + fetch_month) + init_month(calls_per_poll as f64);
+            let sm = describe_rate * MONTH_SECONDS + fetch_month * s / n as f64 + init_month(s);
+            let kms = fetch_month * decrypts_per_read / n as f64 + init_month(decrypts_per_read);
+            let high = i.quotas.high_throughput_tps;
+            let hub_est = HubEstimate {
+                hub_interval_seconds: hub_s,
+                hub_replicas: i.hub_replicas,
+                distinct_names: d,
+                hub_calls_per_second: hub_rate,
+                describe_secret_per_second: describe_rate,
+                watchers_per_name: watchers,
+                calls_per_rotation: watchers,
+                rotation_calls_per_day,
+                rotation_spread_seconds: rotation_window(watchers, 1.0, i.target_tps - hub_busiest),
+                rotation_spread_seconds_high_throughput: rotation_window(
+                    watchers,
+                    1.0,
+                    high - hub_busiest,
+                ),
+                min_hub_interval_seconds: hub_busiest * hub_s / i.target_tps,
+                fallback_calls_per_second: pods * calls_per_poll as f64 / interval,
+            };
+            let steady = hub_rate + rotation_rate;
+            let busiest = hub_busiest + rotation_rate * busiest_share;
+            (0.0, steady, busiest, ps, sm, kms, Some(hub_est))
+        }
+    };
+    let high_quota = match i.mode {
+        Mode::ByPath => i.quotas.high_throughput_by_path_tps,
+        Mode::ByName | Mode::Hub => i.quotas.high_throughput_tps,
+    };
+    Ok(Estimate {
+        mode: i.mode,
+        pods: i.pods,
+        params_per_pod: n,
+        interval_seconds: interval,
+        regions: i.regions,
+        calls_per_poll,
+        poll_calls_per_second: poll_rate,
+        steady_calls_per_second: steady,
+        busiest_region_calls_per_second: busiest,
+        target_tps: i.target_tps,
+        target_utilisation: busiest / i.target_tps,
+        within_target: busiest <= i.target_tps,
+        min_interval_seconds,
+        init_calls_per_day,
+        month_days: MONTH_DAYS,
+        parameter_store_calls_per_month: ps_month,
+        secrets_manager_calls_per_month: sm_month,
+        kms_decrypts_per_month: kms_month,
+        standard_throughput: cost(
+            ps_month,
+            0.0,
+            sm_month,
+            kms_month,
+            &i.prices,
+            busiest <= i.quotas.standard_tps,
+        ),
+        high_throughput: cost(
+            ps_month,
+            i.prices.parameter_store_per_10k,
+            sm_month,
+            kms_month,
+            &i.prices,
+            busiest <= high_quota,
+        ),
+        hub,
+    })
+}
+
+/// `x` with `decimals` decimals and thousands separators: `4320.0, 2` → `4,320.00`.
+pub fn number(x: f64, decimals: usize) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let text = format!("{:.*}", decimals, x.abs());
+    let (int, frac) = match text.split_once('.') {
+        Some((a, b)) => (a, Some(b)),
+        None => (text.as_str(), None),
+    };
+    let mut out = String::new();
+    if x < 0.0 && text.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
+        out.push('-');
+    }
+    for (k, c) in int.chars().enumerate() {
+        if k > 0 && (int.len() - k) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
+}
+
+/// `seconds` rounded up to whole seconds, as humantime writes it (`500` → `8m 20s`).
+pub fn duration_text(seconds: f64) -> String {
+    match Duration::try_from_secs_f64(seconds.ceil()) {
+        Ok(d) => humantime::format_duration(d).to_string(),
+        Err(_) => "never".to_owned(),
+    }
+}
+
+fn usd(x: f64) -> String {
+    format!("${}", number(x, 2))
+}
+
+/// The estimate as a readable table (what `capacity` prints by default).
+pub fn text(e: &Estimate) -> String {
+    let mut rows: Vec<(String, String)> = vec![
+        ("mode".into(), e.mode.as_str().into()),
+        (
+            "pods × parameters".into(),
+            format!(
+                "{} × {}",
+                number(e.pods as f64, 0),
+                number(e.params_per_pod as f64, 0)
+            ),
+        ),
+        ("poll interval".into(), duration_text(e.interval_seconds)),
+        ("regions".into(), e.regions.to_string()),
+        (
+            "calls per poll (one pod)".into(),
+            e.calls_per_poll.to_string(),
+        ),
+    ];
+    if let Some(h) = &e.hub {
+        rows.extend([
+            (
+                "hub".into(),
+                format!(
+                    "{} replicas every {}, {} distinct names",
+                    h.hub_replicas,
+                    duration_text(h.hub_interval_seconds),
+                    number(h.distinct_names as f64, 0)
+                ),
+            ),
+            (
+                "hub calls/s (GetParameters, no decryption)".into(),
+                number(h.hub_calls_per_second, 4),
+            ),
+            (
+                "hub DescribeSecret/s (Secrets Manager)".into(),
+                number(h.describe_secret_per_second, 4),
+            ),
+            (
+                "pods fetching per rotation".into(),
+                number(h.calls_per_rotation, 0),
+            ),
+            (
+                "rotation fetches/day".into(),
+                number(h.rotation_calls_per_day, 0),
+            ),
+            (
+                "rotation spread at target".into(),
+                h.rotation_spread_seconds
+                    .map_or("never (hub uses the target)".into(), |w| {
+                        format!("{} s", number(w, 1))
+                    }),
+            ),
+            (
+                "rotation spread at higher throughput".into(),
+                h.rotation_spread_seconds_high_throughput
+                    .map_or("never".into(), |w| format!("{} s", number(w, 2))),
+            ),
+            (
+                "min hub interval for target".into(),
+                duration_text(h.min_hub_interval_seconds),
+            ),
+            (
+                "calls/s if the hub is away".into(),
+                number(h.fallback_calls_per_second, 2),
+            ),
+        ]);
+    }
+    rows.extend([
+        (
+            "steady calls/s (fleet)".into(),
+            number(e.steady_calls_per_second, 2),
+        ),
+        (
+            "busiest region calls/s".into(),
+            number(e.busiest_region_calls_per_second, 2),
+        ),
+        (
+            "target calls/s".into(),
+            format!(
+                "{} ({}% used, {})",
+                number(e.target_tps, 2),
+                number(e.target_utilisation * 100.0, 1),
+                if e.within_target { "within" } else { "OVER" }
+            ),
+        ),
+        (
+            "min poll interval for target".into(),
+            duration_text(e.min_interval_seconds),
+        ),
+        (
+            "init render calls/day".into(),
+            number(e.init_calls_per_day, 0),
+        ),
+        (
+            format!("Parameter Store calls/month ({} days)", e.month_days),
+            number(e.parameter_store_calls_per_month, 0),
+        ),
+        (
+            "Secrets Manager calls/month".into(),
+            number(e.secrets_manager_calls_per_month, 0),
+        ),
+        (
+            "KMS decrypts/month".into(),
+            number(e.kms_decrypts_per_month, 0),
+        ),
+    ]);
+    for (label, c) in [
+        ("standard throughput", &e.standard_throughput),
+        ("higher throughput", &e.high_throughput),
+    ] {
+        rows.push((
+            format!("cost/month, {label}"),
+            format!(
+                "{} (Parameter Store {}, Secrets Manager {}, KMS {}){}",
+                usd(c.total_usd),
+                usd(c.parameter_store_usd),
+                usd(c.secrets_manager_usd),
+                usd(c.kms_usd),
+                if c.within_quota {
+                    ""
+                } else {
+                    "; OVER its quota: throttled"
+                }
+            ),
+        ));
+    }
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let pad = width - k.chars().count();
+        let _ = writeln!(out, "{k}{:pad$}  {v}", "");
+    }
+    out
+}
+
+/// The worked tables of `docs/capacity.md`, generated from the model (a test checks that
+/// the doc holds them verbatim).
+pub fn worked_tables() -> Result<String, CapacityError> {
+    const PODS: [u64; 3] = [100, 1_000, 10_000];
+    const INTERVALS: [(u64, &str); 3] = [(60, "60 s"), (300, "5 m"), (600, "10 m")];
+    let mut out = String::new();
+    let at = |pods, mode, secs| estimate(&Inputs::new(pods, 20, mode, Duration::from_secs(secs)));
+
+    out.push_str("#### Calls per second, 20 parameters per pod\n\n");
+    out.push_str("| pods | interval | by name | by path | hub | by name within 40/s |\n");
+    out.push_str("| ---: | ---: | ---: | ---: | ---: | :---: |\n");
+    for pods in PODS {
+        for (secs, label) in INTERVALS {
+            let name = at(pods, Mode::ByName, secs)?;
+            let path = at(pods, Mode::ByPath, secs)?;
+            let hub = at(pods, Mode::Hub, secs)?;
+            let _ = writeln!(
+                out,
+                "| {} | {label} | {} | {} | {} | {} |",
+                number(pods as f64, 0),
+                number(name.steady_calls_per_second, 2),
+                number(path.steady_calls_per_second, 2),
+                number(hub.steady_calls_per_second, 2),
+                if name.within_target { "yes" } else { "no" },
+            );
+        }
+    }
+
+    out.push_str("\n#### Smallest poll interval for 40 calls/s, by name, one region\n\n");
+    out.push_str("| pods | 10 names | 20 names | 50 names | 100 names |\n");
+    out.push_str("| ---: | ---: | ---: | ---: | ---: |\n");
+    for pods in PODS {
+        let mut row = format!("| {} |", number(pods as f64, 0));
+        for names in [10, 20, 50, 100] {
+            let d = min_interval(pods, calls_by_name(names, 1), DEFAULT_TARGET_TPS)?;
+            let _ = write!(row, " {} |", duration_text(d.as_secs_f64()));
+        }
+        out.push_str(&row);
+        out.push('\n');
+    }
+
+    out.push_str("\n#### Per month (30 days), 10,000 pods × 20 SecureStrings\n\n");
+    out.push_str("| mode | interval | Parameter Store calls | KMS decrypts | cost, standard throughput | cost, higher throughput | of which Parameter Store |\n");
+    out.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let mut rows: Vec<(Mode, u64, &str)> = Vec::new();
+    for mode in [Mode::ByName, Mode::ByPath] {
+        rows.extend(INTERVALS.iter().map(|&(secs, label)| (mode, secs, label)));
+    }
+    rows.push((Mode::Hub, 600, "hub 30 s"));
+    for (mode, secs, label) in rows {
+        let e = at(10_000, mode, secs)?;
+        let within = |c: &Cost| {
+            if c.within_quota {
+                usd(c.total_usd)
+            } else {
+                format!("over quota ({})", usd(c.total_usd))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {label} | {} | {} | {} | {} | {} |",
+            mode.as_str(),
+            number(e.parameter_store_calls_per_month, 0),
+            number(e.kms_decrypts_per_month, 0),
+            within(&e.standard_throughput),
+            within(&e.high_throughput),
+            usd(e.high_throughput.parameter_store_usd),
+        );
+    }
+
+    out.push_str("\n#### Hub: spreading the fetches of one rotation\n\n");
+    out.push_str("| pods watching | hub calls/s | spread at 40/s | spread at 10,000/s |\n");
+    out.push_str("| ---: | ---: | ---: | ---: |\n");
+    for pods in PODS {
+        let e = at(pods, Mode::Hub, 600)?;
+        if let Some(h) = e.hub {
+            let w =
+                |x: Option<f64>| x.map_or("never".to_owned(), |s| format!("{} s", number(s, 2)));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                number(h.watchers_per_name, 0),
+                number(h.hub_calls_per_second, 4),
+                w(h.rotation_spread_seconds),
+                w(h.rotation_spread_seconds_high_throughput),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+    }
+
+    fn run(pods: u64, params: u64, mode: Mode, secs: u64) -> Estimate {
+        estimate(&Inputs::new(pods, params, mode, Duration::from_secs(secs))).expect("valid")
+    }
+
+    #[test]
+    fn ten_thousand_pods_with_twenty_names_every_ten_minutes_make_33_calls_per_second() {
+        let e = run(10_000, 20, Mode::ByName, 600);
+        assert_eq!(e.calls_per_poll, 2);
+        assert!(close(e.steady_calls_per_second, 100.0 / 3.0));
+        assert!(e.within_target);
+        assert!(e.standard_throughput.within_quota);
+        assert!(close(e.min_interval_seconds, 500.0));
+    }
+
+    #[test]
+    fn ten_thousand_pods_with_twenty_names_every_minute_make_333_calls_per_second() {
+        let e = run(10_000, 20, Mode::ByName, 60);
+        assert!(close(e.steady_calls_per_second, 1000.0 / 3.0));
+        assert!(!e.within_target);
+        assert!(!e.standard_throughput.within_quota);
+        assert!(e.high_throughput.within_quota);
+    }
+
+    #[test]
+    fn higher_throughput_at_333_calls_per_second_costs_4320_dollars_a_month() {
+        let mut i = Inputs::new(10_000, 20, Mode::ByName, Duration::from_secs(60));
+        i.secure_fraction = 0.0;
+        let e = estimate(&i).expect("valid");
+        assert_eq!(e.parameter_store_calls_per_month, 864_000_000.0);
+        assert!(close(e.high_throughput.parameter_store_usd, 4_320.0));
+        assert!(close(e.high_throughput.total_usd, 4_320.0));
+        assert_eq!(e.standard_throughput.total_usd, 0.0);
+    }
+
+    #[test]
+    fn every_securestring_read_is_a_kms_decrypt_beyond_the_free_tier() {
+        let e = run(10_000, 20, Mode::ByName, 600);
+        // 200,000 values every 600 s for 2,592,000 s.
+        assert_eq!(e.kms_decrypts_per_month, 864_000_000.0);
+        assert!(close(
+            e.standard_throughput.kms_usd,
+            (864_000_000.0 - 20_000.0) * 0.03 / 10_000.0
+        ));
+    }
+
+    #[test]
+    fn a_path_of_25_parameters_takes_3_pages() {
+        assert_eq!(pages_by_path(25, 1, false), 3);
+        assert_eq!(run(1, 25, Mode::ByPath, 60).calls_per_poll, 3);
+    }
+
+    #[test]
+    fn an_exact_multiple_of_ten_costs_one_more_page_only_when_asked() {
+        assert_eq!(pages_by_path(20, 1, false), 2);
+        assert_eq!(pages_by_path(20, 1, true), 3);
+        assert_eq!(pages_by_path(25, 1, true), 3);
+        // 30 over two paths: 15 + 15, no exact multiple.
+        assert_eq!(pages_by_path(30, 2, true), 4);
+    }
+
+    #[test]
+    fn names_in_several_regions_are_batched_per_region() {
+        assert_eq!(calls_by_name(20, 1), 2);
+        assert_eq!(calls_by_name(20, 3), 3); // 7 + 7 + 6
+        assert_eq!(calls_by_name(21, 2), 3); // 11 + 10
+        assert_eq!(calls_by_name(31, 2), 4); // 16 + 15
+        assert_eq!(calls_by_name(1, 1), 1);
+    }
+
+    #[test]
+    fn two_hub_replicas_polling_twenty_names_every_30_seconds_make_0_1333_calls_per_second() {
+        let mut i = Inputs::new(10_000, 20, Mode::Hub, DEFAULT_INTERVAL);
+        i.rotations_per_day = 0.0;
+        let e = estimate(&i).expect("valid");
+        let h = e.hub.expect("hub figures");
+        assert!(close(h.hub_calls_per_second, 4.0 / 30.0));
+        assert!(close(e.steady_calls_per_second, 4.0 / 30.0));
+        assert_eq!(e.poll_calls_per_second, 0.0);
+        // Hub polls do not decrypt.
+        assert_eq!(e.kms_decrypts_per_month, 0.0);
+        assert!(close(h.fallback_calls_per_second, 100.0 / 3.0));
+    }
+
+    #[test]
+    fn a_rotation_watched_by_ten_thousand_pods_needs_250_seconds_at_40_calls_per_second() {
+        assert_eq!(rotation_window(10_000.0, 1.0, 40.0), Some(250.0));
+        assert_eq!(rotation_window(10_000.0, 1.0, 10_000.0), Some(1.0));
+        assert_eq!(rotation_window(10_000.0, 1.0, 0.0), None);
+        let h = run(10_000, 20, Mode::Hub, 600).hub.expect("hub figures");
+        assert!(close(h.calls_per_rotation, 10_000.0));
+        // What the hub's own polls leave of the 40/s.
+        assert!(close(
+            h.rotation_spread_seconds.expect("budget left"),
+            10_000.0 / (40.0 - 4.0 / 30.0)
+        ));
+    }
+
+    #[test]
+    fn rotations_make_every_watching_pod_fetch_once() {
+        let e = run(10_000, 20, Mode::Hub, 600);
+        let h = e.hub.expect("hub figures");
+        assert!(close(h.rotation_calls_per_day, 200_000.0));
+        assert!(close(
+            e.steady_calls_per_second,
+            4.0 / 30.0 + 200_000.0 / 86_400.0
+        ));
+        // Only the fetches decrypt: 200,000 a day for 30 days.
+        assert!(close(e.kms_decrypts_per_month, 6_000_000.0));
+    }
+
+    #[test]
+    fn distinct_names_spread_the_watchers() {
+        let mut i = Inputs::new(1_000, 20, Mode::Hub, DEFAULT_INTERVAL);
+        i.distinct_names = Some(2_000); // 100 teams of 10 pods, 20 names each
+        let h = estimate(&i).expect("valid").hub.expect("hub figures");
+        assert!(close(h.watchers_per_name, 10.0));
+        assert!(close(h.hub_calls_per_second, 2.0 * 200.0 / 30.0));
+    }
+
+    #[test]
+    fn secret_references_ride_in_the_same_batches_and_cost_secrets_manager_calls() {
+        let mut i = Inputs::new(100, 20, Mode::ByName, Duration::from_secs(600));
+        i.secret_refs = 5;
+        let e = estimate(&i).expect("valid");
+        assert_eq!(e.calls_per_poll, 2);
+        assert!(close(
+            e.secrets_manager_calls_per_month,
+            100.0 * 5.0 * MONTH_SECONDS / 600.0
+        ));
+        i.mode = Mode::Hub;
+        let h = estimate(&i).expect("valid").hub.expect("hub figures");
+        // 15 names polled (2 calls), 5 references described, per replica.
+        assert!(close(h.hub_calls_per_second, 2.0 * 2.0 / 30.0));
+        assert!(close(h.describe_secret_per_second, 2.0 * 5.0 / 30.0));
+    }
+
+    #[test]
+    fn pod_starts_add_init_renders() {
+        let mut i = Inputs::new(10_000, 20, Mode::ByName, DEFAULT_INTERVAL);
+        let before = estimate(&i).expect("valid").parameter_store_calls_per_month;
+        i.pod_starts_per_day = 10_000.0;
+        let e = estimate(&i).expect("valid");
+        assert_eq!(e.init_calls_per_day, 20_000.0);
+        assert!(close(e.parameter_store_calls_per_month - before, 600_000.0));
+    }
+
+    #[test]
+    fn min_interval_is_pods_times_calls_over_the_target() {
+        assert_eq!(min_interval(10_000, 2, 40.0), Ok(Duration::from_secs(500)));
+        assert_eq!(min_interval(10_000, 2, 32.0), Ok(Duration::from_secs(625)));
+        assert!(min_interval(1, 1, 0.0).is_err());
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_that_name_the_flag() {
+        type Change = fn(&mut Inputs);
+        let cases: Vec<(&str, Change)> = vec![
+            ("--pods", |i| i.pods = 0),
+            ("--pods", |i| i.pods = MAX_PODS + 1),
+            ("--params", |i| i.params_per_pod = 0),
+            ("--interval", |i| i.interval = Duration::ZERO),
+            ("--interval", |i| {
+                i.interval = Duration::from_secs(365 * 86_400)
+            }),
+            ("--regions", |i| i.regions = 0),
+            ("--regions", |i| i.regions = 21),
+            ("--paths", |i| i.paths = 21),
+            ("--secret-refs", |i| i.secret_refs = 21),
+            ("--secure-fraction", |i| i.secure_fraction = 1.5),
+            ("--secure-fraction", |i| i.secure_fraction = f64::NAN),
+            ("--pod-starts-per-day", |i| i.pod_starts_per_day = -1.0),
+            ("--distinct-names", |i| i.distinct_names = Some(19)),
+            ("--hub-interval", |i| {
+                i.hub_interval = Duration::from_millis(10)
+            }),
+            ("--hub-replicas", |i| i.hub_replicas = 0),
+            ("--rotations-per-day", |i| {
+                i.rotations_per_day = f64::INFINITY
+            }),
+            ("--target-tps", |i| i.target_tps = 0.0),
+            ("--quota-tps", |i| i.quotas.standard_tps = -40.0),
+            ("--kms-price", |i| i.prices.kms_per_10k = -0.03),
+        ];
+        for (flag, change) in cases {
+            let mut i = Inputs::default();
+            change(&mut i);
+            let e = estimate(&i).expect_err(flag);
+            assert!(e.to_string().starts_with(flag), "{flag}: {e}");
+        }
+        let mut i = Inputs::new(1, 20, Mode::ByPath, DEFAULT_INTERVAL);
+        i.secret_refs = 1;
+        assert_eq!(estimate(&i), Err(CapacityError::SecretRefsByPath));
+    }
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(number(4_320.0, 2), "4,320.00");
+        assert_eq!(number(864_000_000.0, 0), "864,000,000");
+        assert_eq!(number(33.333_333, 2), "33.33");
+        assert_eq!(number(0.133_333, 4), "0.1333");
+        assert_eq!(number(-1234.5, 1), "-1,234.5");
+        assert_eq!(duration_text(500.0), "8m 20s");
+        assert_eq!(duration_text(499.2), "8m 20s");
+    }
+
+    #[test]
+    fn the_text_table_shows_the_headline_figures() {
+        let t = text(&run(10_000, 20, Mode::ByName, 600));
+        assert!(t.contains("33.33"), "{t}");
+        assert!(t.contains("8m 20s"), "{t}");
+        let t = text(&run(10_000, 20, Mode::Hub, 600));
+        assert!(t.contains("0.1333"), "{t}");
+    }
+
+    #[test]
+    fn the_json_has_the_fields_the_benchmark_reads() {
+        let v = serde_json::to_value(run(200, 20, Mode::ByName, 60)).expect("serializes");
+        assert_eq!(v["mode"], "by-name");
+        assert_eq!(v["calls_per_poll"], 2);
+        assert!(close(
+            v["steady_calls_per_second"].as_f64().expect("number"),
+            200.0 * 2.0 / 60.0
+        ));
+        assert!(v["hub"].is_null());
+    }
+
+    /// docs/capacity.md holds the generated tables verbatim and the headline figures, so
+    /// the doc cannot drift from the model.
+    #[test]
+    fn docs_capacity_md_matches_the_model() {
+        let doc = include_str!("../docs/capacity.md");
+        let tables = worked_tables().expect("valid");
+        assert!(
+            doc.contains(&tables),
+            "docs/capacity.md is out of date; paste these tables into it:\n\n{tables}"
+        );
+        let headline = run(10_000, 20, Mode::ByName, 600);
+        for figure in [
+            number(headline.steady_calls_per_second, 2),
+            number(run(10_000, 20, Mode::ByName, 60).steady_calls_per_second, 2),
+            duration_text(headline.min_interval_seconds),
+            usd(4_320.0),
+            number(864_000_000.0, 0),
+        ] {
+            assert!(doc.contains(&figure), "docs/capacity.md lacks {figure}");
+        }
+    }
+
+    fn inputs() -> impl Strategy<Value = Inputs> {
+        (
+            1u64..=100_000,
+            1u64..=200,
+            prop_oneof![Just(Mode::ByName), Just(Mode::ByPath), Just(Mode::Hub)],
+            1u64..=86_400,
+            1u64..=5,
+            0.0f64..=1.0,
+        )
+            .prop_map(|(pods, params, mode, secs, regions, secure)| Inputs {
+                regions: regions.min(params),
+                secure_fraction: secure,
+                ..Inputs::new(pods, params, mode, Duration::from_secs(secs))
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn more_pods_never_mean_fewer_calls(i in inputs(), extra in 1u64..1_000) {
+            let a = estimate(&i).expect("valid");
+            let b = estimate(&Inputs { pods: i.pods + extra, ..i.clone() }).expect("valid");
+            prop_assert!(b.steady_calls_per_second >= a.steady_calls_per_second);
+            prop_assert!(b.parameter_store_calls_per_month >= a.parameter_store_calls_per_month);
+            prop_assert!(b.high_throughput.total_usd >= a.high_throughput.total_usd);
+        }
+
+        #[test]
+        fn a_longer_interval_never_means_more_calls(i in inputs(), extra in 1u64..10_000) {
+            let a = estimate(&i).expect("valid");
+            let b = estimate(&Inputs { interval: i.interval + Duration::from_secs(extra), ..i.clone() }).expect("valid");
+            prop_assert!(b.steady_calls_per_second <= a.steady_calls_per_second);
+            prop_assert!(b.kms_decrypts_per_month <= a.kms_decrypts_per_month);
+            if i.mode != Mode::Hub {
+                // Polling rate is exactly inverse in the interval.
+                let ratio = a.steady_calls_per_second * a.interval_seconds / (b.steady_calls_per_second * b.interval_seconds);
+                prop_assert!((ratio - 1.0).abs() < 1e-9);
+            }
+        }
+
+        #[test]
+        fn any_input_is_an_estimate_or_an_error_never_a_panic(
+            pods in any::<u64>(), params in any::<u64>(), secs in any::<u64>(), nanos in any::<u32>(),
+            regions in any::<u64>(), paths in any::<u64>(), refs in any::<u64>(),
+            f in any::<f64>(), starts in any::<f64>(), distinct in any::<Option<u64>>(),
+            replicas in any::<u64>(), rotations in any::<f64>(), target in any::<f64>(),
+            mode in prop_oneof![Just(Mode::ByName), Just(Mode::ByPath), Just(Mode::Hub)],
+        ) {
+            let i = Inputs {
+                pods, params_per_pod: params, mode,
+                interval: Duration::new(secs, nanos % 1_000_000_000),
+                regions, paths, extra_empty_page: pods % 2 == 0, secret_refs: refs,
+                secure_fraction: f, pod_starts_per_day: starts, distinct_names: distinct,
+                hub_interval: Duration::from_secs(secs % 100), hub_replicas: replicas,
+                rotations_per_day: rotations, target_tps: target,
+                ..Inputs::default()
+            };
+            if let Ok(e) = estimate(&i) {
+                prop_assert!(e.steady_calls_per_second.is_finite());
+                prop_assert!(e.high_throughput.total_usd.is_finite());
+                let _ = text(&e);
+            }
+        }
+    }
+}
