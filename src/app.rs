@@ -70,6 +70,8 @@ pub enum AppError {
     Stdout(#[source] std::io::Error),
     #[error("webhook: {0}")]
     Webhook(#[from] crate::webhook::WebhookError),
+    #[error("capacity: {0}")]
+    Capacity(#[from] crate::capacity::CapacityError),
 }
 
 fn exec_reason(e: &std::io::Error) -> String {
@@ -106,6 +108,7 @@ impl AppError {
             AppError::Probe(crate::probe::ProbeError::BadUrl(_)) => exit::USAGE,
             AppError::Probe(_) => exit::UNAVAILABLE,
             AppError::Webhook(e) => e.exit_code(),
+            AppError::Capacity(_) => exit::USAGE,
         }
     }
 }
@@ -120,6 +123,7 @@ pub async fn run(cli: Cli) -> u8 {
             .await
             .map_err(AppError::from),
         Command::Webhook(args) => crate::webhook::run(args).await.map_err(AppError::from),
+        Command::Capacity(args) => capacity(args),
     };
     match result {
         Ok(()) => exit::OK,
@@ -268,6 +272,90 @@ fn iam_policy(args: IamPolicyArgs) -> Result<(), AppError> {
             t
         }
         PolicyFormat::Terraform => iam::terraform(&doc, "ssm_injector"),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(AppError::Stdout)
+}
+
+/// Prints the capacity model's estimate (a table, or JSON). No AWS call.
+fn capacity(args: crate::cli::CapacityArgs) -> Result<(), AppError> {
+    use crate::capacity::{self, Inputs, Mode, Prices, Quotas};
+    use crate::cli::{CapacityArgs, CapacityFormat, CapacityMode};
+    use std::io::Write;
+
+    let CapacityArgs {
+        pods,
+        params,
+        mode,
+        interval,
+        regions,
+        paths,
+        extra_empty_page,
+        secret_refs,
+        secure_fraction,
+        pod_starts_per_day,
+        distinct_names,
+        hub_interval,
+        hub_replicas,
+        rotations_per_day,
+        target_tps,
+        quota_tps,
+        high_throughput_tps,
+        high_throughput_by_path_tps,
+        parameter_store_price,
+        secrets_manager_price,
+        kms_price,
+        kms_free_requests,
+        format,
+    } = args;
+    let d = Inputs::default();
+    let inputs = Inputs {
+        pods: pods.unwrap_or(d.pods),
+        params_per_pod: params.unwrap_or(d.params_per_pod),
+        mode: match mode {
+            None => d.mode,
+            Some(CapacityMode::ByName) => Mode::ByName,
+            Some(CapacityMode::ByPath) => Mode::ByPath,
+            Some(CapacityMode::Hub) => Mode::Hub,
+        },
+        interval: interval.unwrap_or(d.interval),
+        regions: regions.unwrap_or(d.regions),
+        paths: paths.unwrap_or(d.paths),
+        extra_empty_page,
+        secret_refs: secret_refs.unwrap_or(d.secret_refs),
+        secure_fraction: secure_fraction.unwrap_or(d.secure_fraction),
+        pod_starts_per_day: pod_starts_per_day.unwrap_or(d.pod_starts_per_day),
+        distinct_names,
+        hub_interval: hub_interval.unwrap_or(d.hub_interval),
+        hub_replicas: hub_replicas.unwrap_or(d.hub_replicas),
+        rotations_per_day: rotations_per_day.unwrap_or(d.rotations_per_day),
+        target_tps: target_tps.unwrap_or(d.target_tps),
+        quotas: Quotas {
+            standard_tps: quota_tps.unwrap_or(d.quotas.standard_tps),
+            high_throughput_tps: high_throughput_tps.unwrap_or(d.quotas.high_throughput_tps),
+            high_throughput_by_path_tps: high_throughput_by_path_tps
+                .unwrap_or(d.quotas.high_throughput_by_path_tps),
+        },
+        prices: Prices {
+            parameter_store_per_10k: parameter_store_price
+                .unwrap_or(d.prices.parameter_store_per_10k),
+            secrets_manager_per_10k: secrets_manager_price
+                .unwrap_or(d.prices.secrets_manager_per_10k),
+            kms_per_10k: kms_price.unwrap_or(d.prices.kms_per_10k),
+            kms_free_requests: kms_free_requests.unwrap_or(d.prices.kms_free_requests),
+        },
+    };
+    let estimate = capacity::estimate(&inputs)?;
+    let text = match format {
+        CapacityFormat::Text => capacity::text(&estimate),
+        CapacityFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&estimate)
+                .map_err(|e| AppError::Stdout(std::io::Error::other(e)))?;
+            t.push('\n');
+            t
+        }
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())

@@ -53,6 +53,124 @@ pub enum Command {
     /// Kubernetes mutating admission webhook (HTTPS only) that injects the init container
     /// and sidecar into annotated pods.
     Webhook(WebhookArgs),
+    /// Fleet capacity model: AWS calls/s, quota use and monthly cost for pods × parameters
+    /// × interval × mode (no AWS call; docs/capacity.md explains the model).
+    Capacity(CapacityArgs),
+}
+
+/// `capacity`: every input of the model. Unset values take the model's defaults.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// Pods (or tasks) with a sidecar [default: 10000].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_PODS", value_name = "N")]
+    pub pods: Option<u64>,
+    /// Parameters per pod: names, or parameters under its paths [default: 20].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_PARAMS", value_name = "N")]
+    pub params: Option<u64>,
+    /// How pods get their values [default: by-name].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_MODE")]
+    pub mode: Option<CapacityMode>,
+    /// Sidecar poll interval; in hub mode, the fallback polling interval [default: 10m].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_INTERVAL", value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
+    /// Regions the names are spread over evenly (by name, hub) [default: 1].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_REGIONS", value_name = "N")]
+    pub regions: Option<u64>,
+    /// Paths the parameters are spread over evenly (by path) [default: 1].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_PATHS", value_name = "N")]
+    pub paths: Option<u64>,
+    /// Count one more, empty page for a path holding an exact multiple of 10 parameters.
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_EXTRA_EMPTY_PAGE")]
+    pub extra_empty_page: bool,
+    /// Of each pod's names, how many are /aws/reference/secretsmanager/ references [default: 0].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_SECRET_REFS", value_name = "N")]
+    pub secret_refs: Option<u64>,
+    /// Fraction of the other parameters that are SecureStrings (0 to 1) [default: 1].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_SECURE_FRACTION", value_name = "F")]
+    pub secure_fraction: Option<f64>,
+    /// Pod starts per day across the fleet; each is one init render [default: 0].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_POD_STARTS_PER_DAY",
+        value_name = "N"
+    )]
+    pub pod_starts_per_day: Option<f64>,
+    /// Hub: distinct names across the fleet [default: --params, every pod watches the same set].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_DISTINCT_NAMES", value_name = "N")]
+    pub distinct_names: Option<u64>,
+    /// Hub: its poll interval [default: 30s].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_HUB_INTERVAL", value_parser = humantime::parse_duration)]
+    pub hub_interval: Option<Duration>,
+    /// Hub: replicas, each polling [default: 2].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_HUB_REPLICAS", value_name = "N")]
+    pub hub_replicas: Option<u64>,
+    /// Hub: rotations per parameter per day [default: 1].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_ROTATIONS_PER_DAY",
+        value_name = "N"
+    )]
+    pub rotations_per_day: Option<f64>,
+    /// Calls/s the busiest region should stay under [default: 40, the default quota].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_TARGET_TPS", value_name = "CALLS")]
+    pub target_tps: Option<f64>,
+    /// Parameter Store standard throughput quota, calls/s per account and region [default: 40].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_QUOTA_TPS", value_name = "CALLS")]
+    pub quota_tps: Option<f64>,
+    /// Higher-throughput quota for GetParameter(s) [default: 10000].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_HIGH_THROUGHPUT_TPS",
+        value_name = "CALLS"
+    )]
+    pub high_throughput_tps: Option<f64>,
+    /// Higher-throughput quota for GetParametersByPath [default: 100].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_HIGH_THROUGHPUT_BY_PATH_TPS",
+        value_name = "CALLS"
+    )]
+    pub high_throughput_by_path_tps: Option<f64>,
+    /// USD per 10,000 Parameter Store API interactions with higher throughput [default: 0.05].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_PARAMETER_STORE_PRICE",
+        value_name = "USD"
+    )]
+    pub parameter_store_price: Option<f64>,
+    /// USD per 10,000 Secrets Manager API calls [default: 0.05].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_SECRETS_MANAGER_PRICE",
+        value_name = "USD"
+    )]
+    pub secrets_manager_price: Option<f64>,
+    /// USD per 10,000 KMS requests [default: 0.03].
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_KMS_PRICE", value_name = "USD")]
+    pub kms_price: Option<f64>,
+    /// Free KMS requests per month [default: 20000].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_CAPACITY_KMS_FREE_REQUESTS",
+        value_name = "N"
+    )]
+    pub kms_free_requests: Option<f64>,
+    /// Output: a readable table, or JSON for scripts.
+    #[arg(long, env = "SSM_INJECTOR_CAPACITY_FORMAT", default_value = "text")]
+    pub format: CapacityFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CapacityMode {
+    ByName,
+    ByPath,
+    Hub,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CapacityFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -363,6 +481,32 @@ mod tests {
         };
         assert_eq!(i.account.as_deref(), Some("111122223333"));
         assert_eq!(i.format, PolicyFormat::Terraform);
+    }
+
+    #[test]
+    fn capacity_takes_the_benchmark_inputs() {
+        let cli = Cli::try_parse_from([
+            "ssm-injector",
+            "capacity",
+            "--pods",
+            "200",
+            "--params",
+            "20",
+            "--mode",
+            "by-path",
+            "--interval",
+            "5m",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Capacity(c) = cli.command else {
+            panic!("not capacity")
+        };
+        assert_eq!((c.pods, c.params), (Some(200), Some(20)));
+        assert_eq!(c.mode, Some(CapacityMode::ByPath));
+        assert_eq!(c.interval, Some(Duration::from_secs(300)));
+        assert_eq!(c.format, CapacityFormat::Json);
     }
 
     #[test]
