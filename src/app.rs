@@ -72,6 +72,8 @@ pub enum AppError {
     Webhook(#[from] crate::webhook::WebhookError),
     #[error("capacity: {0}")]
     Capacity(#[from] crate::capacity::CapacityError),
+    #[error("hub: {0}")]
+    Hub(#[from] crate::hub::HubError),
 }
 
 fn exec_reason(e: &std::io::Error) -> String {
@@ -109,6 +111,7 @@ impl AppError {
             AppError::Probe(_) => exit::UNAVAILABLE,
             AppError::Webhook(e) => e.exit_code(),
             AppError::Capacity(_) => exit::USAGE,
+            AppError::Hub(e) => e.exit_code(),
         }
     }
 }
@@ -124,6 +127,7 @@ pub async fn run(cli: Cli) -> u8 {
             .map_err(AppError::from),
         Command::Webhook(args) => crate::webhook::run(args).await.map_err(AppError::from),
         Command::Capacity(args) => capacity(args),
+        Command::Hub(args) => crate::hub::run(args).await.map_err(AppError::from),
     };
     match result {
         Ok(()) => exit::OK,

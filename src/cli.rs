@@ -56,6 +56,10 @@ pub enum Command {
     /// Fleet capacity model: AWS calls/s, quota use and monthly cost for pods × parameters
     /// × interval × mode (no AWS call; docs/capacity.md explains the model).
     Capacity(CapacityArgs),
+    /// Version hub (HTTPS only): tracks the current versions (never values) of the names
+    /// and paths its clients watch, polls AWS once per interval for all of them, and
+    /// answers a long poll when one changes (docs/hub.md).
+    Hub(HubArgs),
 }
 
 /// `capacity`: every input of the model. Unset values take the model's defaults.
@@ -194,6 +198,68 @@ pub struct WebhookArgs {
     /// How often the certificate and key files are checked for a change.
     #[arg(long, env = "SSM_INJECTOR_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub cert_check_interval: Duration,
+}
+
+/// `ssm-injector hub`.
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// Address and port of the HTTPS server.
+    #[arg(long, env = "SSM_INJECTOR_HUB_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: String,
+    /// PEM certificate chain, server certificate first; re-read when it changes.
+    #[arg(long, env = "SSM_INJECTOR_HUB_CERT", value_name = "FILE")]
+    pub cert: PathBuf,
+    /// PEM private key of the certificate; re-read when it changes.
+    #[arg(long, env = "SSM_INJECTOR_HUB_KEY", value_name = "FILE")]
+    pub key: PathBuf,
+    /// How often the certificate and key files are checked for a change.
+    #[arg(long, env = "SSM_INJECTOR_HUB_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub cert_check_interval: Duration,
+    /// How often every watched name and path is read from AWS (at least 100ms).
+    #[arg(long, env = "SSM_INJECTOR_HUB_INTERVAL", value_parser = humantime::parse_duration, default_value = "30s")]
+    pub interval: Duration,
+    /// Longest time a watch request is held (clients ask for less with wait_seconds).
+    #[arg(long, env = "SSM_INJECTOR_HUB_MAX_WAIT", value_parser = humantime::parse_duration, default_value = "55s")]
+    pub max_wait: Duration,
+    /// AWS calls/s all clients of a changed key may make together when they re-fetch;
+    /// sets the spread_ms the hub answers.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_CLIENT_BUDGET",
+        value_name = "CALLS",
+        default_value_t = 20.0
+    )]
+    pub client_budget: f64,
+    /// Longest spread_ms the hub answers.
+    #[arg(long, env = "SSM_INJECTOR_HUB_MAX_SPREAD", value_parser = humantime::parse_duration, default_value = "5m")]
+    pub max_spread: Duration,
+    /// How clients authenticate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_AUTH",
+        value_enum,
+        default_value = "none"
+    )]
+    pub auth: HubAuth,
+    /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long, env = "SSM_INJECTOR_REGION")]
+    pub region: Option<String>,
+    /// Call budget of the hub: AWS calls per second on average, after a burst [default: 20].
+    #[arg(long, env = "SSM_INJECTOR_MAX_TPS", value_name = "CALLS")]
+    pub max_tps: Option<f64>,
+    /// Calls allowed at once before --max-tps applies [default: 40].
+    #[arg(long, env = "SSM_INJECTOR_BURST", value_name = "CALLS")]
+    pub burst: Option<u32>,
+    /// AWS calls in flight at once (1-64).
+    #[arg(long, env = "SSM_INJECTOR_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// `ssm-injector hub --auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HubAuth {
+    /// Anyone who reaches the port may watch anything (versions only, never values).
+    None,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,6 @@
 //! Where values come from. `batch` and `field` are pure, `budget` (token bucket) and
-//! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` is the
-//! only AWS code.
+//! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` (values)
+//! and `versions` (the hub's reads, never decrypted) are the only AWS code.
 
 pub mod batch;
 pub mod budget;
@@ -8,6 +8,7 @@ pub mod coalesce;
 pub mod error;
 pub mod field;
 pub mod ssm;
+pub mod versions;
 
 pub use budget::BudgetConfig;
 pub use error::{Cause, FetchError, FetchFailure, Kind};

@@ -130,25 +130,7 @@ impl Source {
         concurrency: usize,
         budget: BudgetConfig,
     ) -> Result<Self, SetupError> {
-        let https = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let config = loader
-            .http_client(https)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .operation_timeout(Duration::from_secs(60))
-                    .build(),
-            )
-            .load()
-            .await;
-        if config.region().is_none() {
-            return Err(SetupError::NoRegion);
-        }
+        let config = sdk_config(loader).await?;
         let attempts = config.retry_config().map_or(1, |r| r.max_attempts());
         Ok(Source {
             default: Client::new(&config),
@@ -492,6 +474,31 @@ impl Source {
     {
         classify(&err, self.attempts)
     }
+}
+
+/// The SDK configuration every AWS client of this program uses: `loader` plus the HTTPS
+/// client (rustls on ring) and the timeouts; a region is required.
+pub async fn sdk_config(loader: aws_config::ConfigLoader) -> Result<SdkConfig, SetupError> {
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = loader
+        .http_client(https)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    if config.region().is_none() {
+        return Err(SetupError::NoRegion);
+    }
+    Ok(config)
 }
 
 /// Takes the value out of a returned parameter (so no second copy stays in the SDK's

@@ -1,0 +1,270 @@
+//! The hub's metrics (prometheus-client), all prefixed `ssm_injector_`.
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `ssm_injector_hub_watched_keys` | gauge | |
+//! | `ssm_injector_hub_waiting_clients` | gauge | |
+//! | `ssm_injector_hub_api_calls_total` | counter | `operation`, `outcome` (`ok` or a cause label) |
+//! | `ssm_injector_hub_budget_wait_seconds_total` | counter | |
+//! | `ssm_injector_hub_coalesced_calls_total` | counter | `operation` |
+//! | `ssm_injector_hub_polls_total` | counter | `kind` (`interval`, `refresh`), `outcome` (`ok`, `error`) |
+//! | `ssm_injector_hub_changes_total` | counter | |
+//! | `ssm_injector_hub_answers_total` | counter | `reason` (`changed`, `timeout`, `first`) |
+//! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `413`, `503`) |
+//! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept) |
+//!
+//! Labels are fixed words: never a parameter name, path or token.
+
+use crate::metrics::{OutcomeLabels, encode_registry, outcome};
+use crate::source::Cause;
+use crate::source::versions::{VersionObserver, VersionOp};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+/// Why an answer was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A token differs from the client's.
+    Changed,
+    /// Nothing changed within the wait.
+    Timeout,
+    /// The client lacked tokens (its first request).
+    First,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Changed => "changed",
+            Reason::Timeout => "timeout",
+            Reason::First => "first",
+        }
+    }
+}
+
+/// `Send + Sync`; share as `Arc<HubMetrics>`.
+#[derive(Debug)]
+pub struct HubMetrics {
+    registry: Registry,
+    watched: Gauge,
+    waiting: Gauge,
+    calls: Family<CallLabels, Counter>,
+    budget_wait: Counter<f64, AtomicU64>,
+    coalesced: Family<OperationLabels, Counter>,
+    polls: Family<PollLabels, Counter>,
+    changes: Counter,
+    answers: Family<ReasonLabels, Counter>,
+    refusals: Family<StatusLabels, Counter>,
+    cert_reloads: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for HubMetrics {
+    fn default() -> Self {
+        HubMetrics::new()
+    }
+}
+
+impl HubMetrics {
+    pub fn new() -> HubMetrics {
+        let mut m = HubMetrics {
+            registry: Registry::with_prefix(crate::metrics::PREFIX),
+            watched: Gauge::default(),
+            waiting: Gauge::default(),
+            calls: Family::default(),
+            budget_wait: Counter::default(),
+            coalesced: Family::default(),
+            polls: Family::default(),
+            changes: Counter::default(),
+            answers: Family::default(),
+            refusals: Family::default(),
+            cert_reloads: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "hub_watched_keys",
+            "Keys (names and paths) the hub tracks",
+            m.watched.clone(),
+        );
+        r.register(
+            "hub_waiting_clients",
+            "Watch requests held open now",
+            m.waiting.clone(),
+        );
+        r.register(
+            "hub_api_calls",
+            "AWS calls (after the SDK's retries) by operation and outcome (ok or the cause)",
+            m.calls.clone(),
+        );
+        r.register(
+            "hub_budget_wait_seconds",
+            "Time AWS calls waited for the call budget (--max-tps, --burst)",
+            m.budget_wait.clone(),
+        );
+        r.register(
+            "hub_coalesced_calls",
+            "AWS calls not made because an identical call in flight answered them",
+            m.coalesced.clone(),
+        );
+        r.register(
+            "hub_polls",
+            "Reads of the tracked keys, by kind (interval, refresh) and outcome (error: some key could not be read)",
+            m.polls.clone(),
+        );
+        r.register(
+            "hub_changes",
+            "Token changes seen (a key's version moved)",
+            m.changes.clone(),
+        );
+        r.register(
+            "hub_answers",
+            "Watch answers by reason (changed, timeout, first)",
+            m.answers.clone(),
+        );
+        r.register(
+            "hub_refusals",
+            "Watch requests refused, by HTTP status",
+            m.refusals.clone(),
+        );
+        r.register(
+            "hub_cert_reloads",
+            "Certificate reloads, by outcome (error keeps the old certificate)",
+            m.cert_reloads.clone(),
+        );
+        for reason in [Reason::Changed, Reason::Timeout, Reason::First] {
+            drop(m.answers.get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            }));
+        }
+        for kind in ["interval", "refresh"] {
+            for ok in [true, false] {
+                drop(m.polls.get_or_create(&PollLabels {
+                    kind,
+                    outcome: outcome(ok),
+                }));
+            }
+        }
+        m
+    }
+
+    pub fn sizes(&self, watched: usize, waiting: u64) {
+        self.watched.set(i64::try_from(watched).unwrap_or(i64::MAX));
+        self.waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    pub fn poll(&self, interval: bool, ok: bool, changes: usize) {
+        self.polls
+            .get_or_create(&PollLabels {
+                kind: if interval { "interval" } else { "refresh" },
+                outcome: outcome(ok),
+            })
+            .inc();
+        self.changes.inc_by(changes as u64);
+    }
+
+    pub fn answered(&self, reason: Reason) {
+        self.answers
+            .get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+
+    pub fn refused(&self, status: u16) {
+        self.refusals.get_or_create(&StatusLabels { status }).inc();
+    }
+
+    pub fn cert_reloaded(&self, ok: bool) {
+        self.cert_reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome(ok),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        encode_registry(&self.registry)
+    }
+}
+
+impl VersionObserver for HubMetrics {
+    fn observe(&self, op: VersionOp, failure: Option<&Cause>) {
+        self.calls
+            .get_or_create(&CallLabels {
+                operation: op.as_str(),
+                outcome: failure.map_or("ok", Cause::label),
+            })
+            .inc();
+    }
+
+    fn budget_waited(&self, waited: Duration) {
+        self.budget_wait.inc_by(waited.as_secs_f64());
+    }
+
+    fn coalesced(&self, op: VersionOp) {
+        self.coalesced
+            .get_or_create(&OperationLabels {
+                operation: op.as_str(),
+            })
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_has_the_documented_series() {
+        let m = HubMetrics::new();
+        m.observe(VersionOp::DescribeParameters, None);
+        m.observe(VersionOp::DescribeSecret, Some(&Cause::NotFound));
+        m.answered(Reason::First);
+        m.sizes(20, 1000);
+        m.poll(true, true, 2);
+        let text = m.encode();
+        for series in [
+            "ssm_injector_hub_api_calls_total{operation=\"DescribeParameters\",outcome=\"ok\"} 1",
+            "ssm_injector_hub_api_calls_total{operation=\"DescribeSecret\",outcome=\"not_found\"} 1",
+            "ssm_injector_hub_answers_total{reason=\"first\"} 1",
+            "ssm_injector_hub_answers_total{reason=\"timeout\"} 0",
+            "ssm_injector_hub_watched_keys 20",
+            "ssm_injector_hub_waiting_clients 1000",
+            "ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"} 1",
+            "ssm_injector_hub_changes_total 2",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+    }
+}

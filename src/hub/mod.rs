@@ -1,0 +1,195 @@
+//! `ssm-injector hub`: a stateless HTTPS service that tracks the current *versions* (never
+//! values) of the parameters and paths its clients watch, reads them for all clients
+//! together once per interval without decryption, and answers a long poll
+//! (`POST /v1/watch`) as soon as something a client watches changes. docs/hub.md has the
+//! protocol.
+//!
+//! - [`protocol`]: wire types, keys, tokens, request checks (pure).
+//! - [`registry`]: keys → token, watchers, change generation (pure data structure).
+//! - [`spread`]: how long clients spread their re-fetch (pure).
+//! - [`poller`]: the one poll loop over [`crate::source::versions::VersionSource`].
+//! - [`server`]: the axum router; HTTPS by [`crate::webhook::server`] and
+//!   [`crate::webhook::tls`].
+//! - [`auth`]: the authentication and policy seams (`--auth none` only, for now).
+
+pub mod auth;
+pub mod metrics;
+pub mod poller;
+pub mod protocol;
+pub mod registry;
+pub mod server;
+pub mod spread;
+
+use crate::cli::{HubArgs, HubAuth};
+use crate::source::BudgetConfig;
+use crate::source::budget::BudgetError;
+use crate::source::ssm::SetupError;
+use crate::source::versions::VersionSource;
+use crate::webhook::{server as https, tls};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest `--interval`.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest `--max-wait` (load balancers and proxies cut idle requests after minutes).
+pub const MAX_MAX_WAIT: Duration = Duration::from_secs(600);
+
+/// Everything that stops the hub from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
+    BadListen { value: String },
+    #[error("--interval must be at least {MIN_INTERVAL:?}, not {0:?}")]
+    Interval(Duration),
+    #[error("--max-wait must be at most {MAX_MAX_WAIT:?}, not {0:?}")]
+    MaxWait(Duration),
+    #[error("--client-budget must be a number of calls per second above 0, not {0}")]
+    ClientBudget(f64),
+    #[error("--concurrency must be between 1 and 64, not {0}")]
+    Concurrency(usize),
+    #[error("{0}")]
+    Budget(#[from] BudgetError),
+    #[error("{0}")]
+    Setup(#[from] SetupError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the SIGTERM handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+impl HubError {
+    /// The process exit code: bad flags, region or certificate files are usage errors
+    /// (2); the rest (port taken, signals) are other errors (1).
+    pub fn exit_code(&self) -> u8 {
+        use crate::app::exit;
+        match self {
+            HubError::Bind { .. } | HubError::Signal(_) => exit::OTHER,
+            _ => exit::USAGE,
+        }
+    }
+}
+
+/// Runs the hub until SIGTERM or SIGINT; held requests are then answered at once.
+pub async fn run(args: HubArgs) -> Result<(), HubError> {
+    let HubArgs {
+        listen,
+        cert,
+        key,
+        cert_check_interval,
+        interval,
+        max_wait,
+        client_budget,
+        max_spread,
+        auth,
+        region,
+        max_tps,
+        burst,
+        concurrency,
+    } = args;
+    let addr: SocketAddr = listen
+        .trim()
+        .parse()
+        .map_err(|_| HubError::BadListen { value: listen })?;
+    if interval < MIN_INTERVAL {
+        return Err(HubError::Interval(interval));
+    }
+    if max_wait > MAX_MAX_WAIT {
+        return Err(HubError::MaxWait(max_wait));
+    }
+    if client_budget.is_nan() || client_budget <= 0.0 || client_budget.is_infinite() {
+        return Err(HubError::ClientBudget(client_budget));
+    }
+    if !(1..=64).contains(&concurrency) {
+        return Err(HubError::Concurrency(concurrency));
+    }
+    let defaults = BudgetConfig::default();
+    let budget = BudgetConfig::new(
+        max_tps.unwrap_or(defaults.per_second),
+        burst.unwrap_or(defaults.burst),
+    )?;
+    let (authorizer, policy): (Arc<dyn auth::Authorizer>, Arc<dyn auth::Policy>) = match auth {
+        HubAuth::None => (Arc::new(auth::AllowAll), Arc::new(auth::AllowAll)),
+    };
+
+    let metrics = Arc::new(metrics::HubMetrics::new());
+    let source = Arc::new(
+        VersionSource::from_env(region, budget)
+            .await?
+            .with_observer(metrics.clone()),
+    );
+    let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
+    let tls_config = tls::server_config(resolver.clone())?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(HubError::Signal)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HubError::Bind { addr, source })?;
+
+    let registry = Arc::new(registry::Registry::new());
+    let poller = tokio::spawn(poller::run(
+        registry.clone(),
+        source.clone(),
+        poller::PollerConfig {
+            interval,
+            ttl: max_wait.max(Duration::from_secs(1)) * 3,
+            debounce: Duration::from_millis(100),
+            concurrency,
+        },
+        metrics.clone(),
+    ));
+    let reload_metrics = metrics.clone();
+    let reloader = tokio::spawn(tls::watch(
+        resolver,
+        cert,
+        key,
+        cert_check_interval,
+        move |ok| reload_metrics.cert_reloaded(ok),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = server::HubState {
+        registry,
+        settings: server::Settings {
+            interval,
+            max_wait,
+            client_budget,
+            max_spread,
+        },
+        authorizer,
+        policy,
+        metrics,
+        stopping: stop_rx,
+    };
+    tracing::info!(
+        listen = %addr,
+        region = source.region(),
+        interval_ms = interval.as_millis() as u64,
+        max_wait_s = max_wait.as_secs(),
+        budget = %budget,
+        "hub serving HTTPS"
+    );
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: answering the held requests");
+        let _ = stop_tx.send(true);
+    };
+    https::serve(
+        listener,
+        Arc::new(tls_config),
+        server::router(state),
+        shutdown,
+    )
+    .await;
+    poller.abort();
+    reloader.abort();
+    Ok(())
+}

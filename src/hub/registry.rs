@@ -1,0 +1,528 @@
+//! What the hub tracks: every key some client asked about, with its current token, when it
+//! was last wanted and how many requests are waiting on it. A pure data structure (time
+//! comes in as an argument); a change generation on a `watch` channel wakes the waiting
+//! requests and a `Notify` wakes the poller for keys to read at once.
+
+use super::protocol::{Key, MISSING, UNAVAILABLE};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// What the hub knows about one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not read yet.
+    Pending,
+    /// The current token (a version, a version id, a path digest or `missing`).
+    Token(String),
+    /// The last read failed; `cause` is a metric label (`denied`, `throttled`, ...).
+    Unavailable { cause: &'static str },
+}
+
+impl State {
+    /// The token clients see: pending and unavailable keys are both `unavailable`.
+    pub fn token(&self) -> &str {
+        match self {
+            State::Token(t) => t,
+            State::Pending | State::Unavailable { .. } => UNAVAILABLE,
+        }
+    }
+
+    fn same(&self, other: &State) -> bool {
+        match (self, other) {
+            (State::Token(a), State::Token(b)) => a == b,
+            (State::Pending, State::Pending) => true,
+            (State::Unavailable { .. }, State::Unavailable { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The token of a missing parameter or empty path.
+pub fn missing() -> State {
+    State::Token(MISSING.to_owned())
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Key,
+    state: State,
+    last_wanted: Instant,
+    /// Requests waiting on this key now.
+    held: u64,
+    /// `held` when the token last changed: the clients that will re-fetch.
+    watchers_at_change: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Keys to read at once (new keys, [`Registry::refresh_now`]).
+    refresh: BTreeSet<String>,
+    /// AWS answered at least one read.
+    answered: bool,
+    /// Requests waiting now.
+    waiting: u64,
+}
+
+/// One key as a request sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub key: String,
+    pub state: State,
+    /// Clients watching it: those waiting now, or those waiting when it last changed.
+    pub watchers: u64,
+}
+
+/// The keys, their tokens and who waits on them. `Send + Sync`; share as `Arc<Registry>`.
+#[derive(Debug)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    changes: watch::Sender<u64>,
+    refresh: Notify,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            changes: watch::channel(0).0,
+            refresh: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `keys` as wanted at `now`; new keys are pending and queued for an
+    /// immediate read. Returns how many were new.
+    pub fn want(&self, keys: &[Key], now: Instant) -> usize {
+        let mut new = 0;
+        {
+            let mut inner = self.lock();
+            for key in keys {
+                let s = key.to_string();
+                match inner.entries.get_mut(&s) {
+                    Some(e) => e.last_wanted = e.last_wanted.max(now),
+                    None => {
+                        inner.entries.insert(
+                            s.clone(),
+                            Entry {
+                                key: key.clone(),
+                                state: State::Pending,
+                                last_wanted: now,
+                                held: 0,
+                                watchers_at_change: 0,
+                            },
+                        );
+                        inner.refresh.insert(s);
+                        new += 1;
+                    }
+                }
+            }
+        }
+        if new > 0 {
+            self.refresh.notify_one();
+        }
+        new
+    }
+
+    /// Counts a request as waiting on `keys` until the guard is dropped.
+    pub fn hold(self: &Arc<Self>, keys: &[Key]) -> Held {
+        let keys: Vec<String> = keys.iter().map(Key::to_string).collect();
+        {
+            let mut inner = self.lock();
+            inner.waiting += 1;
+            for k in &keys {
+                if let Some(e) = inner.entries.get_mut(k) {
+                    e.held += 1;
+                }
+            }
+        }
+        Held {
+            registry: self.clone(),
+            keys,
+        }
+    }
+
+    /// The current state of `keys` (a key no longer registered is pending).
+    pub fn view(&self, keys: &[Key]) -> Vec<View> {
+        let inner = self.lock();
+        keys.iter()
+            .map(|k| {
+                let key = k.to_string();
+                match inner.entries.get(&key) {
+                    Some(e) => View {
+                        state: e.state.clone(),
+                        watchers: e.held.max(e.watchers_at_change),
+                        key,
+                    },
+                    None => View {
+                        key,
+                        state: State::Pending,
+                        watchers: 0,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// A receiver that sees every change of any token.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Records what reads found. Returns the keys whose token changed (a pending key
+    /// getting its first token is not counted as a change, but does wake waiters).
+    pub fn record(&self, results: Vec<(String, State)>) -> Vec<String> {
+        let mut changed = Vec::new();
+        let mut woke = false;
+        {
+            let mut inner = self.lock();
+            let mut any_ok = false;
+            for (key, state) in results {
+                if !matches!(state, State::Unavailable { .. }) {
+                    any_ok = true;
+                }
+                let Some(e) = inner.entries.get_mut(&key) else {
+                    continue;
+                };
+                if e.state.same(&state) {
+                    e.state = state;
+                    continue;
+                }
+                if e.state != State::Pending {
+                    changed.push(key);
+                }
+                e.state = state;
+                e.watchers_at_change = e.held;
+                woke = true;
+            }
+            inner.answered |= any_ok;
+        }
+        if woke {
+            self.changes.send_modify(|g| *g += 1);
+        }
+        changed
+    }
+
+    /// Forgets keys nobody has wanted for `ttl` and nobody waits on; returns how many.
+    pub fn expire(&self, now: Instant, ttl: Duration) -> usize {
+        let mut inner = self.lock();
+        let before = inner.entries.len();
+        inner
+            .entries
+            .retain(|_, e| e.held > 0 || now.saturating_duration_since(e.last_wanted) <= ttl);
+        let Inner {
+            entries, refresh, ..
+        } = &mut *inner;
+        refresh.retain(|k| entries.contains_key(k));
+        before - entries.len()
+    }
+
+    /// Every registered key.
+    pub fn keys(&self) -> Vec<Key> {
+        let inner = self.lock();
+        let mut keys: Vec<Key> = inner.entries.values().map(|e| e.key.clone()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Makes the poller re-read these keys at once (those registered; others are
+    /// ignored). The push consumer calls it when an event names a parameter.
+    pub fn refresh_now(&self, keys: &[Key]) {
+        let queued = {
+            let mut inner = self.lock();
+            let mut queued = false;
+            for k in keys {
+                let s = k.to_string();
+                if inner.entries.contains_key(&s) {
+                    inner.refresh.insert(s);
+                    queued = true;
+                }
+            }
+            queued
+        };
+        if queued {
+            self.refresh.notify_one();
+        }
+    }
+
+    /// The registered keys a change of parameter `name` can affect: the name with any
+    /// selector or ARN, and every path it is under.
+    pub fn keys_for_parameter(&self, name: &str) -> Vec<Key> {
+        let inner = self.lock();
+        let mut keys: Vec<Key> = inner
+            .entries
+            .values()
+            .filter(|e| match &e.key {
+                Key::Name(r) => r.name == name,
+                Key::Path { path, recursive } => under(name, path, *recursive),
+            })
+            .map(|e| e.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Waits until keys are queued for an immediate read.
+    pub async fn refresh_wanted(&self) {
+        self.refresh.notified().await;
+    }
+
+    /// Takes the keys queued for an immediate read.
+    pub fn take_refresh(&self) -> Vec<Key> {
+        let mut inner = self.lock();
+        let queued = std::mem::take(&mut inner.refresh);
+        queued
+            .iter()
+            .filter_map(|k| inner.entries.get(k).map(|e| e.key.clone()))
+            .collect()
+    }
+
+    /// Ready: AWS answered a read, or there is nothing to watch.
+    pub fn ready(&self) -> bool {
+        let inner = self.lock();
+        inner.answered || inner.entries.is_empty()
+    }
+
+    /// (keys tracked, requests waiting).
+    pub fn sizes(&self) -> (usize, u64) {
+        let inner = self.lock();
+        (inner.entries.len(), inner.waiting)
+    }
+}
+
+/// True when parameter `name` is under `path` (directly, unless `recursive`).
+pub fn under(name: &str, path: &str, recursive: bool) -> bool {
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    match name.strip_prefix(&prefix) {
+        Some(rest) if !rest.is_empty() => recursive || !rest.contains('/'),
+        _ => false,
+    }
+}
+
+/// A request waiting on some keys; dropping it stops counting it.
+#[derive(Debug)]
+pub struct Held {
+    registry: Arc<Registry>,
+    keys: Vec<String>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut inner = self.registry.lock();
+        inner.waiting = inner.waiting.saturating_sub(1);
+        for k in &self.keys {
+            if let Some(e) = inner.entries.get_mut(k) {
+                e.held = e.held.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// What an answer says, from the keys' views and the client's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Comparison {
+    pub versions: BTreeMap<String, String>,
+    /// Keys whose token differs from `known`, or that `known` lacks.
+    pub changed: Vec<String>,
+    /// Keys `known` lacks (a client's first request).
+    pub first: bool,
+    pub unavailable: Vec<String>,
+    /// The most watchers of any changed key.
+    pub watchers: u64,
+}
+
+/// Compares the hub's tokens with the client's.
+pub fn compare(views: &[View], known: &BTreeMap<String, String>) -> Comparison {
+    let mut c = Comparison::default();
+    for v in views {
+        let token = v.state.token();
+        if matches!(v.state, State::Pending | State::Unavailable { .. }) {
+            c.unavailable.push(v.key.clone());
+        }
+        match known.get(&v.key) {
+            Some(k) if k == token => {}
+            other => {
+                c.first |= other.is_none();
+                c.changed.push(v.key.clone());
+                c.watchers = c.watchers.max(v.watchers);
+            }
+        }
+        c.versions.insert(v.key.clone(), token.to_owned());
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &[&str]) -> Vec<Key> {
+        names.iter().map(|n| Key::name(n).unwrap()).collect()
+    }
+
+    fn tok(s: &str) -> State {
+        State::Token(s.to_owned())
+    }
+
+    #[test]
+    fn new_keys_are_pending_and_queued_once() {
+        let r = Registry::new();
+        let t0 = Instant::now();
+        assert_eq!(r.want(&keys(&["/a", "/b"]), t0), 2);
+        assert_eq!(r.want(&keys(&["/a", "/b", "/c"]), t0), 1);
+        let queued: Vec<String> = r.take_refresh().iter().map(Key::to_string).collect();
+        assert_eq!(queued, ["name:/a", "name:/b", "name:/c"]);
+        assert!(r.take_refresh().is_empty());
+        assert!(r.view(&keys(&["/a"]))[0].state == State::Pending);
+        assert!(!r.ready(), "keys but no answer from AWS yet");
+    }
+
+    #[test]
+    fn a_changed_token_bumps_the_generation_and_is_reported() {
+        let r = Arc::new(Registry::new());
+        let k = keys(&["/a"]);
+        r.want(&k, Instant::now());
+        let mut rx = r.subscribe();
+        // The first token wakes waiters but is not a change.
+        assert!(r.record(vec![("name:/a".into(), tok("1"))]).is_empty());
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        assert!(r.ready());
+        // The same token again: nothing.
+        assert!(r.record(vec![("name:/a".into(), tok("1"))]).is_empty());
+        assert!(!rx.has_changed().unwrap());
+        // A new one: a change, with the watchers waiting at that moment.
+        let held = r.hold(&k);
+        let _second = r.hold(&k);
+        assert_eq!(r.record(vec![("name:/a".into(), tok("2"))]), ["name:/a"]);
+        assert!(rx.has_changed().unwrap());
+        drop(held);
+        assert_eq!(r.view(&k)[0].watchers, 2, "remembered from the change");
+        assert_eq!(r.sizes(), (1, 1));
+    }
+
+    #[test]
+    fn unavailable_causes_do_not_count_as_changes_among_themselves() {
+        let r = Registry::new();
+        r.want(&keys(&["/a"]), Instant::now());
+        r.record(vec![(
+            "name:/a".into(),
+            State::Unavailable { cause: "throttled" },
+        )]);
+        assert!(!r.ready(), "no read succeeded");
+        let mut rx = r.subscribe();
+        r.record(vec![(
+            "name:/a".into(),
+            State::Unavailable { cause: "denied" },
+        )]);
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(r.record(vec![("name:/a".into(), tok("3"))]), ["name:/a"]);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+    }
+
+    #[test]
+    fn keys_nobody_wants_expire_unless_someone_waits() {
+        let r = Arc::new(Registry::new());
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(165);
+        r.want(&keys(&["/old", "/held"]), t0);
+        r.want(&keys(&["/new"]), t0 + Duration::from_secs(100));
+        let _h = r.hold(&keys(&["/held"]));
+        assert_eq!(r.expire(t0 + Duration::from_secs(200), ttl), 1);
+        let left: Vec<String> = r.keys().iter().map(Key::to_string).collect();
+        assert_eq!(left, ["name:/held", "name:/new"]);
+        // The queued read of the expired key is dropped too.
+        assert!(
+            r.take_refresh()
+                .iter()
+                .all(|k| k.to_string() != "name:/old")
+        );
+    }
+
+    #[test]
+    fn refresh_now_queues_only_registered_keys() {
+        let r = Registry::new();
+        r.want(&keys(&["/a"]), Instant::now());
+        r.take_refresh();
+        r.refresh_now(&keys(&["/a", "/unknown"]));
+        let queued: Vec<String> = r.take_refresh().iter().map(Key::to_string).collect();
+        assert_eq!(queued, ["name:/a"]);
+    }
+
+    #[test]
+    fn a_parameter_maps_to_its_names_and_paths() {
+        let r = Registry::new();
+        let mut k = keys(&["/app/db", "/app/db:live", "/app/other"]);
+        k.push(Key::path("/app/", true).unwrap());
+        k.push(Key::path("/app", false).unwrap());
+        k.push(Key::path("/other/", true).unwrap());
+        r.want(&k, Instant::now());
+        let hit: Vec<String> = r
+            .keys_for_parameter("/app/db")
+            .iter()
+            .map(Key::to_string)
+            .collect();
+        assert_eq!(
+            hit,
+            [
+                "name:/app/db",
+                "name:/app/db:live",
+                "path:/app:1",
+                "path:/app/:r"
+            ]
+        );
+        assert!(under("/a/b/c", "/a/", true));
+        assert!(!under("/a/b/c", "/a/", false));
+        assert!(!under("/ab", "/a", true));
+        assert!(under("/x", "/", false));
+    }
+
+    #[test]
+    fn comparison_reports_differences_and_first_requests() {
+        let views = vec![
+            View {
+                key: "name:/a".into(),
+                state: tok("2"),
+                watchers: 7,
+            },
+            View {
+                key: "name:/b".into(),
+                state: tok("5"),
+                watchers: 1,
+            },
+            View {
+                key: "name:/c".into(),
+                state: State::Unavailable { cause: "denied" },
+                watchers: 1,
+            },
+        ];
+        let known: BTreeMap<String, String> = [
+            ("name:/a".to_owned(), "1".to_owned()),
+            ("name:/b".to_owned(), "5".to_owned()),
+            ("name:/c".to_owned(), UNAVAILABLE.to_owned()),
+        ]
+        .into();
+        let c = compare(&views, &known);
+        assert_eq!(c.changed, ["name:/a"]);
+        assert!(!c.first);
+        assert_eq!(c.watchers, 7);
+        assert_eq!(c.unavailable, ["name:/c"]);
+        assert_eq!(c.versions["name:/c"], "unavailable");
+
+        let c = compare(&views, &BTreeMap::new());
+        assert!(c.first);
+        assert_eq!(c.changed.len(), 3);
+    }
+}

@@ -1,0 +1,381 @@
+//! The hub's HTTP side: `POST /v1/watch` (the long poll), `/healthz`, `/readyz` and
+//! `/metrics`. Served over HTTPS by the webhook's server ([`crate::webhook::server`]).
+
+use super::auth::{Authorizer, Policy};
+use super::metrics::{HubMetrics, Reason};
+use super::protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
+use super::registry::{Registry, State, compare};
+use super::spread::spread;
+use crate::admin::OPENMETRICS_CONTENT_TYPE;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longest time a request waits for the first read of keys new to the hub.
+pub const FIRST_READ_LIMIT: Duration = Duration::from_secs(10);
+/// Most requests held at once; more are refused with 503.
+pub const MAX_WAITING: u64 = 100_000;
+
+/// The hub's settings that answers depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub interval: Duration,
+    pub max_wait: Duration,
+    pub client_budget: f64,
+    pub max_spread: Duration,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HubState {
+    pub registry: Arc<Registry>,
+    pub settings: Settings,
+    pub authorizer: Arc<dyn Authorizer>,
+    pub policy: Arc<dyn Policy>,
+    pub metrics: Arc<HubMetrics>,
+    /// Becomes true when the hub shuts down: held requests answer at once.
+    pub stopping: watch::Receiver<bool>,
+}
+
+/// The routes (see the module documentation).
+pub fn router(state: HubState) -> Router {
+    Router::new()
+        .route("/v1/watch", post(watch_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not found".to_owned()) })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::to_string(&ErrorBody { error: message })
+        .unwrap_or_else(|_| "{\"error\":\"error\"}".to_owned());
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn readyz(AxState(s): AxState<HubState>) -> Response {
+    if s.registry.ready() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no answer from AWS yet",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(AxState(s): AxState<HubState>) -> Response {
+    let (watched, waiting) = s.registry.sizes();
+    s.metrics.sizes(watched, waiting);
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn watch_handler(AxState(s): AxState<HubState>, headers: HeaderMap, body: Body) -> Response {
+    match watch(&s, &headers, body).await {
+        Ok(answer) => {
+            let body = serde_json::to_string(&answer).unwrap_or_default();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Err((status, message)) => {
+            s.metrics.refused(status.as_u16());
+            tracing::debug!(status = status.as_u16(), "watch refused: {message}");
+            error(status, message)
+        }
+    }
+}
+
+type Refusal = (StatusCode, String);
+
+async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchResponse, Refusal> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let identity = s
+        .authorizer
+        .authorize(bearer)
+        .await
+        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            ));
+        }
+    };
+    let checked = protocol::parse(&bytes, s.settings.max_wait)
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    for key in &checked.keys {
+        s.policy
+            .check(&identity, key)
+            .map_err(|e| (StatusCode::FORBIDDEN, e.to_string()))?;
+    }
+    if s.registry.sizes().1 >= MAX_WAITING {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_WAITING} requests are waiting already; try another replica or later"),
+        ));
+    }
+    Ok(answer(s, checked).await)
+}
+
+/// Holds the request until a token differs from the client's or the wait is over.
+async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
+    let Checked { keys, known, wait } = checked;
+    let start = tokio::time::Instant::now();
+    s.registry.want(&keys, std::time::Instant::now());
+    let _held = s.registry.hold(&keys);
+    let mut changes = s.registry.subscribe();
+    let mut stopping = s.stopping.clone();
+
+    // Keys new to the hub: wait (briefly) for their first read.
+    let first_deadline = start + FIRST_READ_LIMIT.min(wait.max(Duration::from_secs(1)));
+    loop {
+        changes.borrow_and_update();
+        let pending = s
+            .registry
+            .view(&keys)
+            .iter()
+            .any(|v| v.state == State::Pending);
+        if !pending {
+            break;
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { break },
+            () = tokio::time::sleep_until(first_deadline) => break,
+            _ = stopping.wait_for(|stop| *stop) => break,
+        }
+    }
+
+    let deadline = start + wait;
+    let names = keys.len() as u64;
+    loop {
+        changes.borrow_and_update();
+        let c = compare(&s.registry.view(&keys), &known);
+        let reason = if c.first {
+            Some(Reason::First)
+        } else if !c.changed.is_empty() {
+            Some(Reason::Changed)
+        } else if tokio::time::Instant::now() >= deadline || *stopping.borrow() {
+            Some(Reason::Timeout)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            s.metrics.answered(reason);
+            let spread_for = if c.changed.is_empty() {
+                0
+            } else {
+                c.watchers.max(1)
+            };
+            return WatchResponse {
+                versions: c.versions,
+                changed: c.changed,
+                unavailable: c.unavailable,
+                spread_ms: millis(spread(
+                    spread_for,
+                    names,
+                    s.settings.client_budget,
+                    s.settings.max_spread,
+                )),
+                interval_ms: millis(s.settings.interval),
+            };
+        }
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { continue },
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::auth::{AllowAll, AuthError, AuthFuture, Denied, Identity};
+    use crate::hub::protocol::Key;
+    use crate::hub::registry::State;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    struct NoOne;
+    impl Authorizer for NoOne {
+        fn authorize<'a>(&'a self, bearer: Option<&'a str>) -> AuthFuture<'a> {
+            Box::pin(async move {
+                match bearer {
+                    Some("good") => Ok(Identity {
+                        namespace: Some("apps".into()),
+                        name: "web".into(),
+                    }),
+                    _ => Err(AuthError("a valid service account token is needed".into())),
+                }
+            })
+        }
+    }
+    struct OnlyApp;
+    impl Policy for OnlyApp {
+        fn check(&self, _identity: &Identity, key: &Key) -> Result<(), Denied> {
+            if key.to_string().starts_with("name:/app/") {
+                Ok(())
+            } else {
+                Err(Denied(format!("{key} is outside /app/")))
+            }
+        }
+    }
+
+    fn state(
+        authorizer: Arc<dyn Authorizer>,
+        policy: Arc<dyn Policy>,
+    ) -> (HubState, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (
+            HubState {
+                registry: Arc::new(Registry::new()),
+                settings: Settings {
+                    interval: Duration::from_secs(30),
+                    max_wait: Duration::from_secs(55),
+                    client_budget: 20.0,
+                    max_spread: Duration::from_secs(300),
+                },
+                authorizer,
+                policy,
+                metrics: Arc::new(HubMetrics::new()),
+                stopping: rx,
+            },
+            tx,
+        )
+    }
+
+    async fn post(s: &HubState, body: Vec<u8>, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut req = axum::http::Request::post("/v1/watch");
+        if let Some(b) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {b}"));
+        }
+        let resp = router(s.clone())
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn body(v: Value) -> Vec<u8> {
+        v.to_string().into_bytes()
+    }
+
+    #[tokio::test]
+    async fn refusals_are_json_with_the_right_status() {
+        let (s, _stop) = state(Arc::new(AllowAll), Arc::new(AllowAll));
+        let (st, v) = post(&s, body(json!({"names": ["/a#f"]})), None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(v["error"].as_str().unwrap().contains("/a#f"), "{v}");
+        let (st, _) = post(&s, b"{not json".to_vec(), None).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let big = vec![b' '; MAX_BODY + 1];
+        let (st, v) = post(&s, big, None).await;
+        assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(v["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn the_authorizer_runs_first_and_the_policy_per_key() {
+        let (s, _stop) = state(Arc::new(NoOne), Arc::new(OnlyApp));
+        let req = body(json!({"names": ["/app/a", "/other/b"], "wait_seconds": 0}));
+        let (st, v) = post(&s, req.clone(), None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
+        let (st, v) = post(&s, req, Some("good")).await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+        assert!(
+            v["error"].as_str().unwrap().contains("name:/other/b"),
+            "{v}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_request_answers_when_its_key_changes() {
+        let (s, _stop) = state(Arc::new(AllowAll), Arc::new(AllowAll));
+        let keys = vec![Key::name("/app/a").unwrap()];
+        s.registry.want(&keys, std::time::Instant::now());
+        s.registry
+            .record(vec![("name:/app/a".into(), State::Token("1".into()))]);
+        let req = body(json!({"names": ["/app/a"], "known": {"name:/app/a": "1"}}));
+        let s2 = s.clone();
+        let held = tokio::spawn(async move { post(&s2, req, None).await });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!held.is_finished(), "nothing changed: still held");
+        s.registry
+            .record(vec![("name:/app/a".into(), State::Token("2".into()))]);
+        let (st, v) = held.await.unwrap();
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["versions"]["name:/app/a"], "2");
+        assert_eq!(v["changed"], json!(["name:/app/a"]));
+        assert_eq!(v["interval_ms"], 30_000);
+        // One watcher with one name: 1 × 1 / 20 s.
+        assert_eq!(v["spread_ms"], 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unchanged_request_times_out_and_shutdown_answers_at_once() {
+        let (s, stop) = state(Arc::new(AllowAll), Arc::new(AllowAll));
+        let keys = vec![Key::name("/app/a").unwrap()];
+        s.registry.want(&keys, std::time::Instant::now());
+        s.registry
+            .record(vec![("name:/app/a".into(), State::Token("1".into()))]);
+        let req =
+            body(json!({"names": ["/app/a"], "known": {"name:/app/a": "1"}, "wait_seconds": 3}));
+        let (st, v) = post(&s, req.clone(), None).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["changed"], json!([]));
+        let s2 = s.clone();
+        let held = tokio::spawn(async move { post(&s2, req, None).await });
+        tokio::task::yield_now().await;
+        stop.send(true).unwrap();
+        let (st, _) = held.await.unwrap();
+        assert_eq!(st, StatusCode::OK);
+        let m = s.metrics.encode();
+        assert!(m.contains("hub_answers_total{reason=\"timeout\"} 2"), "{m}");
+    }
+}

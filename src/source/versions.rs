@@ -1,0 +1,457 @@
+//! Version reads for the hub: which version each parameter is at, with calls that never
+//! decrypt and never return a value the hub would have to hold.
+//!
+//! | what | call | per call |
+//! | --- | --- | --- |
+//! | plain names (`/app/db`) | DescribeParameters, filter `Name Equals` | 50 names (`MaxResults` 50) |
+//! | paths | DescribeParameters, filter `Path Recursive`/`OneLevel` | a page of 50 |
+//! | selectors (`/app/db:live`, `:3`), ARNs, `/aws/…` and `/ssm/…` names | GetParameters, `WithDecryption=false` | 10 names |
+//! | `/aws/…` and `/ssm/…` paths (DescribeParameters refuses them) | GetParametersByPath, `WithDecryption=false` | a page of 10 |
+//! | `/aws/reference/secretsmanager/NAME` | Secrets Manager DescribeSecret | 1 secret |
+//!
+//! DescribeParameters is not one of the three operations that share Parameter Store's
+//! 40 calls/s (GetParameter, GetParameters, GetParametersByPath) and it reads five times
+//! the names per call; it cannot resolve labels, so selectors use GetParameters. Every
+//! call waits for the process's [`Budget`] and identical calls in flight are coalesced,
+//! like the sidecar's [`super::Source`].
+
+use super::batch::{self, Returned};
+use super::budget::{Budget, BudgetConfig};
+use super::coalesce::{Coalescer, Served};
+use super::error::Cause;
+use super::ssm::{SetupError, classify, sdk_config};
+use crate::spec::names::{ParamRef, SECRETS_MANAGER_PREFIX, Selector};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ssm::types::ParameterStringFilter;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Names per DescribeParameters `Name Equals` filter (AWS's limit on filter values).
+pub const DESCRIBE_NAMES_PER_CALL: usize = 50;
+/// DescribeParameters page size (AWS's maximum).
+const DESCRIBE_PAGE: i32 = 50;
+/// GetParametersByPath page size (AWS's maximum).
+const BY_PATH_PAGE: i32 = 10;
+/// Pages followed for one DescribeParameters query before giving up (AWS may answer a
+/// filtered query with short or empty pages and a NextToken).
+const MAX_PAGES: usize = 10_000;
+
+/// An AWS operation of the version reads, as counted and labelled in metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VersionOp {
+    DescribeParameters,
+    GetParameters,
+    GetParameter,
+    GetParametersByPath,
+    DescribeSecret,
+}
+
+impl VersionOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionOp::DescribeParameters => "DescribeParameters",
+            VersionOp::GetParameters => "GetParameters",
+            VersionOp::GetParameter => "GetParameter",
+            VersionOp::GetParametersByPath => "GetParametersByPath",
+            VersionOp::DescribeSecret => "DescribeSecret",
+        }
+    }
+}
+
+/// Told about every finished call (after the SDK's retries); metrics implement it.
+pub trait VersionObserver: Send + Sync {
+    fn observe(&self, op: VersionOp, failure: Option<&Cause>);
+    /// A call waited this long for the call budget.
+    fn budget_waited(&self, _waited: Duration) {}
+    /// A call was not made because an identical one in flight answered it.
+    fn coalesced(&self, _op: VersionOp) {}
+}
+
+/// Name → version, as read.
+pub type Versions = HashMap<String, i64>;
+
+/// Reads versions from Parameter Store and Secrets Manager in one region.
+pub struct VersionSource {
+    ssm: aws_sdk_ssm::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    region: String,
+    attempts: u32,
+    budget: Budget,
+    observer: Option<Arc<dyn VersionObserver>>,
+    described: Coalescer<Vec<String>, Result<Versions, Cause>>,
+    paths: Coalescer<(String, bool), Result<Versions, Cause>>,
+}
+
+impl VersionSource {
+    /// The SDK's default chain (like [`super::Source::from_env`]), `region` if given.
+    pub async fn from_env(
+        region: Option<String>,
+        budget: BudgetConfig,
+    ) -> Result<VersionSource, SetupError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r));
+        }
+        let config = sdk_config(loader).await?;
+        Ok(VersionSource::from_config(&config, budget))
+    }
+
+    fn from_config(config: &SdkConfig, budget: BudgetConfig) -> VersionSource {
+        VersionSource {
+            ssm: aws_sdk_ssm::Client::new(config),
+            sm: aws_sdk_secretsmanager::Client::new(config),
+            region: config
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_default(),
+            attempts: config.retry_config().map_or(1, |r| r.max_attempts()),
+            budget: Budget::new(budget),
+            observer: None,
+            described: Coalescer::default(),
+            paths: Coalescer::default(),
+        }
+    }
+
+    /// Reports every finished call to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn VersionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The region every read goes to.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Versions of up to [`DESCRIBE_NAMES_PER_CALL`] plain names (DescribeParameters,
+    /// `Name Equals`, every page). A name that is not there is absent from the answer.
+    pub async fn describe_names(&self, names: &[String]) -> Result<Versions, Cause> {
+        let key = names.to_vec();
+        let (answer, served) = self
+            .described
+            .run(key, || self.call_describe(filter("Name", "Equals", names)))
+            .await;
+        self.note(served, VersionOp::DescribeParameters);
+        answer
+    }
+
+    /// Versions of every parameter under `path` (DescribeParameters with a `Path` filter;
+    /// GetParametersByPath without decryption for `/aws/…` and `/ssm/…` paths, which the
+    /// filter refuses).
+    pub async fn path_versions(&self, path: &str, recursive: bool) -> Result<Versions, Cause> {
+        let key = (path.to_owned(), recursive);
+        let (answer, served) = self
+            .paths
+            .run(key, || async {
+                if reserved_prefix(path) {
+                    self.call_by_path(path, recursive).await
+                } else {
+                    // DescribeParameters takes the path without its trailing slash.
+                    let trimmed = match path.trim_end_matches('/') {
+                        "" => "/",
+                        t => t,
+                    };
+                    let option = if recursive { "Recursive" } else { "OneLevel" };
+                    let versions = self
+                        .call_describe(filter("Path", option, &[trimmed.to_owned()]))
+                        .await?;
+                    // Only names under the path (with its slash) belong to it.
+                    let prefix = format!("{}/", trimmed.trim_end_matches('/'));
+                    Ok(versions
+                        .into_iter()
+                        .filter(|(n, _)| n.starts_with(&prefix))
+                        .collect())
+                }
+            })
+            .await;
+        self.note(
+            served,
+            if reserved_prefix(path) {
+                VersionOp::GetParametersByPath
+            } else {
+                VersionOp::DescribeParameters
+            },
+        );
+        answer
+    }
+
+    /// The version each request resolves to (GetParameters without decryption, 10 per call,
+    /// selectors of one name in separate calls; an ARN GetParameters reports invalid is
+    /// asked again alone with GetParameter). `Ok(None)`: no such parameter, version or label.
+    pub async fn selected_versions(
+        &self,
+        refs: &[ParamRef],
+    ) -> Vec<(ParamRef, Result<Option<i64>, Cause>)> {
+        let mut out = Vec::with_capacity(refs.len());
+        for b in batch::plan(refs) {
+            let answers = match self.call_get_parameters(&b.requests).await {
+                Ok(found) => found.into_iter().map(Ok).collect(),
+                Err(Cause::NotFound) if b.requests.len() == 1 => vec![Ok(None)],
+                Err(cause) if !cause.is_transient() && b.requests.len() > 1 => {
+                    let mut alone = Vec::with_capacity(b.requests.len());
+                    for r in &b.requests {
+                        alone.push(
+                            match self.call_get_parameters(std::slice::from_ref(r)).await {
+                                Ok(mut v) => Ok(v.pop().flatten()),
+                                Err(Cause::NotFound) => Ok(None),
+                                Err(c) => Err(c),
+                            },
+                        );
+                    }
+                    alone
+                }
+                Err(cause) => vec![Err(cause); b.requests.len()],
+            };
+            for (r, answer) in b.requests.into_iter().zip(answers) {
+                let answer = match answer {
+                    Ok(None) if r.arn.is_some() => self.call_get_parameter(&r).await,
+                    other => other,
+                };
+                out.push((r, answer));
+            }
+        }
+        out
+    }
+
+    /// The version id a Secrets Manager reference resolves to: the one staged
+    /// `AWSCURRENT`, or the one a selector names (a staging label or a version id).
+    /// `Ok(None)`: no such secret or stage.
+    pub async fn secret_version(&self, r: &ParamRef) -> Result<Option<String>, Cause> {
+        let Some(secret) = r.name.strip_prefix(SECRETS_MANAGER_PREFIX) else {
+            return Ok(None);
+        };
+        tracing::debug!(secret, "DescribeSecret");
+        self.wait_for_budget().await;
+        let result = self
+            .sm
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.attempts));
+        self.record(VersionOp::DescribeSecret, &result);
+        let out = match result {
+            Ok(out) => out,
+            Err(Cause::NotFound) => return Ok(None),
+            Err(c) => return Err(c),
+        };
+        let stages = out.version_ids_to_stages.unwrap_or_default();
+        Ok(match &r.selector {
+            None => staged(&stages, "AWSCURRENT"),
+            Some(Selector::Label(l)) if stages.contains_key(l) => Some(l.clone()),
+            Some(Selector::Label(l)) => staged(&stages, l),
+            Some(Selector::Version(v)) => {
+                let v = v.to_string();
+                stages.contains_key(&v).then_some(v)
+            }
+        })
+    }
+
+    async fn call_describe(
+        &self,
+        filter: Result<ParameterStringFilter, Cause>,
+    ) -> Result<Versions, Cause> {
+        let filter = filter?;
+        let mut found = Versions::new();
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            tracing::debug!(filter = filter.key(), "DescribeParameters");
+            self.wait_for_budget().await;
+            let result = self
+                .ssm
+                .describe_parameters()
+                .parameter_filters(filter.clone())
+                .max_results(DESCRIBE_PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e, self.attempts));
+            self.record(VersionOp::DescribeParameters, &result);
+            let page = result?;
+            for p in page.parameters.unwrap_or_default() {
+                if let Some(name) = p.name {
+                    found.insert(name, p.version);
+                }
+            }
+            token = page.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+        Err(Cause::Rejected {
+            code: "too many pages".into(),
+            message: format!("DescribeParameters still had more after {MAX_PAGES} pages"),
+        })
+    }
+
+    async fn call_by_path(&self, path: &str, recursive: bool) -> Result<Versions, Cause> {
+        let mut found = Versions::new();
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            tracing::debug!(path, "GetParametersByPath (no decryption)");
+            self.wait_for_budget().await;
+            let result = self
+                .ssm
+                .get_parameters_by_path()
+                .path(path)
+                .recursive(recursive)
+                .with_decryption(false)
+                .max_results(BY_PATH_PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(&e, self.attempts));
+            self.record(VersionOp::GetParametersByPath, &result);
+            let page = result?;
+            for p in page.parameters.unwrap_or_default() {
+                if let Some(name) = p.name {
+                    found.insert(name, p.version);
+                }
+            }
+            token = page.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+        Err(Cause::Rejected {
+            code: "too many pages".into(),
+            message: format!("GetParametersByPath still had more after {MAX_PAGES} pages"),
+        })
+    }
+
+    /// GetParameters without decryption for up to 10 requests: each one's version.
+    async fn call_get_parameters(&self, requests: &[ParamRef]) -> Result<Vec<Option<i64>>, Cause> {
+        let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
+        tracing::debug!(names = ?names, "GetParameters (no decryption)");
+        self.wait_for_budget().await;
+        let result = self
+            .ssm
+            .get_parameters()
+            .set_names(Some(names))
+            .with_decryption(false)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.attempts));
+        self.record(VersionOp::GetParameters, &result);
+        let out = result?;
+        let params = out.parameters.unwrap_or_default();
+        let invalid = out.invalid_parameters.unwrap_or_default();
+        let returned: Vec<Returned<'_>> = params
+            .iter()
+            .map(|p| Returned {
+                name: p.name.as_deref().unwrap_or_default(),
+                arn: p.arn.as_deref(),
+            })
+            .collect();
+        let matched = batch::match_results(requests, &returned, &invalid);
+        Ok(matched
+            .into_iter()
+            .map(|i| i.and_then(|i| params.get(i)).map(|p| p.version))
+            .collect())
+    }
+
+    /// GetParameter without decryption (ARNs some implementations only take here).
+    async fn call_get_parameter(&self, r: &ParamRef) -> Result<Option<i64>, Cause> {
+        self.wait_for_budget().await;
+        let result = self
+            .ssm
+            .get_parameter()
+            .name(r.request())
+            .with_decryption(false)
+            .send()
+            .await
+            .map_err(|e| classify(&e, self.attempts));
+        self.record(VersionOp::GetParameter, &result);
+        match result {
+            Ok(out) => Ok(out.parameter.map(|p| p.version)),
+            Err(Cause::NotFound) => Ok(None),
+            Err(c) => Err(c),
+        }
+    }
+
+    async fn wait_for_budget(&self) {
+        let waited = self.budget.acquire().await;
+        if !waited.is_zero()
+            && let Some(o) = &self.observer
+        {
+            o.budget_waited(waited);
+        }
+    }
+
+    fn note(&self, served: Served, op: VersionOp) {
+        if served == Served::Shared
+            && let Some(o) = &self.observer
+        {
+            o.coalesced(op);
+        }
+    }
+
+    fn record<T>(&self, op: VersionOp, result: &Result<T, Cause>) {
+        if let Some(o) = &self.observer {
+            o.observe(op, result.as_ref().err());
+        }
+    }
+}
+
+/// A `ParameterStringFilter`; a build error (cannot happen with a key) becomes a cause.
+fn filter(key: &str, option: &str, values: &[String]) -> Result<ParameterStringFilter, Cause> {
+    ParameterStringFilter::builder()
+        .key(key)
+        .option(option)
+        .set_values(Some(values.to_vec()))
+        .build()
+        .map_err(|e| Cause::Rejected {
+            code: "filter".into(),
+            message: e.to_string(),
+        })
+}
+
+/// The version id carrying `stage`.
+fn staged(stages: &HashMap<String, Vec<String>>, stage: &str) -> Option<String> {
+    stages
+        .iter()
+        .find(|(_, s)| s.iter().any(|s| s == stage))
+        .map(|(id, _)| id.clone())
+}
+
+/// True for names and paths under `/aws/` or `/ssm/` (any case): AWS's public and
+/// reserved parameters, which DescribeParameters filters refuse or do not list.
+pub fn reserved_prefix(name: &str) -> bool {
+    let first = name
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    name.starts_with('/') && (first.starts_with("aws") || first.starts_with("ssm"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_prefixes_are_the_aws_and_ssm_trees() {
+        assert!(reserved_prefix("/aws/service/ami"));
+        assert!(reserved_prefix("/AWS/x"));
+        assert!(reserved_prefix("/ssm/"));
+        assert!(!reserved_prefix("/app/aws"));
+        assert!(!reserved_prefix("awsname"));
+        assert!(!reserved_prefix("/"));
+    }
+
+    #[test]
+    fn the_staged_version_is_found_by_its_stage() {
+        let stages = HashMap::from([
+            ("a".to_owned(), vec!["AWSPREVIOUS".to_owned()]),
+            (
+                "b".to_owned(),
+                vec!["AWSCURRENT".to_owned(), "x".to_owned()],
+            ),
+        ]);
+        assert_eq!(staged(&stages, "AWSCURRENT").as_deref(), Some("b"));
+        assert_eq!(staged(&stages, "AWSPREVIOUS").as_deref(), Some("a"));
+        assert_eq!(staged(&stages, "nope"), None);
+    }
+}
