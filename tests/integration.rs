@@ -2,6 +2,8 @@
 
 mod exec;
 mod fleet;
+mod hub;
+mod hub_follow;
 mod iam_policy;
 mod no_secret_leaks;
 mod render;

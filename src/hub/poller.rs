@@ -47,7 +47,11 @@ pub async fn run(
             }
             // A full read covers whatever was queued.
             registry.take_refresh();
-            next = (next + config.interval).max(Instant::now());
+            // Late (a slow read, a busy machine): skip ahead rather than poll twice in a row.
+            next += config.interval;
+            if next < Instant::now() {
+                next = Instant::now() + config.interval;
+            }
             registry.keys()
         } else {
             tokio::time::sleep(config.debounce).await;

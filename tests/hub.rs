@@ -1,0 +1,587 @@
+//! `ssm-injector hub` end to end: the real binary over real HTTPS (rcgen certificates),
+//! reading versions from moto through the counting proxy, with rotations made by boto3.
+
+use crate::support::emulator::Request;
+use crate::support::run::clean_env;
+use crate::support::sidecar::{free_port, metric_value};
+use crate::support::{Emulator, shared, unique_prefix};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+/// A CA and one server certificate it signs for localhost and 127.0.0.1.
+fn certificates() -> (String, String, Arc<rustls::ClientConfig>) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "hub test CA");
+    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
+        .expect("CA");
+    let server = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("server params");
+    let key = rcgen::KeyPair::generate().expect("server key");
+    let cert = server.signed_by(&key, &issuer).expect("signed");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(issuer.der().clone()).expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    (cert.pem(), key.serialize_pem(), Arc::new(client))
+}
+
+/// The running hub; killed when dropped.
+struct Hub {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+    tls: TlsConnector,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Hub {
+    /// Starts `ssm-injector hub --interval 500ms` against the emulator's proxy and waits
+    /// until it answers /healthz.
+    async fn start(emu: &Emulator) -> Hub {
+        Hub::start_on(emu, &format!("127.0.0.1:{}", free_port())).await
+    }
+
+    async fn start_on(emu: &Emulator, addr: &str) -> Hub {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key, client) = certificates();
+        let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert_path, cert).expect("write cert");
+        std::fs::write(&key_path, key).expect("write key");
+        let stderr = dir.path().join("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+            .args(["hub", "--listen", addr, "--interval", "500ms", "--cert"])
+            .arg(&cert_path)
+            .arg("--key")
+            .arg(&key_path)
+            .env_clear()
+            .envs(clean_env())
+            .env("AWS_ENDPOINT_URL", &emu.proxy)
+            .env("RUST_LOG", "ssm_injector=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn ssm-injector hub");
+        let mut hub = Hub {
+            child,
+            addr: addr.to_owned(),
+            stderr,
+            tls: TlsConnector::from(client),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = hub.child.try_wait() {
+                panic!("hub exited with {status}:\n{}", hub.log());
+            }
+            if hub.get("/healthz").await.is_some_and(|(s, _)| s == 200) {
+                return hub;
+            }
+            assert!(Instant::now() < deadline, "the hub never answered /healthz");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// One request on a new TLS connection: `(status, body)`, `None` on transport errors.
+    async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Option<(u16, String)> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        let tls = self.tls.connect(name, tcp).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.send("GET", path, Vec::new()).await
+    }
+
+    /// POSTs a watch request; `(status, JSON body)`.
+    async fn watch(&self, body: &Value) -> (u16, Value) {
+        self.watch_raw(body.to_string().into_bytes()).await
+    }
+
+    async fn watch_raw(&self, body: Vec<u8>) -> (u16, Value) {
+        let (status, text) = self
+            .send("POST", "/v1/watch", body)
+            .await
+            .unwrap_or_else(|| panic!("no answer from the hub:\n{}", self.log()));
+        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        (status, v)
+    }
+
+    async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics").await?;
+        metric_value(&text, series)
+    }
+}
+
+/// The `known` a client sends back: the tokens of the last answer.
+fn known(answer: &Value) -> Value {
+    answer["versions"].clone()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Lowercase hex SHA-256 of the sorted `"<name> <version>\n"` lines, computed here
+/// independently of the hub's code.
+fn digest(params: &[(&str, i64)]) -> String {
+    let mut lines: Vec<String> = params.iter().map(|(n, v)| format!("{n} {v}\n")).collect();
+    lines.sort();
+    let d = ring::digest::digest(&ring::digest::SHA256, lines.concat().as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_request_gets_tokens_at_once_and_a_rotation_wakes_a_held_poll() {
+    let emu = shared();
+    let p = unique_prefix("hub-first");
+    let (a, b) = (format!("{p}/a"), format!("{p}/b"));
+    emu.put_secure(&a, "one");
+    emu.put_str(&b, "x");
+    emu.put_str(&b, "y");
+    let hub = Hub::start(emu).await;
+    assert_eq!(
+        hub.get("/readyz").await.map(|r| r.0),
+        Some(200),
+        "nothing to watch yet"
+    );
+
+    let missing = format!("{p}/nope");
+    let req = json!({"names": [a, b, missing]});
+    let started = Instant::now();
+    let (status, first) = hub.watch(&req).await;
+    assert_eq!(status, 200, "{first}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once"
+    );
+    let ka = format!("name:{a}");
+    let kb = format!("name:{b}");
+    let km = format!("name:{missing}");
+    assert_eq!(first["versions"][&ka], "1");
+    assert_eq!(first["versions"][&kb], "2");
+    assert_eq!(first["versions"][&km], "missing");
+    assert_eq!(first["changed"].as_array().map(Vec::len), Some(3));
+    assert_eq!(first["interval_ms"], 500);
+    assert_eq!(hub.get("/readyz").await.map(|r| r.0), Some(200));
+
+    // Held with the current tokens; a rotation answers it within a few intervals.
+    let held = {
+        let req = json!({"names": [a, b, missing], "known": known(&first), "wait_seconds": 30});
+        let hub = &hub;
+        async move { hub.watch(&req).await }
+    };
+    let rotate = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::task::block_in_place(|| emu.put_secure(&a, "two"));
+        Instant::now()
+    };
+    let ((status, answer), rotated_at) = tokio::join!(held, rotate);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], json!([ka]));
+    assert_eq!(answer["versions"][&ka], "2");
+    assert!(
+        rotated_at.elapsed() < Duration::from_secs(3),
+        "woken within the interval"
+    );
+    assert!(answer["spread_ms"].as_u64().is_some());
+    let log = hub.log();
+    assert!(
+        !log.contains("one") && !log.contains("two"),
+        "no value in the log:\n{log}"
+    );
+}
+
+/// DescribeParameters requests mentioning `needle`, grouped into polls: each poll starts
+/// with a first page (no NextToken). Calls before the first first page and the last
+/// group (maybe still going) are left out, so only whole polls are counted.
+fn polls(requests: &[Request], needle: &str) -> Vec<usize> {
+    let mut groups: Vec<usize> = Vec::new();
+    for r in requests
+        .iter()
+        .filter(|r| r.op == "DescribeParameters" && r.body.contains(needle))
+    {
+        if !r.body.contains("NextToken") {
+            groups.push(1);
+        } else if let Some(g) = groups.last_mut() {
+            *g += 1;
+        }
+    }
+    groups.pop();
+    groups
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() {
+    let emu = Emulator::start();
+    let p = unique_prefix("hub-fleet");
+    let names: Vec<String> = (0..20).map(|i| format!("{p}/n{i:02}")).collect();
+    for n in &names {
+        emu.put_str(n, "v");
+    }
+    let hub = Hub::start(&emu).await;
+    let (_, first) = hub.watch(&json!({"names": names})).await;
+    let held = json!({"names": names, "known": known(&first), "wait_seconds": 55});
+
+    // One client, held, for a few polls.
+    let one = {
+        let (hub, held) = (&hub, held.clone());
+        async move { hub.watch(&held).await }
+    };
+    let phase_one = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        emu.reset_calls();
+        let polls_before = hub
+            .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
+            .await
+            .unwrap_or(0.0);
+        eventually(
+            Duration::from_secs(20),
+            "5 polls with one client",
+            || async {
+                let n = hub
+                    .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
+                    .await?;
+                (n >= polls_before + 5.0).then_some(())
+            },
+        )
+        .await;
+        emu.requests()
+    };
+    let single = tokio::select! {
+        a = one => panic!("the one client was answered early: {a:?}"),
+        r = phase_one => r,
+    };
+    let single = polls(&single, &p);
+    assert!(single.len() >= 3, "polls seen: {single:?}");
+    let per_poll = single[0];
+    assert!(
+        single.iter().all(|&n| n == per_poll),
+        "one client: {single:?}"
+    );
+
+    // 1,000 clients, each holding a long poll on its own connection.
+    let clients = async {
+        let all = (0..1000).map(|_| {
+            let (hub, held) = (&hub, held.clone());
+            async move { hub.watch(&held).await }
+        });
+        futures::future::join_all(all).await
+    };
+    let phase_two = async {
+        eventually(Duration::from_secs(60), "1,000 clients waiting", || async {
+            let n = hub.metric("ssm_injector_hub_waiting_clients").await?;
+            (n >= 1000.0).then_some(())
+        })
+        .await;
+        emu.reset_calls();
+        let polls_before = hub
+            .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
+            .await
+            .unwrap_or(0.0);
+        eventually(
+            Duration::from_secs(30),
+            "5 polls with 1,000 clients",
+            || async {
+                let n = hub
+                    .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
+                    .await?;
+                (n >= polls_before + 5.0).then_some(())
+            },
+        )
+        .await;
+        let waiting = hub.metric("ssm_injector_hub_waiting_clients").await;
+        (emu.requests(), waiting)
+    };
+    let (many, waiting) = tokio::select! {
+        answers = clients => panic!("clients answered early: {:?}", answers.first()),
+        r = phase_two => r,
+    };
+    assert!(waiting >= Some(1000.0), "{waiting:?}");
+    let fleet = polls(&many, &p);
+    eprintln!("calls per poll: 1 client {single:?}, 1,000 clients {fleet:?}");
+    assert!(fleet.len() >= 3, "polls seen: {fleet:?}");
+    assert!(
+        fleet.iter().all(|&n| n == per_poll),
+        "1 client: {per_poll} calls per poll; 1,000 clients: {fleet:?}"
+    );
+    // And nothing but those polls.
+    assert!(
+        many.iter().all(|r| r.op == "DescribeParameters"),
+        "{:?}",
+        many.iter().map(|r| &r.op).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_token_is_the_digest_of_its_names_and_versions_and_moves_when_one_is_added() {
+    let emu = shared();
+    let p = unique_prefix("hub-path");
+    let path = format!("{p}/cfg/");
+    let (x, y, deep) = (
+        format!("{path}x"),
+        format!("{path}y"),
+        format!("{path}sub/z"),
+    );
+    emu.put_str(&x, "1");
+    emu.put_str(&y, "1");
+    emu.put_str(&y, "2");
+    emu.put_secure(&deep, "s");
+    let hub = Hub::start(emu).await;
+    let key_r = format!("path:{path}:r");
+    let key_1 = format!("path:{path}:1");
+    let req =
+        json!({"paths": [{"path": path, "recursive": true}, {"path": path, "recursive": false}]});
+    let (status, first) = hub.watch(&req).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        first["versions"][&key_r],
+        digest(&[(&x, 1), (&y, 2), (&deep, 1)])
+    );
+    assert_eq!(first["versions"][&key_1], digest(&[(&x, 1), (&y, 2)]));
+
+    let new = format!("{path}sub/new");
+    let held = json!({"paths": req["paths"], "known": known(&first), "wait_seconds": 30});
+    let (answer, ()) = tokio::join!(hub.watch(&held), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| emu.put_str(&new, "n"));
+    });
+    let (status, answer) = answer;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], json!([key_r]), "only the recursive path");
+    assert_eq!(
+        answer["versions"][&key_r],
+        digest(&[(&x, 1), (&y, 2), (&deep, 1), (&new, 1)])
+    );
+
+    let (_, empty) = hub
+        .watch(&json!({"paths": [{"path": format!("{p}/empty/")}]}))
+        .await;
+    assert_eq!(empty["versions"][format!("path:{p}/empty/:r")], "missing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_label_changes_the_label_token() {
+    let emu = shared();
+    let p = unique_prefix("hub-label");
+    let name = format!("{p}/key");
+    emu.put_secure(&name, "a");
+    emu.put_secure(&name, "b");
+    emu.aws(
+        "ssm",
+        "label_parameter_version",
+        json!({"Name": name, "ParameterVersion": 1, "Labels": ["live"]}),
+    );
+    let hub = Hub::start(emu).await;
+    let (live, v2, plain) = (format!("{name}:live"), format!("{name}:2"), name.clone());
+    let (status, first) = hub.watch(&json!({"names": [live, v2, plain]})).await;
+    assert_eq!(status, 200, "{first}");
+    let key = format!("name:{live}");
+    assert_eq!(first["versions"][&key], "1");
+    assert_eq!(first["versions"][format!("name:{v2}")], "2");
+    assert_eq!(first["versions"][format!("name:{plain}")], "2");
+
+    let held = json!({"names": [live, v2, plain], "known": known(&first), "wait_seconds": 30});
+    let (answer, ()) = tokio::join!(hub.watch(&held), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| {
+            emu.aws(
+                "ssm",
+                "label_parameter_version",
+                json!({"Name": name, "ParameterVersion": 2, "Labels": ["live"]}),
+            )
+        });
+    });
+    let (status, answer) = answer;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], json!([key]));
+    assert_eq!(answer["versions"][&key], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secrets_manager_reference_is_tracked_by_its_current_version_id() {
+    let emu = shared();
+    let secret = unique_prefix("hub-secret")
+        .trim_start_matches('/')
+        .to_owned();
+    emu.create_secret(&secret, "s1");
+    let current = |emu: &Emulator| -> String {
+        let d = emu.aws(
+            "secretsmanager",
+            "describe_secret",
+            json!({"SecretId": secret}),
+        );
+        let stages = d["VersionIdsToStages"].as_object().expect("stages").clone();
+        stages
+            .into_iter()
+            .find(|(_, s)| {
+                s.as_array()
+                    .is_some_and(|a| a.contains(&json!("AWSCURRENT")))
+            })
+            .map(|(id, _)| id)
+            .expect("AWSCURRENT")
+    };
+    let hub = Hub::start(emu).await;
+    let name = format!("/aws/reference/secretsmanager/{secret}");
+    let key = format!("name:{name}");
+    let (status, first) = hub.watch(&json!({"names": [name]})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["versions"][&key], current(emu));
+
+    let held = json!({"names": [name], "known": known(&first), "wait_seconds": 30});
+    let (answer, ()) = tokio::join!(hub.watch(&held), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| {
+            emu.aws(
+                "secretsmanager",
+                "put_secret_value",
+                json!({"SecretId": secret, "SecretString": "s2"}),
+            )
+        });
+    });
+    let (status, answer) = answer;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], json!([key]));
+    assert_eq!(answer["versions"][&key], current(emu));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_naming_the_name_and_oversize_bodies_get_413() {
+    let emu = shared();
+    let hub = Hub::start(emu).await;
+    let (status, v) = hub.watch(&json!({"names": ["/ok", "/bad name!"]})).await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/bad name!"),
+        "{v}"
+    );
+    let (status, v) = hub.watch(&json!({"names": ["/app/db#password"]})).await;
+    assert_eq!(status, 400);
+    let e = v["error"].as_str().unwrap_or_default();
+    assert!(
+        e.contains("/app/db#password") && e.contains("#field"),
+        "{v}"
+    );
+    let (status, v) = hub
+        .watch(&json!({"paths": [{"path": "no-slash", "recursive": true}]}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("no-slash"),
+        "{v}"
+    );
+    let names: Vec<String> = (0..1001).map(|i| format!("/n{i}")).collect();
+    let (status, _) = hub.watch(&json!({ "names": names })).await;
+    assert_eq!(status, 400);
+    let big = format!(
+        "{{\"names\": [\"/a\"], \"pad\": \"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
+    let (status, v) = hub.watch_raw(big.into_bytes()).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].is_string());
+    assert_eq!(
+        hub.metric("ssm_injector_hub_refusals_total{status=\"413\"}")
+            .await,
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_hub_sends_no_spurious_change_to_clients_that_resend_their_tokens() {
+    let emu = shared();
+    let p = unique_prefix("hub-restart");
+    let (a, sub) = (format!("{p}/a"), format!("{p}/dir/"));
+    emu.put_str(&a, "1");
+    emu.put_str(&format!("{sub}x"), "1");
+    emu.aws(
+        "ssm",
+        "label_parameter_version",
+        json!({"Name": a, "ParameterVersion": 1, "Labels": ["live"]}),
+    );
+    let names = json!([a, format!("{a}:live"), format!("{p}/missing")]);
+    let paths = json!([{"path": sub, "recursive": true}]);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let first = {
+        let hub = Hub::start_on(emu, &addr).await;
+        let (_, first) = hub.watch(&json!({"names": names, "paths": paths})).await;
+        first
+    };
+    let hub = Hub::start_on(emu, &addr).await;
+    let started = Instant::now();
+    let (status, again) = hub
+        .watch(&json!({"names": names, "paths": paths, "known": known(&first), "wait_seconds": 2}))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["changed"], json!([]), "{again}");
+    assert_eq!(again["versions"], first["versions"]);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "held until the wait ran out"
+    );
+    assert_eq!(
+        hub.metric("ssm_injector_hub_answers_total{reason=\"timeout\"}")
+            .await,
+        Some(1.0)
+    );
+}
