@@ -352,6 +352,31 @@ pub struct WatchArgs {
     /// Longest wait between retries after failures (exponential backoff, full jitter).
     #[arg(long, env = "SSM_INJECTOR_MAX_BACKOFF", value_parser = humantime::parse_duration, default_value = "5m")]
     pub max_backoff: Duration,
+    /// Version hub (`ssm-injector hub`) to follow instead of polling AWS: when it reports a
+    /// change, the values are fetched from AWS with this pod's own role. If the hub is
+    /// unreachable, polling AWS every --interval takes over.
+    #[arg(long, env = "SSM_INJECTOR_HUB", value_name = "URL")]
+    pub hub: Option<String>,
+    /// CA certificate(s) (PEM file) that signed the hub's certificate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_CA",
+        value_name = "FILE",
+        requires = "hub"
+    )]
+    pub hub_ca: Option<PathBuf>,
+    /// The same CA as PEM text (the webhook injects it this way).
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_CA_PEM",
+        value_name = "PEM",
+        hide_env_values = true
+    )]
+    pub hub_ca_pem: Option<String>,
+    /// Token sent to the hub as a bearer token, re-read for every request (a projected
+    /// service account token on Kubernetes).
+    #[arg(long, env = "SSM_INJECTOR_HUB_TOKEN_FILE", value_name = "FILE")]
+    pub hub_token_file: Option<PathBuf>,
     /// Address for /healthz, /readyz and /metrics ("off" to disable).
     #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8099")]
     pub listen: String,

@@ -10,6 +10,8 @@
 //! | `ssm_injector_throttles_total` | counter | |
 //! | `ssm_injector_budget_wait_seconds_total` | counter | |
 //! | `ssm_injector_coalesced_calls_total` | counter | `operation` |
+//! | `ssm_injector_hub_answers_total` | counter | `outcome` (`changed`, `unchanged`, `error`) |
+//! | `ssm_injector_hub_covering` | gauge | |
 //! | `ssm_injector_polls_total` | counter | `outcome` (`ok`, `error`) |
 //! | `ssm_injector_poll_failures_total` | counter | `cause` |
 //! | `ssm_injector_rotations_total` | counter | |
@@ -94,6 +96,8 @@ pub struct Metrics {
     throttles: Counter,
     budget_wait: Counter<f64, AtomicU64>,
     coalesced: Family<OperationLabels, Counter>,
+    hub_answers: Family<OutcomeLabels, Counter>,
+    hub_covering: Gauge,
     polls: Family<OutcomeLabels, Counter>,
     poll_failures: Family<CauseLabels, Counter>,
     rotations: Counter,
@@ -114,6 +118,8 @@ impl Metrics {
             throttles: Counter::default(),
             budget_wait: Counter::default(),
             coalesced: Family::default(),
+            hub_answers: Family::default(),
+            hub_covering: Gauge::default(),
             polls: Family::default(),
             poll_failures: Family::default(),
             rotations: Counter::default(),
@@ -144,6 +150,16 @@ impl Metrics {
             "coalesced_calls",
             "SSM calls not made because an identical call in flight answered them",
             m.coalesced.clone(),
+        );
+        r.register(
+            "hub_answers",
+            "Long-polls of the version hub (--hub), by outcome (changed, unchanged, error)",
+            m.hub_answers.clone(),
+        );
+        r.register(
+            "hub_covering",
+            "1 while the hub tracks every watched key (own polls are skipped), else 0",
+            m.hub_covering.clone(),
         );
         r.register(
             "polls",
@@ -215,6 +231,18 @@ impl Metrics {
         self.last_success.set(now_unix_secs);
         self.consecutive_failures.set(0);
         self.up_to_date.set(1);
+    }
+
+    /// Counts one answer (or failure) of the version hub.
+    pub fn hub_answer(&self, outcome: &'static str) {
+        self.hub_answers
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Whether the hub currently tracks every watched key.
+    pub fn hub_up(&self, covering: bool) {
+        self.hub_covering.set(i64::from(covering));
     }
 
     /// Records a failed poll with its cause label (`Cause::label`, or a word of the caller's

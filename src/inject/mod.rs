@@ -33,8 +33,8 @@ pub struct InjectConfig {
     pub namespace_prefixes: BTreeMap<String, Vec<String>>,
     /// Sidecar poll interval when the pod gives none.
     pub default_interval: Duration,
-    /// Unused for now: the hub sidecars would long-poll.
-    pub hub_url: Option<String>,
+    /// The version hub injected sidecars follow (`--hub`), if any.
+    pub hub: Option<HubInjection>,
     /// Paths a pod gets when it opts in without naming any path or parameter; `{namespace}`
     /// stands for the pod's namespace. Empty: such a pod is denied ("nothing to fetch").
     pub default_paths: Vec<String>,
@@ -62,6 +62,21 @@ impl Default for AgentResources {
     }
 }
 
+/// How injected sidecars reach the version hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubInjection {
+    /// `https://HOST:PORT` of the hub's Service.
+    pub url: String,
+    /// The file the CA was read from (webhook config `hub-ca-file`).
+    pub ca_file: String,
+    /// The CA that signed the hub's certificate (PEM), given to the sidecar in
+    /// `SSM_INJECTOR_HUB_CA_PEM`. CA certificates are public.
+    pub ca_pem: String,
+}
+
+/// Audience of the projected service account token sidecars present to the hub.
+pub const HUB_AUDIENCE: &str = "ssm-injector-hub";
+
 /// What stands for the pod's namespace in [`InjectConfig::default_paths`].
 pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";
 
@@ -75,7 +90,7 @@ impl Default for InjectConfig {
                 .to_vec(),
             namespace_prefixes: BTreeMap::new(),
             default_interval: Duration::from_secs(600),
-            hub_url: None,
+            hub: None,
             default_paths: Vec::new(),
             resources: AgentResources::default(),
         }

@@ -2,11 +2,12 @@
 
 use super::annotations as a;
 use super::validate::{Request, is_under};
-use super::{Denial, InjectConfig};
+use super::{Denial, HUB_AUDIENCE, InjectConfig};
 use crate::format::Format;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, HTTPGetAction, Pod, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod, PodSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,6 +21,10 @@ pub const INIT_CONTAINER: &str = "ssm-injector-init";
 pub const SIDECAR: &str = "ssm-injector";
 /// Port of the sidecar's /healthz, /readyz and /metrics.
 pub const SIDECAR_PORT: i32 = 8099;
+/// Volume of the projected token the sidecar presents to the hub.
+pub const HUB_TOKEN_VOLUME: &str = "ssm-injector-hub-token";
+/// Where the sidecar finds that token.
+pub const HUB_TOKEN_DIR: &str = "/var/run/secrets/ssm-injector/hub";
 /// uid and gid of the injected containers when the pod sets none (distroless nonroot).
 pub const NONROOT_ID: i64 = 65532;
 
@@ -37,11 +42,17 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
 
     // Names the injector is about to add must be free.
-    if spec.volumes.iter().flatten().any(|v| v.name == VOLUME) {
+    if let Some(taken) = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == VOLUME || (config.hub.is_some() && v.name == HUB_TOKEN_VOLUME))
+    {
+        let taken = taken.name.clone();
         return Err(deny(
             None,
             format!(
-                "the pod already has a volume named {VOLUME}; rename it, the injector needs that name"
+                "the pod already has a volume named {taken}; rename it, the injector needs that name"
             ),
         ));
     }
@@ -146,7 +157,30 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
             args.extend(["--reload-process".to_owned(), p.clone()]);
             spec.share_process_namespace = Some(true);
         }
+        if let Some(hub) = &config.hub {
+            args.extend([
+                "--hub".to_owned(),
+                hub.url.clone(),
+                "--hub-token-file".to_owned(),
+                format!("{HUB_TOKEN_DIR}/token"),
+            ]);
+        }
         let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
+        if let Some(hub) = &config.hub {
+            c.env.get_or_insert_with(Vec::new).push(EnvVar {
+                name: "SSM_INJECTOR_HUB_CA_PEM".to_owned(),
+                value: Some(hub.ca_pem.clone()),
+                value_from: None,
+            });
+            c.volume_mounts
+                .get_or_insert_with(Vec::new)
+                .push(VolumeMount {
+                    name: HUB_TOKEN_VOLUME.to_owned(),
+                    mount_path: HUB_TOKEN_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..Default::default()
+                });
+        }
         if native {
             c.restart_policy = Some("Always".to_owned());
             c.startup_probe = Some(Probe {
@@ -201,6 +235,24 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
         }),
         ..Default::default()
     });
+    if req.mode.has_sidecar() && config.hub.is_some() {
+        // A short-lived token for the hub only (its own audience), rotated by the kubelet.
+        spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+            name: HUB_TOKEN_VOLUME.to_owned(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(HUB_AUDIENCE.to_owned()),
+                        expiration_seconds: Some(3600),
+                        path: "token".to_owned(),
+                    }),
+                    ..Default::default()
+                }]),
+                default_mode: Some(0o444),
+            }),
+            ..Default::default()
+        });
+    }
     pod.metadata
         .annotations
         .get_or_insert_with(BTreeMap::new)

@@ -415,6 +415,73 @@ fn the_sidecar_uses_the_configured_default_interval() {
     assert_eq!(flag(find(&p, SIDECAR), "--interval"), Some("1m 30s"));
 }
 
+fn hub_config() -> InjectConfig {
+    InjectConfig {
+        hub: Some(crate::inject::HubInjection {
+            url: "https://ssm-injector-hub.ssm-injector.svc:8443".into(),
+            ca_file: "/hub-ca/ca.crt".into(),
+            ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn with_a_hub_the_sidecar_follows_it_with_a_token_of_its_own_audience() {
+    let p = inject_with(pod().ann(a::MODE, "init+sidecar"), &hub_config());
+    let s = find(&p, SIDECAR);
+    assert_eq!(
+        flag(s, "--hub"),
+        Some("https://ssm-injector-hub.ssm-injector.svc:8443")
+    );
+    assert_eq!(
+        flag(s, "--hub-token-file"),
+        Some("/var/run/secrets/ssm-injector/hub/token")
+    );
+    let env = s.env.as_ref().expect("env");
+    assert!(env.iter().any(|e| {
+        e.name == "SSM_INJECTOR_HUB_CA_PEM"
+            && e.value
+                .as_deref()
+                .is_some_and(|v| v.contains("BEGIN CERTIFICATE"))
+    }));
+    let mount = s
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "ssm-injector-hub-token")
+        .expect("token mount");
+    assert_eq!(mount.read_only, Some(true));
+    let volume = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .and_then(|v| v.iter().find(|v| v.name == "ssm-injector-hub-token"))
+        .expect("token volume");
+    let projection = volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0]
+        .service_account_token
+        .as_ref()
+        .unwrap();
+    assert_eq!(projection.audience.as_deref(), Some("ssm-injector-hub"));
+    assert_eq!(projection.expiration_seconds, Some(3600));
+    // The init container renders once from AWS: it neither follows the hub nor gets the token.
+    let init = find(&p, INIT_CONTAINER);
+    assert_eq!(flag(init, "--hub"), None);
+    assert!(
+        init.volume_mounts
+            .iter()
+            .flatten()
+            .all(|m| m.name != "ssm-injector-hub-token")
+    );
+}
+
+#[test]
+fn without_a_sidecar_no_hub_token_is_mounted() {
+    let p = inject_with(pod().ann(a::MODE, "init"), &hub_config());
+    let volumes = p.spec.as_ref().and_then(|s| s.volumes.as_ref()).unwrap();
+    assert!(volumes.iter().all(|v| v.name != "ssm-injector-hub-token"));
+}
+
 #[test]
 fn a_reload_process_shares_the_process_namespace() {
     let p = inject(

@@ -14,6 +14,8 @@ pub enum WatchConfigError {
     Jitter(f64),
     #[error("--listen {0:?} is not an address like 0.0.0.0:8099 (or \"off\")")]
     Listen(String),
+    #[error(transparent)]
+    Hub(#[from] super::hub::HubConfigError),
     #[error("--reload-signal needs a target: --reload-pid-file FILE or --reload-process NAME")]
     SignalWithoutTarget,
     #[error("{flag}: {source}")]
@@ -34,6 +36,8 @@ pub struct WatchConfig {
     pub max_backoff: Duration,
     pub listen: Option<SocketAddr>,
     pub stale_after: Option<Duration>,
+    /// The version hub to follow, if any.
+    pub hub: Option<super::hub::HubConfig>,
     pub actions: Vec<Action>,
     pub debounce: Duration,
     pub action_timeout: Duration,
@@ -47,6 +51,10 @@ impl WatchConfig {
             jitter,
             instance_id,
             max_backoff,
+            hub,
+            hub_ca,
+            hub_ca_pem,
+            hub_token_file,
             listen,
             stale_after,
             reload_signal,
@@ -70,6 +78,10 @@ impl WatchConfig {
                     .map_err(|_| WatchConfigError::Listen(a.to_owned()))?,
             ),
         };
+        let hub = hub
+            .filter(|h| !h.trim().is_empty())
+            .map(|url| super::hub::HubConfig::build(url.trim(), hub_ca, hub_ca_pem, hub_token_file))
+            .transpose()?;
         let reload_err = |flag| move |source| WatchConfigError::Reload { flag, source };
         let mut actions = Vec::new();
         let target = match (reload_pid_file, reload_process) {
@@ -110,6 +122,7 @@ impl WatchConfig {
             max_backoff: max_backoff.max(interval.min(Duration::from_secs(1))),
             listen,
             stale_after,
+            hub,
             actions,
             debounce: reload_debounce,
             action_timeout: reload_timeout,

@@ -6,6 +6,7 @@
 //! bytes write nothing and run no action. Errors keep the last good files and back off.
 
 pub mod config;
+pub mod hub;
 pub mod reload;
 mod run;
 pub mod schedule;

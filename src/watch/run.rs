@@ -2,7 +2,7 @@
 
 use super::config::WatchConfig;
 use super::schedule::Backoff;
-use super::{reload, schedule, spec_watch};
+use super::{hub, reload, schedule, spec_watch};
 use crate::admin::{self, Health};
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
@@ -106,6 +106,16 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         None => (None, None, None),
     };
 
+    // The version hub, if any: a task long-polls it and tells the loop when to fetch.
+    let (hub_events_tx, mut hub_events) = tokio::sync::mpsc::channel::<hub::HubEvent>(16);
+    let (hub_requests, hub_requests_rx) = tokio::sync::watch::channel(None);
+    let hub_task = config.hub.clone().map(|h| {
+        tracing::info!(hub = %h.address(), "following the version hub; polling AWS myself only while it is away");
+        tokio::spawn(hub::run(h, hub_requests_rx, hub_events_tx, metrics.clone()))
+    });
+    let mut hub_covering = false;
+    let mut hub_fetch_at: Option<tokio::time::Instant>;
+
     let mut backoff = Backoff::new(
         config.interval.min(Duration::from_secs(1)),
         config.max_backoff,
@@ -120,7 +130,16 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
 
     loop {
         let started = Instant::now();
-        let poll = poll_once(&source, &spec, &outputs, &hasher, &mut previous).await;
+        hub_fetch_at = None;
+        let poll = poll_once(
+            &source,
+            &spec,
+            &outputs,
+            &hasher,
+            &mut previous,
+            &hub_requests,
+        )
+        .await;
         let wait = match poll {
             Poll::Ok { changed } => {
                 metrics.poll_succeeded(started.elapsed(), changed && !first, unix_now());
@@ -158,13 +177,31 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
             }
         };
 
-        let next_poll = tokio::time::Instant::now() + wait;
+        let mut next_poll = tokio::time::Instant::now() + wait;
         loop {
             let reload_at = reload_due.map(tokio::time::Instant::from_std);
             tokio::select! {
-                _ = sigterm.recv() => return stop(stop_admin, "SIGTERM"),
-                _ = sigint.recv() => return stop(stop_admin, "SIGINT"),
-                _ = tokio::time::sleep_until(next_poll) => break,
+                _ = sigterm.recv() => return stop(stop_admin, hub_task, "SIGTERM"),
+                _ = sigint.recv() => return stop(stop_admin, hub_task, "SIGINT"),
+                _ = tokio::time::sleep_until(next_poll) => {
+                    if hub_covering && backoff.failures() == 0 {
+                        // The hub watches AWS for us: skip this poll, keep the slot.
+                        next_poll = tokio::time::Instant::now() + schedule::next_poll(
+                            unix_time(), config.interval, config.slot, config.jitter, fastrand::f64(),
+                        );
+                        continue;
+                    }
+                    break;
+                }
+                _ = sleep_until_opt(hub_fetch_at) => break,
+                Some(event) = hub_events.recv() => match event {
+                    hub::HubEvent::Covering(c) => hub_covering = c,
+                    hub::HubEvent::Changed { keys, spread } => {
+                        let at = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
+                        hub_fetch_at = Some(hub_fetch_at.map_or(at, |t| t.min(at)));
+                        tracing::debug!(keys, in_ms = at.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64, "fetch scheduled after a hub change");
+                    }
+                },
                 _ = sleep_until_opt(reload_at) => {
                     reload_due = None;
                     last_reload = Some(Instant::now());
@@ -202,8 +239,15 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     }
 }
 
-fn stop(stop_admin: tokio::sync::oneshot::Sender<()>, why: &str) -> Result<(), WatchError> {
+fn stop(
+    stop_admin: tokio::sync::oneshot::Sender<()>,
+    hub_task: Option<tokio::task::JoinHandle<()>>,
+    why: &str,
+) -> Result<(), WatchError> {
     tracing::info!("{why}: stopping (no write was in progress)");
+    if let Some(t) = hub_task {
+        t.abort();
+    }
     let _ = stop_admin.send(());
     Ok(())
 }
@@ -229,9 +273,15 @@ async fn poll_once(
     outputs: &[Prepared],
     hasher: &RandomState,
     previous: &mut Option<BTreeMap<String, (Option<i64>, u64)>>,
+    hub_requests: &tokio::sync::watch::Sender<Option<crate::hub::protocol::WatchRequest>>,
 ) -> Poll {
     let values = match source.fetch(spec).await {
-        Ok(v) => v,
+        Ok(v) => {
+            if !hub_requests.is_closed() {
+                hub_requests.send_replace(Some(hub::request_for(spec, &v)));
+            }
+            v
+        }
         Err(f) => {
             return Poll::Failed {
                 label: f.errors.first().map_or("error", |e| e.cause.label()),

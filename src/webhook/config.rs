@@ -8,6 +8,8 @@
 //!   team-a: [/team-a/]
 //! default-interval: 10m           # sidecar poll interval when the pod gives none
 //! default-paths: ["/apps/{namespace}/"]  # pods that opt in naming no path or param (quoted: YAML)
+//! hub-url: https://ssm-injector-hub.ssm-injector.svc:8443  # sidecars follow the hub
+//! hub-ca-file: /hub-ca/ca.crt     # the CA of the hub's certificate (with hub-url)
 //! default-resources:              # of the injected containers, when the pod gives none
 //!   cpu-request: 5m
 //!   memory-request: 16Mi
@@ -16,7 +18,7 @@
 //! Every key is optional (defaults: [`InjectConfig::default`]); unknown keys are errors.
 
 use crate::inject::validate::parse_quantity;
-use crate::inject::{AgentResources, InjectConfig, NAMESPACE_PLACEHOLDER};
+use crate::inject::{AgentResources, HubInjection, InjectConfig, NAMESPACE_PLACEHOLDER};
 use crate::spec::names::check_path;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -37,6 +39,20 @@ pub enum ConfigError {
     BadInterval {
         path: String,
         value: String,
+        reason: String,
+    },
+    #[error(
+        "webhook config {path}: hub-url and hub-ca-file go together (the sidecars must be able to check the hub's certificate)"
+    )]
+    HubHalf { path: String },
+    #[error(
+        "webhook config {path}: hub-url {value:?} is not an https:// URL like https://ssm-injector-hub.ssm-injector.svc:8443"
+    )]
+    HubUrl { path: String, value: String },
+    #[error("webhook config {path}: hub-ca-file {file}: {reason}")]
+    HubCa {
+        path: String,
+        file: String,
         reason: String,
     },
     #[error("{at}: the image must not be empty")]
@@ -79,6 +95,7 @@ struct RawConfig {
     namespace_prefixes: Option<BTreeMap<String, Vec<String>>>,
     default_interval: Option<String>,
     hub_url: Option<String>,
+    hub_ca_file: Option<String>,
     default_paths: Option<Vec<String>>,
     default_resources: Option<RawResources>,
 }
@@ -106,7 +123,20 @@ pub fn load(path: Option<&Path>, image: Option<String>) -> Result<InjectConfig, 
             Some((shown, text))
         }
     };
-    build(text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), image)
+    let mut config = build(text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), image)?;
+    if let Some(hub) = &mut config.hub {
+        let fail = |reason: String| ConfigError::HubCa {
+            path: text.as_ref().map_or(String::new(), |(p, _)| p.clone()),
+            file: hub.ca_file.clone(),
+            reason,
+        };
+        let pem = std::fs::read_to_string(&hub.ca_file).map_err(|e| fail(e.to_string()))?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(fail("no PEM certificate in it".into()));
+        }
+        hub.ca_pem = pem;
+    }
+    Ok(config)
 }
 
 /// Builds the config from the file's `(name, text)` and `--image`. Pure.
@@ -134,6 +164,7 @@ pub fn build(
         namespace_prefixes,
         default_interval,
         hub_url,
+        hub_ca_file,
         default_paths,
         default_resources,
     } = raw;
@@ -170,7 +201,22 @@ pub fn build(
                 reason: e.to_string(),
             })?;
     }
-    config.hub_url = hub_url;
+    config.hub = match (hub_url, hub_ca_file) {
+        (None, None) => None,
+        (Some(url), Some(ca_file)) => {
+            let url = url.trim().trim_end_matches('/').to_owned();
+            let host = url.strip_prefix("https://").unwrap_or_default();
+            if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+                return Err(ConfigError::HubUrl { path, value: url });
+            }
+            Some(HubInjection {
+                url,
+                ca_file: ca_file.trim().to_owned(),
+                ca_pem: String::new(),
+            })
+        }
+        _ => return Err(ConfigError::HubHalf { path }),
+    };
     if let Some(paths) = default_paths {
         config.default_paths = check_default_paths(&path, paths)?;
     }
@@ -347,5 +393,32 @@ mod tests {
     fn an_empty_image_flag_is_refused() {
         let e = build(None, Some(" ".into())).expect_err("empty");
         assert!(e.to_string().contains("--image"), "{e}");
+    }
+
+    #[test]
+    fn hub_url_and_ca_file_go_together_and_the_url_must_be_https() {
+        let c = build(
+            Some((
+                "w.yaml",
+                "hub-url: https://hub.ssm.svc:8443/\nhub-ca-file: /hub-ca/ca.crt\n",
+            )),
+            None,
+        )
+        .expect("valid");
+        let hub = c.hub.expect("hub");
+        assert_eq!(hub.url, "https://hub.ssm.svc:8443");
+        assert_eq!(hub.ca_file, "/hub-ca/ca.crt");
+        let e = build(Some(("w.yaml", "hub-url: https://hub:8443\n")), None).expect_err("half");
+        assert!(
+            e.to_string()
+                .contains("hub-url and hub-ca-file go together"),
+            "{e}"
+        );
+        let e = build(
+            Some(("w.yaml", "hub-url: http://hub:8443\nhub-ca-file: /x\n")),
+            None,
+        )
+        .expect_err("http");
+        assert!(e.to_string().contains("is not an https:// URL"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! `emulator.py`), a runner for the real binary, and a deadline poller.
 
 pub mod emulator;
+pub mod hub;
 pub mod run;
 pub mod sidecar;
 
