@@ -3,7 +3,6 @@
 mod exec;
 mod fleet;
 mod hub;
-mod hub;
 mod hub_follow;
 mod iam_policy;
 mod no_secret_leaks;
