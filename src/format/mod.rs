@@ -15,6 +15,8 @@ mod files;
 mod json;
 pub mod keys;
 mod properties;
+#[cfg(any(test, fuzzing))]
+pub mod reference;
 mod template;
 mod yaml;
 

@@ -35,6 +35,10 @@ use std::time::Instant;
 /// the review wraps one (two for UPDATE).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
+/// The only review this webhook reads and writes (`admissionReviewVersions: [v1]`).
+const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+const REVIEW_KIND: &str = "AdmissionReview";
+
 const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
@@ -111,8 +115,9 @@ async fn mutate(State(state): State<WebhookState>, body: Bytes) -> Response {
     response
 }
 
-/// The review's body to send back and its outcome, or the reason for a 400.
-fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), String> {
+/// The review's body to send back and its outcome, or the reason for a 400. Public for the
+/// fuzz target (`fuzz/fuzz_targets/admission_review.rs`); the router is the only caller.
+pub fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), String> {
     let mut raw: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the body is not a JSON AdmissionReview: {e}"))?;
     let uid = raw
@@ -129,6 +134,14 @@ fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), Stri
         match AdmissionReview::<DynamicObject>::deserialize(raw)
             .map_err(|e| e.to_string())
             .and_then(|r| {
+                // kube-core reads any apiVersion and kind, and its answer copies them; the API
+                // server sends (and expects back) exactly these.
+                if r.types.api_version != REVIEW_API_VERSION || r.types.kind != REVIEW_KIND {
+                    return Err(format!(
+                        "apiVersion {:?} and kind {:?}, expected {REVIEW_API_VERSION} and {REVIEW_KIND}",
+                        r.types.api_version, r.types.kind
+                    ));
+                }
                 r.try_into()
                     .map_err(|_| "the review has no request".to_owned())
             }) {
@@ -489,6 +502,29 @@ mod tests {
             "705ab4f5-6393-11e8-b7cc-42010a800002"
         );
         assert_eq!(answer["response"]["allowed"], false);
+    }
+
+    /// Found by the admission_review fuzz target: kube-core reads any apiVersion and kind and
+    /// its answer copied them, so a misspelled kind was allowed with a misspelled answer.
+    #[tokio::test]
+    async fn a_review_of_another_kind_or_version_is_refused_with_a_v1_answer() {
+        let found: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/fuzz/admission_review/wrong-kind-echoed.json"
+        ))
+        .expect("fixture is JSON");
+        let mut v1beta1 = review("CREATE", injected_pod());
+        v1beta1["apiVersion"] = json!("admission.k8s.io/v1beta1");
+        for r in [found, v1beta1] {
+            let answer = post_review(&r).await;
+            assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{answer}");
+            assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
+            assert_eq!(answer["response"]["allowed"], false, "{answer}");
+            assert_eq!(answer["response"]["uid"], r["request"]["uid"], "{answer}");
+            let message = answer["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or("");
+            assert!(message.contains("expected admission.k8s.io/v1"), "{answer}");
+        }
     }
 
     #[tokio::test]

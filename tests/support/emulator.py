@@ -99,6 +99,21 @@ code must not depend on it). Account 123456789012, region us-east-1, boto3 1.44.
     simply invalid, no ValidationException. > 10 names -> ValidationException "... Member
     must have length less than or equal to 10.".
   * SecureString without WithDecryption: Value "kms:alias/aws/ssm:<plaintext>".
+  * DescribeParameters (the hub's version reads): ParameterFilters Name/Equals with up to
+    50 Values (51 -> ValidationException "Member must have length less than or equal
+    to 50"), Path with Recursive/OneLevel (trailing "/" or not, same result) all work
+    and return Name and Version (no value). moto IGNORES MaxResults: pages are always
+    10, with a NextToken whenever a page is full (so 20 names take 3 calls, 50 take 6,
+    a path of 100 takes 11; AWS takes up to 50 per page). A Path filter value starting
+    with /aws or /ssm -> ValidationException (AWS refuses it too); an ARN or an
+    /aws/reference/secretsmanager/ name in a Name filter matches nothing. Both filters
+    in one call are ANDed.
+  * GetParameters WithDecryption=False with NAME:label / NAME:3 returns the version the
+    selector resolves to (Name plain, no Selector, as above); the label moves with
+    LabelParameterVersion.
+  * Secrets Manager DescribeSecret: VersionIdsToStages {"<uuid>": ["AWSCURRENT"]}; after
+    PutSecretValue the new id is AWSCURRENT and the old one AWSPREVIOUS. A missing secret
+    -> ResourceNotFoundException.
 """
 
 from __future__ import annotations

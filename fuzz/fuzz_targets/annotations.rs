@@ -1,0 +1,223 @@
+//! Pod annotations → `inject::mutate`: a pod built from arbitrary annotations, containers,
+//! mounts, volumes and security context never makes `mutate` panic. When it answers with a
+//! patch, the patch applies to the pod's JSON, the result is still a Pod, and `mutate` on
+//! that Pod is a Skip (injection is idempotent). A denial always has a message.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arbitrary::Arbitrary;
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, Pod, PodSecurityContext, PodSpec, Volume, VolumeMount,
+};
+use libfuzzer_sys::fuzz_target;
+use ssm_injector::inject::{Decision, InjectConfig, annotations, mutate};
+
+/// Values that get past the checks, so the fuzzer reaches the later steps quickly.
+const VALUES: &[&str] = &[
+    "true",
+    "false",
+    "TRUE",
+    "",
+    " ",
+    "/app/prod/",
+    "/a/,/b/",
+    "/",
+    "/app/prod/db",
+    "/app/db:3",
+    "/app/db:stable",
+    "/aws/reference/secretsmanager/x#k",
+    "arn:aws:ssm:eu-west-1:111122223333:parameter/shared/db",
+    "dotenv",
+    "json",
+    "yaml",
+    "properties",
+    "files",
+    "template",
+    "app.env",
+    "x",
+    "/ssm",
+    "/ssm/",
+    "/config",
+    "/config/app.tmpl",
+    "/data/t",
+    "init",
+    "sidecar",
+    "init+sidecar",
+    "1s",
+    "60s",
+    "5m",
+    "0s",
+    "app",
+    "side",
+    "app,side",
+    "app,",
+    "0400",
+    "0440",
+    "0444",
+    "0777",
+    "0o400",
+    "HUP",
+    "USR1",
+    "SIGTERM",
+    "nginx",
+    "5m",
+    "0.1",
+    "16Mi",
+    "32Mi",
+    "1e3",
+    "1E-3",
+    "+1",
+    "injected",
+];
+const NAMES: &[&str] = &["app", "side", "ssm-injector", "ssm-injector-init", "config"];
+const PATHS: &[&str] = &["/ssm", "/ssm/", "/config", "/config/", "/data", "/"];
+const NAMESPACES: &[&str] = &["apps", "team-a", "kube-system", ""];
+
+#[derive(Debug, Arbitrary)]
+enum Key {
+    /// One of `annotations::ALL` (by index).
+    Known(u8),
+    /// `ssm-injector.io/param-<KEY>`.
+    Param(String),
+    /// Anything, prefixed or not.
+    Raw(String),
+}
+
+#[derive(Debug, Arbitrary)]
+enum Text {
+    Known(u8),
+    Raw(String),
+}
+
+impl Text {
+    fn get(&self, pool: &[&str]) -> String {
+        match self {
+            Text::Known(i) => pool[usize::from(*i) % pool.len()].to_owned(),
+            Text::Raw(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+struct ContainerIn {
+    name: Text,
+    init: bool,
+    /// (volume name, mount path)
+    mounts: Vec<(Text, Text)>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    opt_in: bool,
+    annotations: Vec<(Key, Text)>,
+    containers: Vec<ContainerIn>,
+    /// Volume names (ConfigMap volumes).
+    volumes: Vec<Text>,
+    run_as: Option<(Option<i64>, Option<i64>, Option<i64>)>,
+    namespace: Text,
+    native_sidecar: bool,
+    policy: bool,
+}
+
+fn pod(input: &Input) -> Pod {
+    let mut ann = BTreeMap::new();
+    for (k, v) in &input.annotations {
+        let key = match k {
+            Key::Known(i) => annotations::ALL[usize::from(*i) % annotations::ALL.len()]
+                .0
+                .to_owned(),
+            Key::Param(p) => format!("{}{p}", annotations::PARAM_PREFIX),
+            Key::Raw(r) => r.clone(),
+        };
+        ann.insert(key, v.get(VALUES));
+    }
+    if input.opt_in {
+        ann.insert(annotations::INJECT.to_owned(), "true".to_owned());
+    }
+    let mut spec = PodSpec::default();
+    for c in &input.containers {
+        let container = Container {
+            name: c.name.get(NAMES),
+            image: Some("nginx".to_owned()),
+            volume_mounts: (!c.mounts.is_empty()).then(|| {
+                c.mounts
+                    .iter()
+                    .map(|(name, path)| VolumeMount {
+                        name: name.get(NAMES),
+                        mount_path: path.get(PATHS),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        if c.init {
+            spec.init_containers
+                .get_or_insert_with(Vec::new)
+                .push(container);
+        } else {
+            spec.containers.push(container);
+        }
+    }
+    if !input.volumes.is_empty() {
+        spec.volumes = Some(
+            input
+                .volumes
+                .iter()
+                .map(|v| Volume {
+                    name: v.get(NAMES),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: v.get(NAMES),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+    }
+    if let Some((uid, gid, fs_group)) = input.run_as {
+        spec.security_context = Some(PodSecurityContext {
+            run_as_user: uid,
+            run_as_group: gid,
+            fs_group,
+            ..Default::default()
+        });
+    }
+    let mut pod = Pod::default();
+    pod.metadata.generate_name = Some("web-".to_owned());
+    pod.metadata.annotations = Some(ann);
+    pod.spec = Some(spec);
+    pod
+}
+
+fuzz_target!(|input: Input| {
+    let pod = pod(&input);
+    let namespace = input.namespace.get(NAMESPACES);
+    let mut config = InjectConfig {
+        native_sidecar: input.native_sidecar,
+        default_interval: Duration::from_secs(60),
+        ..InjectConfig::default()
+    };
+    if input.policy {
+        config
+            .namespace_prefixes
+            .insert("apps".to_owned(), vec!["/app/".to_owned()]);
+    }
+    match mutate(&pod, &namespace, &config) {
+        Decision::Skip(reason) => assert!(!reason.is_empty()),
+        Decision::Deny(denial) => assert!(!denial.message.is_empty(), "a denial without message"),
+        Decision::Patch(patch) => {
+            let mut value = serde_json::to_value(&pod).expect("a Pod serializes");
+            json_patch::patch(&mut value, &patch)
+                .unwrap_or_else(|e| panic!("the patch does not apply: {e}\n{patch:?}"));
+            let injected: Pod = serde_json::from_value(value)
+                .unwrap_or_else(|e| panic!("the patched pod is not a Pod: {e}"));
+            match mutate(&injected, &namespace, &config) {
+                Decision::Skip(_) => {}
+                other => panic!("injecting twice is not a skip: {other:?}"),
+            }
+        }
+    }
+});
