@@ -20,8 +20,18 @@
     dockerfile-run DOCKERFILE MARKER     the shell command of the RUN instruction containing
                                          MARKER (continuation lines joined)
     dockerfile-env DOCKERFILE            the final stage's ENV, as shell assignments
-    check-patch NAMESPACE WANT_PATHS     the webhook's AdmissionReview answer (stdin) allows the
-                                         pod and injects --path for each of WANT_PATHS
+    check-patch NAMESPACE WANT_PATHS [HUB_URL HUB_CA]
+                                         the webhook's AdmissionReview answer (stdin) allows the
+                                         pod and injects --path for each of WANT_PATHS (and
+                                         --hub HUB_URL with the PEM of the file HUB_CA)
+    check-hub FILE                       a rendered chart: with hub-url in the webhook config,
+                                         the hub's objects agree with it and with each other
+                                         (Service, StatefulSet, TLS, hub CA in the webhook
+                                         pods, auth and RBAC, probes); every pod hardened
+    hub-args FILE                        the rendered hub container's args without --listen,
+                                         one a line
+    hub-watch URL CAFILE NAME PATH       POST /v1/watch for NAME and PATH: every key answered
+                                         with a version
 """
 
 import base64
@@ -45,6 +55,7 @@ INJECTOR_IMAGE_NAME = "ssm-injector"
 SPEC_VARS = ["SSM_INJECTOR_PATH", "SSM_INJECTOR_PARAM", "SSM_INJECTOR_OPTIONAL_PARAM",
              "SSM_INJECTOR_NO_RECURSIVE", "SSM_INJECTOR_SPEC"]
 PROBE = ["CMD", "/ssm-injector", "probe", "http://127.0.0.1:8099/readyz"]
+HUB_AUDIENCE = "ssm-injector-hub"  # the audience of the tokens the webhook injects
 
 
 def die(msg):
@@ -305,7 +316,7 @@ def admission_review(namespace, path=None):
                                   "userInfo": {"username": "check-packaging"}, "object": pod}}))
 
 
-def check_patch(namespace, want_paths):
+def check_patch(namespace, want_paths, hub_url="", hub_ca=""):
     answer = json.load(sys.stdin)["response"]
     if not answer.get("allowed"):
         die(f"the webhook refused the pod in {namespace}: {answer.get('status')}")
@@ -316,6 +327,156 @@ def check_patch(namespace, want_paths):
     for p in want_paths.split(","):
         if f'"--path", "{p}"' not in text:
             die(f"the patch for a pod in {namespace} does not fetch {p}: {text[:400]}")
+    if hub_url:
+        if f'"--hub", "{hub_url}"' not in text:
+            die(f"the patch for a pod in {namespace} does not follow the hub {hub_url}: {text[:400]}")
+        with open(hub_ca) as f:
+            pem = f.read()
+        if json.dumps({"name": "SSM_INJECTOR_HUB_CA_PEM", "value": pem})[1:-1] not in text:
+            die(f"the patch for a pod in {namespace} lacks SSM_INJECTOR_HUB_CA_PEM with {hub_ca}")
+
+
+def check_hub(path):
+    """The objects a chart value set renders for the hub agree with each other and with the
+    webhook's config; every pod runs hardened. One line of what was found."""
+    objs = load_stream(path)
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+    problems = []
+
+    def need(cond, msg):
+        if not cond:
+            problems.append(msg)
+
+    for o in objs:
+        if o["kind"] in ("Deployment", "StatefulSet"):
+            pod = o["spec"]["template"]["spec"]
+            psc = pod.get("securityContext", {})
+            need(psc.get("runAsNonRoot") is True and psc.get("seccompProfile") == {"type": "RuntimeDefault"},
+                 f"{o['kind']} {o['metadata']['name']}: pod securityContext {psc}")
+            for c in pod["containers"]:
+                sc = c.get("securityContext", {})
+                need(sc.get("readOnlyRootFilesystem") is True and sc.get("allowPrivilegeEscalation") is False
+                     and sc.get("privileged") is False and sc.get("capabilities") == {"drop": ["ALL"]}
+                     and sc.get("runAsNonRoot") is True
+                     and sc.get("seccompProfile") == {"type": "RuntimeDefault"},
+                     f"{o['kind']} {o['metadata']['name']}: container {c['name']} securityContext {sc}")
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    get = c.get(probe, {}).get("httpGet", {})
+                    need(get.get("scheme") == "HTTPS" and get.get("port") == "https",
+                         f"{o['kind']} {o['metadata']['name']}: {probe} is not an HTTPS GET on port https")
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap" and "config.yaml" in o.get("data", {})]
+    config = yaml.safe_load(cm["data"]["config.yaml"])
+    sts = [o for o in objs if o["kind"] == "StatefulSet"]
+    url = config.get("hub-url")
+    name = os.path.basename(path)
+    if not url:
+        need(not sts and "hub-ca-file" not in config, "hub objects or hub-ca-file without hub-url")
+        if problems:
+            die(f"{path}:\n  " + "\n  ".join(problems))
+        print(f"{name}: no hub; pods hardened, HTTPS probes")
+        return
+    host, _, port = url.removeprefix("https://").rpartition(":")
+    svc_name, ns, svc_word = (host.split(".") + ["", "", ""])[:3]
+    need(url.startswith("https://") and svc_word == "svc" and host.count(".") == 2,
+         f"hub-url {url} is not https://SERVICE.NAMESPACE.svc:PORT")
+    svc = by.get(("Service", svc_name))
+    need(svc is not None, f"hub-url names the Service {svc_name}, which is not rendered")
+    need(len(sts) == 1, f"{len(sts)} StatefulSets, want the hub's one")
+    if problems:
+        die(f"{path}:\n  " + "\n  ".join(problems))
+    (s,) = sts
+    need(svc["metadata"]["namespace"] == ns and s["metadata"]["namespace"] == ns,
+         f"hub-url namespace {ns} is not the Service's and StatefulSet's")
+    (sport,) = svc["spec"]["ports"]
+    need(str(sport["port"]) == port and sport["targetPort"] == "https",
+         f"Service {svc_name} port {sport}, want {port} -> https")
+    tmpl = s["spec"]["template"]
+    labels = tmpl["metadata"]["labels"]
+    need(s["spec"]["selector"]["matchLabels"] == svc["spec"]["selector"]
+         and svc["spec"]["selector"].items() <= labels.items(),
+         "the hub Service does not select exactly the StatefulSet's pods")
+    need(s["spec"].get("serviceName") == svc_name, "StatefulSet serviceName is not the hub Service")
+    pods = tmpl["spec"]
+    (c,) = pods["containers"]
+    need(c["args"][0] == "hub", f"the hub container runs {c['args'][:1]}")
+    flags = dict(a[2:].split("=", 1) for a in c["args"][1:])
+    (https,) = [p for p in c["ports"] if p["name"] == "https"]
+    need(flags.get("listen", "").endswith(f":{https['containerPort']}"), f"--listen {flags.get('listen')} is not the https port")
+    need(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "the hub's readiness probe is not /readyz")
+    vols = {v["name"]: v for v in pods["volumes"]}
+    mounts = {m["mountPath"]: vols[m["name"]] for m in c["volumeMounts"]}
+    for f in ("cert", "key"):
+        need(os.path.dirname(flags.get(f, "")) in mounts, f"--{f} {flags.get(f)} is not on a mounted volume")
+    tls_secret = mounts.get(os.path.dirname(flags.get("cert", "")), {}).get("secret", {}).get("secretName")
+    certs = [o for o in objs if o["kind"] == "Certificate" and o["spec"]["secretName"] == tls_secret]
+    need(all(host in o["spec"].get("dnsNames", []) for o in certs),
+         f"the hub's Certificate is not valid for {host}")
+    tls_from = f"Certificate {certs[0]['metadata']['name']}" if certs else f"provided Secret {tls_secret}"
+    # The webhook pods: the hub CA file of the config, from the hub's TLS Secret or a ConfigMap.
+    (dep,) = [o for o in objs if o["kind"] == "Deployment"]
+    wpod = dep["spec"]["template"]["spec"]
+    wvols = {v["name"]: v for v in wpod["volumes"]}
+    ca_dir, ca_file = os.path.split(config.get("hub-ca-file", ""))
+    wmounts = {m["mountPath"]: wvols[m["name"]] for m in wpod["containers"][0]["volumeMounts"]}
+    ca_vol = wmounts.get(ca_dir)
+    ca_from = None
+    if ca_vol is None:
+        need(False, f"the webhook pods do not mount hub-ca-file's directory {ca_dir}")
+    elif "secret" in ca_vol:
+        need(ca_vol["secret"].get("secretName") == tls_secret
+             and {"key": "ca.crt", "path": ca_file} in ca_vol["secret"].get("items", []),
+             f"the webhook's hub CA volume is not ca.crt of the hub's TLS Secret {tls_secret}: {ca_vol}")
+        ca_from = f"ca.crt of {tls_secret}"
+    else:
+        ca_cm = by.get(("ConfigMap", ca_vol.get("configMap", {}).get("name")), {})
+        need("-----BEGIN CERTIFICATE-----" in ca_cm.get("data", {}).get(ca_file, ""),
+             f"the webhook's hub CA volume has no PEM {ca_file}: {ca_vol}")
+        ca_from = f"ConfigMap {ca_cm.get('metadata', {}).get('name')}"
+    # Auth: TokenReview needs an API token and system:auth-delegator; the webhook injects
+    # tokens of one audience (src/inject/mod.rs HUB_AUDIENCE).
+    sa = pods["serviceAccountName"]
+    auth = flags.get("auth")
+    crbs = [o for o in objs if o["kind"] == "ClusterRoleBinding"
+            and o["roleRef"]["name"] == "system:auth-delegator"
+            and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in o["subjects"]]
+    if auth == "kubernetes":
+        need(flags.get("audience") == HUB_AUDIENCE, f"--audience {flags.get('audience')}, the webhook injects {HUB_AUDIENCE}")
+        config_vol = mounts.get(os.path.dirname(flags.get("config", "")), {})
+        need(config_vol.get("configMap", {}).get("name") == cm["metadata"]["name"],
+             "auth kubernetes: the hub's --config is not the webhook's ConfigMap (namespace-prefixes)")
+        need(pods.get("automountServiceAccountToken") is True, "auth kubernetes without an API token")
+    else:
+        need(auth == "none" and not crbs and pods.get("automountServiceAccountToken") is False,
+             f"auth {auth}: no token, no auth-delegator binding")
+    pdbs = [o for o in objs if o["kind"] == "PodDisruptionBudget"
+            and o["spec"]["selector"]["matchLabels"] == s["spec"]["selector"]["matchLabels"]]
+    if problems:
+        die(f"{path}:\n  " + "\n  ".join(problems))
+    print(f"{name}: hub {url} -> StatefulSet {s['metadata']['name']} ({s['spec']['replicas']} replica{'' if s['spec']['replicas'] == 1 else 's'}, "
+          f"auth {auth}{', auth-delegator bound' if crbs else ''}{', PDB' if pdbs else ''}), TLS from {tls_from}, "
+          f"webhook mounts the hub CA from {ca_from}; pods hardened, HTTPS probes")
+
+
+def hub_args(path):
+    (s,) = [o for o in load_stream(path) if o["kind"] == "StatefulSet"]
+    (c,) = s["spec"]["template"]["spec"]["containers"]
+    for a in c["args"]:
+        if not a.startswith("--listen="):
+            print(a)
+
+
+def hub_watch(url, cafile, name, path):
+    ctx = ssl.create_default_context(cafile=cafile)
+    body = json.dumps({"names": [name], "paths": [{"path": path}], "wait_seconds": 0}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=20, context=ctx) as r:
+        answer = json.load(r)
+    versions = answer.get("versions", {})
+    want = {f"name:{name}", f"path:{path}:r"}
+    if set(versions) != want or answer.get("unavailable") or any(
+            v in ("missing", "unavailable") for v in versions.values()):
+        die(f"the hub's answer for {sorted(want)}: {answer}")
+    print(f"versions {versions}")
 
 
 def dockerfile_instructions(path):
@@ -366,7 +527,10 @@ def main(argv):
      "admission-review": lambda: admission_review(*args),
      "dockerfile-run": lambda: dockerfile_run(*args),
      "dockerfile-env": lambda: dockerfile_env(*args),
-     "check-patch": lambda: check_patch(args[0], args[1] if len(args) > 1 else ""),
+     "check-patch": lambda: check_patch(*args) if len(args) > 1 else check_patch(args[0], ""),
+     "check-hub": lambda: check_hub(*args),
+     "hub-args": lambda: hub_args(*args),
+     "hub-watch": lambda: hub_watch(*args),
      }[cmd]()
 
 
