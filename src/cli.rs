@@ -189,7 +189,8 @@ pub struct WebhookArgs {
     #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: String,
     /// Injector configuration (YAML: image, native-sidecar, excluded-namespaces,
-    /// namespace-prefixes, default-interval).
+    /// namespace-prefixes, default-interval, default-paths, default-resources, hub-url,
+    /// hub-ca-file).
     #[arg(long, env = "SSM_INJECTOR_WEBHOOK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Image of the injected containers (overrides the config file's `image`).
