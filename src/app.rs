@@ -127,7 +127,12 @@ pub async fn run(cli: Cli) -> u8 {
             .map_err(AppError::from),
         Command::Webhook(args) => crate::webhook::run(args).await.map_err(AppError::from),
         Command::Capacity(args) => capacity(args),
-        Command::Hub(args) => crate::hub::run(args).await.map_err(AppError::from),
+        Command::Hub(mut args) => {
+            if args.instance_id.is_none() {
+                args.instance_id = std::env::var("HOSTNAME").ok();
+            }
+            crate::hub::run(args).await.map_err(AppError::from)
+        }
     };
     match result {
         Ok(()) => exit::OK,

@@ -254,6 +254,15 @@ pub struct HubArgs {
     /// AWS calls in flight at once (1-64).
     #[arg(long, env = "SSM_INJECTOR_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+    /// Push: SQS queue of this replica, filled by an EventBridge rule with Parameter Store
+    /// and Secrets Manager change events; the keys they name are re-read at once.
+    /// `{ordinal}` is replaced by the trailing number of --instance-id [default: no push].
+    #[arg(long, env = "SSM_INJECTOR_HUB_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// This replica's name; its trailing -N fills `{ordinal}` in --queue-url [default:
+    /// HOSTNAME, the pod name of a StatefulSet: NAME-0, NAME-1, ...].
+    #[arg(long, env = "SSM_INJECTOR_HUB_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
 }
 
 /// `ssm-injector hub --auth`.

@@ -41,7 +41,8 @@ fn hub_reads(emu: &Emulator, since: f64, needle: &str) -> usize {
         .count()
 }
 
-fn dotenv_value(file: &Path, key: &str) -> Option<String> {
+/// The value of `key` in a dotenv file written by the sidecar.
+pub(crate) fn dotenv_value(file: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines().find_map(|l| {
         l.strip_prefix(&format!("{key}='"))

@@ -4,6 +4,7 @@ mod exec;
 mod fleet;
 mod hub;
 mod hub_follow;
+mod hub_push;
 mod iam_policy;
 mod no_secret_leaks;
 mod render;

@@ -1,7 +1,9 @@
 //! Pod annotations → `inject::mutate`: a pod built from arbitrary annotations, containers,
 //! mounts, volumes and security context never makes `mutate` panic. When it answers with a
 //! patch, the patch applies to the pod's JSON, the result is still a Pod, and `mutate` on
-//! that Pod is a Skip (injection is idempotent). A denial always has a message.
+//! that Pod is a Skip (injection is idempotent), and every container it added is hardened
+//! (non-root, read-only root, no capabilities, no privilege escalation, seccomp
+//! RuntimeDefault). A denial always has a message.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -192,6 +194,40 @@ fn pod(input: &Input) -> Pod {
     pod
 }
 
+/// Every container of the pod, init containers first.
+fn containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.iter().flat_map(|s| {
+        s.init_containers
+            .iter()
+            .flatten()
+            .chain(s.containers.iter())
+    })
+}
+
+/// Every injected container runs non-root, read-only, without capabilities or privilege
+/// escalation, under the runtime's default seccomp profile, whatever the pod said.
+fn assert_hardened(c: &Container) {
+    let sc = c
+        .security_context
+        .as_ref()
+        .unwrap_or_else(|| panic!("{} has no securityContext", c.name));
+    assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+    assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+    assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+    assert_ne!(sc.privileged, Some(true), "{}", c.name);
+    assert_ne!(sc.run_as_user, Some(0), "{}", c.name);
+    let caps = sc.capabilities.as_ref().expect("capabilities set");
+    assert_eq!(
+        caps.drop.as_deref(),
+        Some(&["ALL".to_owned()][..]),
+        "{}",
+        c.name
+    );
+    assert!(caps.add.as_ref().is_none_or(Vec::is_empty), "{}", c.name);
+    let seccomp = sc.seccomp_profile.as_ref().expect("seccomp profile set");
+    assert_eq!(seccomp.type_, "RuntimeDefault", "{}", c.name);
+}
+
 fuzz_target!(|input: Input| {
     let pod = pod(&input);
     let namespace = input.namespace.get(NAMESPACES);
@@ -214,6 +250,11 @@ fuzz_target!(|input: Input| {
                 .unwrap_or_else(|e| panic!("the patch does not apply: {e}\n{patch:?}"));
             let injected: Pod = serde_json::from_value(value)
                 .unwrap_or_else(|e| panic!("the patched pod is not a Pod: {e}"));
+            for added in
+                containers(&injected).filter(|c| !containers(&pod).any(|o| o.name == c.name))
+            {
+                assert_hardened(added);
+            }
             match mutate(&injected, &namespace, &config) {
                 Decision::Skip(_) => {}
                 other => panic!("injecting twice is not a skip: {other:?}"),

@@ -12,16 +12,22 @@
 //! | `ssm_injector_hub_answers_total` | counter | `reason` (`changed`, `timeout`, `first`) |
 //! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `413`, `503`) |
 //! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept) |
+//! | `ssm_injector_hub_events_total` | counter | `outcome` (`matched`, `unwatched`, `ignored`, `malformed`) |
+//! | `ssm_injector_hub_event_keys_total` | counter | |
+//! | `ssm_injector_hub_event_delay_seconds` | histogram | |
+//! | `ssm_injector_hub_queue_calls_total` | counter | `operation` (`ReceiveMessage`, `DeleteMessageBatch`), `outcome` |
 //!
 //! Labels are fixed words: never a parameter name, path or token.
 
 use crate::metrics::{OutcomeLabels, encode_registry, outcome};
 use crate::source::Cause;
+use crate::source::queue::QueueOp;
 use crate::source::versions::{VersionObserver, VersionOp};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -51,6 +57,46 @@ struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    outcome: &'static str,
+}
+
+/// Seconds from SQS receiving an event to the hub queuing the re-read it leads to.
+const EVENT_DELAY_BUCKETS: [f64; 11] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+
+/// What became of one push event (an SQS message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// It named something a client watches: those keys are read at once.
+    Matched,
+    /// It named only things no client watches: no AWS call.
+    Unwatched,
+    /// Well formed, but it changes no value (another event type, a failed call).
+    Ignored,
+    /// Not JSON, or an accepted event without its name.
+    Malformed,
+}
+
+impl EventOutcome {
+    pub const ALL: [EventOutcome; 4] = [
+        EventOutcome::Matched,
+        EventOutcome::Unwatched,
+        EventOutcome::Ignored,
+        EventOutcome::Malformed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            EventOutcome::Matched => "matched",
+            EventOutcome::Unwatched => "unwatched",
+            EventOutcome::Ignored => "ignored",
+            EventOutcome::Malformed => "malformed",
+        }
+    }
 }
 
 /// Why an answer was sent.
@@ -88,6 +134,10 @@ pub struct HubMetrics {
     answers: Family<ReasonLabels, Counter>,
     refusals: Family<StatusLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    event_keys: Counter,
+    event_delay: Histogram,
+    queue_calls: Family<CallLabels, Counter>,
 }
 
 impl Default for HubMetrics {
@@ -110,6 +160,10 @@ impl HubMetrics {
             answers: Family::default(),
             refusals: Family::default(),
             cert_reloads: Family::default(),
+            events: Family::default(),
+            event_keys: Counter::default(),
+            event_delay: Histogram::new(EVENT_DELAY_BUCKETS),
+            queue_calls: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -162,6 +216,29 @@ impl HubMetrics {
             "Certificate reloads, by outcome (error keeps the old certificate)",
             m.cert_reloads.clone(),
         );
+        r.register(
+            "hub_events",
+            "Push events (SQS messages) by outcome: matched (watched keys re-read at once), unwatched (no AWS call), ignored, malformed",
+            m.events.clone(),
+        );
+        r.register(
+            "hub_event_keys",
+            "Watched keys queued for an immediate read by push events",
+            m.event_keys.clone(),
+        );
+        r.register(
+            "hub_event_delay_seconds",
+            "Time from SQS receiving a push event to the hub queuing its re-read",
+            m.event_delay.clone(),
+        );
+        r.register(
+            "hub_queue_calls",
+            "SQS calls (after the SDK's retries) by operation and outcome (ok or the cause)",
+            m.queue_calls.clone(),
+        );
+        for o in EventOutcome::ALL {
+            drop(m.events.get_or_create(&EventLabels { outcome: o.label() }));
+        }
         for reason in [Reason::Changed, Reason::Timeout, Reason::First] {
             drop(m.answers.get_or_create(&ReasonLabels {
                 reason: reason.label(),
@@ -213,6 +290,31 @@ impl HubMetrics {
             .inc();
     }
 
+    /// One push event handled; `keys` watched keys queued for a read.
+    pub fn event(&self, outcome: EventOutcome, keys: usize) {
+        self.events
+            .get_or_create(&EventLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
+        self.event_keys.inc_by(keys as u64);
+    }
+
+    /// How long after SQS received it an event was handled.
+    pub fn event_delay(&self, delay: Duration) {
+        self.event_delay.observe(delay.as_secs_f64());
+    }
+
+    /// One SQS call finished.
+    pub fn queue_call(&self, op: QueueOp, failure: Option<&Cause>) {
+        self.queue_calls
+            .get_or_create(&CallLabels {
+                operation: op.as_str(),
+                outcome: failure.map_or("ok", Cause::label),
+            })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         encode_registry(&self.registry)
     }
@@ -253,6 +355,8 @@ mod tests {
         m.answered(Reason::First);
         m.sizes(20, 1000);
         m.poll(true, true, 2);
+        m.event(EventOutcome::Matched, 3);
+        m.queue_call(QueueOp::ReceiveMessage, Some(&Cause::NotFound));
         let text = m.encode();
         for series in [
             "ssm_injector_hub_api_calls_total{operation=\"DescribeParameters\",outcome=\"ok\"} 1",
@@ -263,6 +367,10 @@ mod tests {
             "ssm_injector_hub_waiting_clients 1000",
             "ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"} 1",
             "ssm_injector_hub_changes_total 2",
+            "ssm_injector_hub_events_total{outcome=\"matched\"} 1",
+            "ssm_injector_hub_events_total{outcome=\"malformed\"} 0",
+            "ssm_injector_hub_event_keys_total 3",
+            "ssm_injector_hub_queue_calls_total{operation=\"ReceiveMessage\",outcome=\"not_found\"} 1",
         ] {
             assert!(text.contains(series), "{series} missing:\n{text}");
         }

@@ -11,11 +11,15 @@
 //! - [`server`]: the axum router; HTTPS by [`crate::webhook::server`] and
 //!   [`crate::webhook::tls`].
 //! - [`auth`]: the authentication and policy seams (`--auth none` only, for now).
+//! - [`events`]: push events (SQS message bodies) → what changed (pure).
+//! - [`push`]: the SQS consumer that re-reads the keys an event moves at once.
 
 pub mod auth;
+pub mod events;
 pub mod metrics;
 pub mod poller;
 pub mod protocol;
+pub mod push;
 pub mod registry;
 pub mod server;
 pub mod spread;
@@ -23,7 +27,8 @@ pub mod spread;
 use crate::cli::{HubArgs, HubAuth};
 use crate::source::BudgetConfig;
 use crate::source::budget::BudgetError;
-use crate::source::ssm::SetupError;
+use crate::source::queue::EventQueue;
+use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
 use crate::webhook::{server as https, tls};
 use std::net::SocketAddr;
@@ -60,6 +65,8 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    QueueUrl(#[from] push::QueueUrlError),
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -92,6 +99,8 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         max_tps,
         burst,
         concurrency,
+        queue_url,
+        instance_id,
     } = args;
     let addr: SocketAddr = listen
         .trim()
@@ -109,6 +118,9 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     if !(1..=64).contains(&concurrency) {
         return Err(HubError::Concurrency(concurrency));
     }
+    let queue_url = queue_url
+        .map(|template| push::queue_url(&template, instance_id.as_deref()))
+        .transpose()?;
     let defaults = BudgetConfig::default();
     let budget = BudgetConfig::new(
         max_tps.unwrap_or(defaults.per_second),
@@ -119,11 +131,8 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     };
 
     let metrics = Arc::new(metrics::HubMetrics::new());
-    let source = Arc::new(
-        VersionSource::from_env(region, budget)
-            .await?
-            .with_observer(metrics.clone()),
-    );
+    let aws = load_config(region).await?;
+    let source = Arc::new(VersionSource::from_config(&aws, budget).with_observer(metrics.clone()));
     let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
     let tls_config = tls::server_config(resolver.clone())?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -144,6 +153,14 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         },
         metrics.clone(),
     ));
+    let pusher = queue_url.map(|url| {
+        tracing::info!(queue = %url, "push: reading change events from SQS");
+        tokio::spawn(push::run(
+            Arc::new(EventQueue::new(&aws, url)),
+            registry.clone(),
+            metrics.clone(),
+        ))
+    });
     let reload_metrics = metrics.clone();
     let reloader = tokio::spawn(tls::watch(
         resolver,
@@ -191,5 +208,8 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     .await;
     poller.abort();
     reloader.abort();
+    if let Some(p) = pusher {
+        p.abort();
+    }
     Ok(())
 }

@@ -256,17 +256,14 @@ impl Registry {
         }
     }
 
-    /// The registered keys a change of parameter `name` can affect: the name with any
-    /// selector or ARN, and every path it is under.
-    pub fn keys_for_parameter(&self, name: &str) -> Vec<Key> {
+    /// The registered keys `affected` picks (the push consumer passes
+    /// [`super::events::Change::affects`]), sorted.
+    pub fn keys_matching(&self, affected: impl Fn(&Key) -> bool) -> Vec<Key> {
         let inner = self.lock();
         let mut keys: Vec<Key> = inner
             .entries
             .values()
-            .filter(|e| match &e.key {
-                Key::Name(r) => r.name == name,
-                Key::Path { path, recursive } => under(name, path, *recursive),
-            })
+            .filter(|e| affected(&e.key))
             .map(|e| e.key.clone())
             .collect();
         keys.sort();
@@ -469,8 +466,9 @@ mod tests {
         k.push(Key::path("/app", false).unwrap());
         k.push(Key::path("/other/", true).unwrap());
         r.want(&k, Instant::now());
+        let change = super::super::events::Change::Parameter("/app/db".into());
         let hit: Vec<String> = r
-            .keys_for_parameter("/app/db")
+            .keys_matching(|k| change.affects(k))
             .iter()
             .map(Key::to_string)
             .collect();

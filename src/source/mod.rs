@@ -1,12 +1,14 @@
 //! Where values come from. `batch` and `field` are pure, `budget` (token bucket) and
-//! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` (values)
-//! and `versions` (the hub's reads, never decrypted) are the only AWS code.
+//! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` (values),
+//! `versions` (the hub's reads, never decrypted) and `queue` (the hub's push events, SQS)
+//! are the only AWS code.
 
 pub mod batch;
 pub mod budget;
 pub mod coalesce;
 pub mod error;
 pub mod field;
+pub mod queue;
 pub mod ssm;
 pub mod versions;
 

@@ -476,6 +476,16 @@ impl Source {
     }
 }
 
+/// The SDK's default chain (see [`Source::from_env`]) with `region` if given, through
+/// [`sdk_config`]: one configuration for every AWS client of a process.
+pub async fn load_config(region: Option<String>) -> Result<SdkConfig, SetupError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = region {
+        loader = loader.region(Region::new(r));
+    }
+    sdk_config(loader).await
+}
+
 /// The SDK configuration every AWS client of this program uses: `loader` plus the HTTPS
 /// client (rustls on ring) and the timeouts; a region is required.
 pub async fn sdk_config(loader: aws_config::ConfigLoader) -> Result<SdkConfig, SetupError> {

@@ -19,9 +19,9 @@ use super::batch::{self, Returned};
 use super::budget::{Budget, BudgetConfig};
 use super::coalesce::{Coalescer, Served};
 use super::error::Cause;
-use super::ssm::{SetupError, classify, sdk_config};
+use super::ssm::{SetupError, classify, load_config};
 use crate::spec::names::{ParamRef, SECRETS_MANAGER_PREFIX, Selector};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterStringFilter;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -89,15 +89,15 @@ impl VersionSource {
         region: Option<String>,
         budget: BudgetConfig,
     ) -> Result<VersionSource, SetupError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(r) = region {
-            loader = loader.region(Region::new(r));
-        }
-        let config = sdk_config(loader).await?;
-        Ok(VersionSource::from_config(&config, budget))
+        Ok(VersionSource::from_config(
+            &load_config(region).await?,
+            budget,
+        ))
     }
 
-    fn from_config(config: &SdkConfig, budget: BudgetConfig) -> VersionSource {
+    /// From a configuration already loaded ([`load_config`]), to share it with other
+    /// clients of the process.
+    pub fn from_config(config: &SdkConfig, budget: BudgetConfig) -> VersionSource {
         VersionSource {
             ssm: aws_sdk_ssm::Client::new(config),
             sm: aws_sdk_secretsmanager::Client::new(config),
