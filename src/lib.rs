@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod cli;
 pub mod exec;
 pub mod format;
+pub mod https_client;
 pub mod hub;
 pub mod iam;
 pub mod inject;

@@ -5,18 +5,15 @@
 //! the sidecar itself, with its own role, so least privilege and the audit trail stay per
 //! workload, and a hub that is down or wrong can delay a rotation but never corrupt a file.
 
+use crate::https_client::{self, ClientError, Endpoint};
 use crate::hub::protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};
 use crate::watch::schedule::Backoff;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 /// Largest answer read from the hub.
@@ -46,8 +43,12 @@ pub enum HubError {
     Tls(String),
     #[error("the hub did not answer: {0}")]
     Http(String),
+    /// 4xx: this client may not follow the hub (token, namespace policy, bad request).
     #[error("the hub refused the request (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
+    /// 5xx: the hub cannot serve now (e.g. it cannot check tokens, or is full).
+    #[error("the hub cannot serve the request now (HTTP {status}): {message}")]
+    Unavailable { status: u16, message: String },
     #[error("the hub's answer is not a watch response: {0}")]
     Answer(String),
     #[error("cannot read the token file {path}: {reason}")]
@@ -57,8 +58,7 @@ pub enum HubError {
 /// Where the hub is and how to trust it.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    host: String,
-    port: u16,
+    endpoint: Endpoint,
     tls: Arc<rustls::ClientConfig>,
     /// The projected service account token, re-read for every request (the kubelet
     /// rotates it).
@@ -74,30 +74,7 @@ impl HubConfig {
         ca_pem: Option<String>,
         token_file: Option<PathBuf>,
     ) -> Result<HubConfig, HubConfigError> {
-        let bad = || HubConfigError::Url(url.to_owned());
-        let rest = url
-            .trim_end_matches('/')
-            .strip_prefix("https://")
-            .ok_or_else(bad)?;
-        if rest.is_empty()
-            || rest.contains(['/', '?', '#', '@'])
-            || rest.contains(char::is_whitespace)
-        {
-            return Err(bad());
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.contains(']') || h.ends_with(']') => {
-                (h, p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?)
-            }
-            _ => (rest, 443),
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if host.is_empty() || ServerName::try_from(host.clone()).is_err() {
-            return Err(bad());
-        }
+        let endpoint = Endpoint::parse(url).ok_or_else(|| HubConfigError::Url(url.to_owned()))?;
         let (shown, pem) = match (ca_file, ca_pem) {
             (Some(path), _) => {
                 let shown = path.display().to_string();
@@ -112,106 +89,75 @@ impl HubConfig {
             }
             _ => return Err(HubConfigError::NoCa),
         };
-        let ca_err = |reason: String| HubConfigError::Ca {
-            path: shown.clone(),
-            reason,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| ca_err(format!("not PEM certificates: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| ca_err(format!("not a usable CA certificate: {e}")))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_err("no certificate in it".into()));
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(crate::webhook::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ca_err(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = https_client::trusting(&pem).map_err(|e| HubConfigError::Ca {
+            path: shown,
+            reason: e.to_string(),
+        })?;
         Ok(HubConfig {
-            host,
-            port,
-            tls: Arc::new(tls),
+            endpoint,
+            tls,
             token_file,
         })
     }
 
     /// `host:port`, for logs.
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        self.endpoint.address()
     }
 
     /// One `POST /v1/watch`; the hub holds it until something changes or `wait` passes.
     pub async fn watch(&self, request: &WatchRequest) -> Result<WatchResponse, HubError> {
         let body = serde_json::to_vec(request).map_err(|e| HubError::Http(e.to_string()))?;
-        let token = match &self.token_file {
-            None => None,
-            Some(path) => Some(
-                std::fs::read_to_string(path)
-                    .map(|t| t.trim().to_owned())
-                    .map_err(|e| HubError::Token {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?,
-            ),
-        };
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| HubError::Connect(format!("{}: {e}", self.address())))?;
-        let _ = tcp.set_nodelay(true);
-        let name =
-            ServerName::try_from(self.host.clone()).map_err(|e| HubError::Tls(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| HubError::Tls(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| HubError::Http(e.to_string()))?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut builder = hyper::Request::post("/v1/watch")
-            .header(hyper::header::HOST, self.address())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::CONNECTION, "close");
-        if let Some(t) = token {
-            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(path) = &self.token_file {
+            let token = std::fs::read_to_string(path).map_err(|e| HubError::Token {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            headers.push(
+                https_client::bearer(token.trim()).ok_or_else(|| HubError::Token {
+                    path: path.display().to_string(),
+                    reason: "not a token (it has characters a header cannot carry)".to_owned(),
+                })?,
+            );
         }
-        let req = builder
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| HubError::Http(e.to_string()))?;
-        let result = async {
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| HubError::Http(e.to_string()))?;
-            let status = resp.status().as_u16();
-            let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| HubError::Http(e.to_string()))?
-                .to_bytes();
-            if status != 200 {
-                let message = serde_json::from_slice::<protocol::ErrorBody>(&bytes)
-                    .map(|e| e.error)
-                    .unwrap_or_else(|_| {
-                        String::from_utf8_lossy(&bytes).chars().take(200).collect()
-                    });
-                return Err(HubError::Refused { status, message });
-            }
-            serde_json::from_slice::<WatchResponse>(&bytes)
-                .map_err(|e| HubError::Answer(e.to_string()))
+        let answer = https_client::post_json(
+            &self.endpoint,
+            &self.tls,
+            "/v1/watch",
+            headers,
+            body,
+            MAX_ANSWER,
+        )
+        .await
+        .map_err(|e| match e {
+            ClientError::Connect(e) => HubError::Connect(e),
+            ClientError::Tls(e) => HubError::Tls(e),
+            ClientError::Http(e) => HubError::Http(e),
+        })?;
+        if answer.status != 200 {
+            let message = serde_json::from_slice::<protocol::ErrorBody>(&answer.body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| {
+                    String::from_utf8_lossy(&answer.body)
+                        .chars()
+                        .take(200)
+                        .collect()
+                });
+            return Err(if answer.status >= 500 {
+                HubError::Unavailable {
+                    status: answer.status,
+                    message,
+                }
+            } else {
+                HubError::Refused {
+                    status: answer.status,
+                    message,
+                }
+            });
         }
-        .await;
-        driver.abort();
-        result
+        serde_json::from_slice::<WatchResponse>(&answer.body)
+            .map_err(|e| HubError::Answer(e.to_string()))
     }
 }
 
