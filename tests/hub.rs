@@ -2,157 +2,15 @@
 //! reading versions from moto through the counting proxy, with rotations made by boto3.
 
 use crate::support::emulator::Request;
-use crate::support::run::clean_env;
-use crate::support::sidecar::{free_port, metric_value};
+use crate::support::hub::HubProcess;
 use crate::support::{Emulator, shared, unique_prefix};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
-/// A CA and one server certificate it signs for localhost and 127.0.0.1.
-fn certificates() -> (String, String, Arc<rustls::ClientConfig>) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "hub test CA");
-    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
-        .expect("CA");
-    let server = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("server params");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let cert = server.signed_by(&key, &issuer).expect("signed");
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(issuer.der().clone()).expect("root");
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    (cert.pem(), key.serialize_pem(), Arc::new(client))
-}
-
-/// The running hub; killed when dropped.
-struct Hub {
-    child: Child,
-    addr: String,
-    stderr: PathBuf,
-    tls: TlsConnector,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Hub {
-    /// Starts `ssm-injector hub --interval 500ms` against the emulator's proxy and waits
-    /// until it answers /healthz.
-    async fn start(emu: &Emulator) -> Hub {
-        Hub::start_on(emu, &format!("127.0.0.1:{}", free_port())).await
-    }
-
-    async fn start_on(emu: &Emulator, addr: &str) -> Hub {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (cert, key, client) = certificates();
-        let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        std::fs::write(&cert_path, cert).expect("write cert");
-        std::fs::write(&key_path, key).expect("write key");
-        let stderr = dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
-            .args(["hub", "--listen", addr, "--interval", "500ms", "--cert"])
-            .arg(&cert_path)
-            .arg("--key")
-            .arg(&key_path)
-            .env_clear()
-            .envs(clean_env())
-            .env("AWS_ENDPOINT_URL", &emu.proxy)
-            .env("RUST_LOG", "ssm_injector=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn ssm-injector hub");
-        let mut hub = Hub {
-            child,
-            addr: addr.to_owned(),
-            stderr,
-            tls: TlsConnector::from(client),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = hub.child.try_wait() {
-                panic!("hub exited with {status}:\n{}", hub.log());
-            }
-            if hub.get("/healthz").await.is_some_and(|(s, _)| s == 200) {
-                return hub;
-            }
-            assert!(Instant::now() < deadline, "the hub never answered /healthz");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// One request on a new TLS connection: `(status, body)`, `None` on transport errors.
-    async fn send(&self, method: &str, path: &str, body: Vec<u8>) -> Option<(u16, String)> {
-        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
-        let name = ServerName::try_from("localhost").ok()?;
-        let tls = self.tls.connect(name, tcp).await.ok()?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .ok()?;
-        tokio::spawn(conn);
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .ok()?;
-        let resp = sender.send_request(req).await.ok()?;
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
-        Some((status, String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        self.send("GET", path, Vec::new()).await
-    }
-
-    /// POSTs a watch request; `(status, JSON body)`.
-    async fn watch(&self, body: &Value) -> (u16, Value) {
-        self.watch_raw(body.to_string().into_bytes()).await
-    }
-
-    async fn watch_raw(&self, body: Vec<u8>) -> (u16, Value) {
-        let (status, text) = self
-            .send("POST", "/v1/watch", body)
-            .await
-            .unwrap_or_else(|| panic!("no answer from the hub:\n{}", self.log()));
-        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
-        (status, v)
-    }
-
-    async fn metric(&self, series: &str) -> Option<f64> {
-        let (_, text) = self.get("/metrics").await?;
-        metric_value(&text, series)
-    }
+/// Starts `ssm-injector hub --interval 500ms` against the emulator's proxy.
+fn hub(emu: &Emulator) -> HubProcess {
+    HubProcess::start(emu, "500ms", &[])
 }
 
 /// The `known` a client sends back: the tokens of the last answer.
@@ -196,7 +54,7 @@ async fn a_first_request_gets_tokens_at_once_and_a_rotation_wakes_a_held_poll() 
     emu.put_secure(&a, "one");
     emu.put_str(&b, "x");
     emu.put_str(&b, "y");
-    let hub = Hub::start(emu).await;
+    let hub = hub(emu);
     assert_eq!(
         hub.get("/readyz").await.map(|r| r.0),
         Some(200),
@@ -276,7 +134,7 @@ async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() 
     for n in &names {
         emu.put_str(n, "v");
     }
-    let hub = Hub::start(&emu).await;
+    let hub = hub(&emu);
     let (_, first) = hub.watch(&json!({"names": names})).await;
     let held = json!({"names": names, "known": known(&first), "wait_seconds": 55});
 
@@ -384,7 +242,7 @@ async fn a_path_token_is_the_digest_of_its_names_and_versions_and_moves_when_one
     emu.put_str(&y, "1");
     emu.put_str(&y, "2");
     emu.put_secure(&deep, "s");
-    let hub = Hub::start(emu).await;
+    let hub = hub(emu);
     let key_r = format!("path:{path}:r");
     let key_1 = format!("path:{path}:1");
     let req =
@@ -429,7 +287,7 @@ async fn moving_a_label_changes_the_label_token() {
         "label_parameter_version",
         json!({"Name": name, "ParameterVersion": 1, "Labels": ["live"]}),
     );
-    let hub = Hub::start(emu).await;
+    let hub = hub(emu);
     let (live, v2, plain) = (format!("{name}:live"), format!("{name}:2"), name.clone());
     let (status, first) = hub.watch(&json!({"names": [live, v2, plain]})).await;
     assert_eq!(status, 200, "{first}");
@@ -478,7 +336,7 @@ async fn a_secrets_manager_reference_is_tracked_by_its_current_version_id() {
             .map(|(id, _)| id)
             .expect("AWSCURRENT")
     };
-    let hub = Hub::start(emu).await;
+    let hub = hub(emu);
     let name = format!("/aws/reference/secretsmanager/{secret}");
     let key = format!("name:{name}");
     let (status, first) = hub.watch(&json!({"names": [name]})).await;
@@ -505,7 +363,7 @@ async fn a_secrets_manager_reference_is_tracked_by_its_current_version_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_naming_the_name_and_oversize_bodies_get_413() {
     let emu = shared();
-    let hub = Hub::start(emu).await;
+    let hub = hub(emu);
     let (status, v) = hub.watch(&json!({"names": ["/ok", "/bad name!"]})).await;
     assert_eq!(status, 400);
     assert!(
@@ -537,7 +395,7 @@ async fn bad_input_is_refused_naming_the_name_and_oversize_bodies_get_413() {
         "{{\"names\": [\"/a\"], \"pad\": \"{}\"}}",
         "x".repeat(300 * 1024)
     );
-    let (status, v) = hub.watch_raw(big.into_bytes()).await;
+    let (status, v) = hub.watch_raw(None, big.into_bytes()).await;
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].is_string());
     assert_eq!(
@@ -561,13 +419,10 @@ async fn a_restarted_hub_sends_no_spurious_change_to_clients_that_resend_their_t
     );
     let names = json!([a, format!("{a}:live"), format!("{p}/missing")]);
     let paths = json!([{"path": sub, "recursive": true}]);
-    let addr = format!("127.0.0.1:{}", free_port());
-    let first = {
-        let hub = Hub::start_on(emu, &addr).await;
-        let (_, first) = hub.watch(&json!({"names": names, "paths": paths})).await;
-        first
-    };
-    let hub = Hub::start_on(emu, &addr).await;
+    let mut hub = hub(emu);
+    let (_, first) = hub.watch(&json!({"names": names, "paths": paths})).await;
+    // A new process on the same port, certificate and flags.
+    hub.restart();
     let started = Instant::now();
     let (status, again) = hub
         .watch(&json!({"names": names, "paths": paths, "known": known(&first), "wait_seconds": 2}))

@@ -1,12 +1,20 @@
 //! A real `ssm-injector hub` process for tests: HTTPS with a test CA (rcgen), reading
-//! versions from the emulator through its counting proxy.
+//! versions from the emulator through its counting proxy, and an HTTPS client for it
+//! (watch requests with or without a bearer token, `/metrics`).
 
 use super::Emulator;
 use super::run::clean_env;
-use super::sidecar::{free_port, poll_until};
+use super::sidecar::{free_port, metric_value, poll_until};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::TlsConnector;
 
 /// A test CA and a server certificate it signs for localhost and 127.0.0.1, as PEM:
 /// `(ca, server certificate, server key)`.
@@ -24,6 +32,27 @@ pub fn test_pki() -> (String, String, String) {
     (issuer.pem(), cert.pem(), key.serialize_pem())
 }
 
+/// A TLS client that trusts only the CA of `ca_pem`.
+pub fn client_trusting(ca_pem: &str) -> TlsConnector {
+    TlsConnector::from(client_config(ca_pem))
+}
+
+/// A rustls client configuration (ring) that trusts only the CA of `ca_pem`.
+pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM"))
+        .expect("root");
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(client)
+}
+
 /// A running hub; killed when dropped.
 pub struct HubProcess {
     child: Option<Child>,
@@ -35,13 +64,25 @@ pub struct HubProcess {
     pub ca_file: PathBuf,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     endpoint: String,
+    tls: TlsConnector,
 }
 
 impl HubProcess {
     /// Starts `ssm-injector hub --interval INTERVAL ARGS…` on a free loopback port and waits
     /// until the port accepts connections.
     pub fn start(emu: &Emulator, interval: &str, args: &[&str]) -> HubProcess {
+        HubProcess::start_with_env(emu, interval, args, &[])
+    }
+
+    /// Like [`HubProcess::start`], with these environment variables added.
+    pub fn start_with_env(
+        emu: &Emulator,
+        interval: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> HubProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let (ca, cert, key) = test_pki();
         let ca_file = dir.path().join("ca.crt");
@@ -61,7 +102,12 @@ impl HubProcess {
             ca_file,
             dir,
             args: all,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             endpoint: emu.proxy.clone(),
+            tls: client_trusting(&ca),
         };
         hub.restart();
         hub
@@ -99,6 +145,8 @@ impl HubProcess {
             .env_clear()
             .envs(clean_env())
             .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("RUST_LOG", "ssm_injector=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("stderr.log")).expect("stderr file"))
@@ -112,6 +160,68 @@ impl HubProcess {
             }
             std::net::TcpStream::connect(&addr).ok().map(|_| ())
         });
+    }
+}
+
+/// The client side: one request per TLS connection, as the sidecar makes them.
+impl HubProcess {
+    /// One request: `(status, body)`, `None` on transport errors.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<&str>,
+    ) -> Option<(u16, String)> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        let tls = self.tls.connect(name, tcp).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json");
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body))).ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.send("GET", path, Vec::new(), None).await
+    }
+
+    /// POSTs a watch request without a token; `(status, JSON body)`.
+    pub async fn watch(&self, body: &Value) -> (u16, Value) {
+        self.watch_as(None, body).await
+    }
+
+    /// POSTs a watch request with `Authorization: Bearer TOKEN`; `(status, JSON body)`.
+    pub async fn watch_as(&self, bearer: Option<&str>, body: &Value) -> (u16, Value) {
+        self.watch_raw(bearer, body.to_string().into_bytes()).await
+    }
+
+    pub async fn watch_raw(&self, bearer: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+        let (status, text) = self
+            .send("POST", "/v1/watch", body, bearer)
+            .await
+            .unwrap_or_else(|| panic!("no answer from the hub:\n{}", self.log()));
+        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        (status, v)
+    }
+
+    /// One series of `/metrics` (`None` if unanswered or absent).
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics").await?;
+        metric_value(&text, series)
     }
 }
 
