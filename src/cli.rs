@@ -242,6 +242,8 @@ pub struct HubArgs {
         default_value = "none"
     )]
     pub auth: HubAuth,
+    #[command(flatten)]
+    pub kube: HubKubeArgs,
     /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, env = "SSM_INJECTOR_REGION")]
     pub region: Option<String>,
@@ -270,6 +272,48 @@ pub struct HubArgs {
 pub enum HubAuth {
     /// Anyone who reaches the port may watch anything (versions only, never values).
     None,
+    /// Clients send their projected service account token (`Authorization: Bearer`); the
+    /// hub checks it with a Kubernetes TokenReview and applies the namespace policy of
+    /// --config.
+    Kubernetes,
+}
+
+/// `ssm-injector hub --auth kubernetes`: how tokens are checked, and the policy.
+#[derive(Debug, Args)]
+pub struct HubKubeArgs {
+    /// The Kubernetes API server that reviews tokens [default:
+    /// https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, set in every pod].
+    #[arg(long, env = "SSM_INJECTOR_HUB_KUBE_API", value_name = "URL")]
+    pub kube_api: Option<String>,
+    /// The hub's own service account token, sent with each TokenReview; re-read every
+    /// minute (the kubelet rotates it).
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_KUBE_TOKEN_FILE",
+        value_name = "FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub kube_token_file: PathBuf,
+    /// The CA that signed the API server's certificate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_KUBE_CA_FILE",
+        value_name = "FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
+    pub kube_ca_file: PathBuf,
+    /// The audience clients' tokens must be for (the webhook projects them with this one).
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_AUDIENCE",
+        default_value = "ssm-injector-hub"
+    )]
+    pub audience: String,
+    /// The webhook's config file (YAML); with --auth kubernetes the hub applies its
+    /// namespace-prefixes: a client may only watch names and paths under its namespace's
+    /// prefixes [default: no policy].
+    #[arg(long, env = "SSM_INJECTOR_HUB_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

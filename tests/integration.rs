@@ -3,6 +3,7 @@
 mod exec;
 mod fleet;
 mod hub;
+mod hub_auth;
 mod hub_follow;
 mod hub_push;
 mod iam_policy;

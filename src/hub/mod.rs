@@ -10,21 +10,25 @@
 //! - [`poller`]: the one poll loop over [`crate::source::versions::VersionSource`].
 //! - [`server`]: the axum router; HTTPS by [`crate::webhook::server`] and
 //!   [`crate::webhook::tls`].
-//! - [`auth`]: the authentication and policy seams (`--auth none` only, for now).
+//! - [`auth`]: the authentication and policy seams, and the namespace policy (pure).
+//! - [`review`]: TokenReview answers, service account names, the token cache (pure).
+//! - [`kube`]: `--auth kubernetes`: TokenReview against the API server.
 //! - [`events`]: push events (SQS message bodies) → what changed (pure).
 //! - [`push`]: the SQS consumer that re-reads the keys an event moves at once.
 
 pub mod auth;
 pub mod events;
+pub mod kube;
 pub mod metrics;
 pub mod poller;
 pub mod protocol;
 pub mod push;
 pub mod registry;
+pub mod review;
 pub mod server;
 pub mod spread;
 
-use crate::cli::{HubArgs, HubAuth};
+use crate::cli::HubArgs;
 use crate::source::BudgetConfig;
 use crate::source::budget::BudgetError;
 use crate::source::queue::EventQueue;
@@ -67,6 +71,8 @@ pub enum HubError {
     },
     #[error("{0}")]
     QueueUrl(#[from] push::QueueUrlError),
+    #[error("{0}")]
+    Auth(#[from] kube::SetupError),
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -95,6 +101,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         client_budget,
         max_spread,
         auth,
+        kube,
         region,
         max_tps,
         burst,
@@ -126,9 +133,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         max_tps.unwrap_or(defaults.per_second),
         burst.unwrap_or(defaults.burst),
     )?;
-    let (authorizer, policy): (Arc<dyn auth::Authorizer>, Arc<dyn auth::Policy>) = match auth {
-        HubAuth::None => (Arc::new(auth::AllowAll), Arc::new(auth::AllowAll)),
-    };
+    let (authorizer, policy) = kube::setup(auth, kube, &|name| std::env::var(name).ok())?;
 
     let metrics = Arc::new(metrics::HubMetrics::new());
     let aws = load_config(region).await?;

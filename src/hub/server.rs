@@ -1,7 +1,7 @@
 //! The hub's HTTP side: `POST /v1/watch` (the long poll), `/healthz`, `/readyz` and
 //! `/metrics`. Served over HTTPS by the webhook's server ([`crate::webhook::server`]).
 
-use super::auth::{Authorizer, Policy};
+use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
 use super::protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
 use super::registry::{Registry, State, compare};
@@ -110,11 +110,10 @@ async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchRes
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let identity = s
-        .authorizer
-        .authorize(bearer)
-        .await
-        .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let identity = s.authorizer.authorize(bearer).await.map_err(|e| match e {
+        AuthError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
+        AuthError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+    })?;
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -231,9 +230,10 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::auth::{AllowAll, AuthError, AuthFuture, Denied, Identity};
+    use crate::hub::auth::{AllowAll, AuthError, AuthFuture, Denied, Identity, NamespacePolicy};
     use crate::hub::protocol::Key;
     use crate::hub::registry::State;
+    use crate::inject::policy::Prefixes;
     use serde_json::{Value, json};
     use tower::ServiceExt;
 
@@ -246,7 +246,16 @@ mod tests {
                         namespace: Some("apps".into()),
                         name: "web".into(),
                     }),
-                    _ => Err(AuthError("a valid service account token is needed".into())),
+                    Some("team-a") => Ok(Identity {
+                        namespace: Some("team-a".into()),
+                        name: "web".into(),
+                    }),
+                    Some("api-down") => Err(AuthError::Unavailable(
+                        "cannot reach the Kubernetes API".into(),
+                    )),
+                    _ => Err(AuthError::Unauthenticated(
+                        "a valid service account token is needed".into(),
+                    )),
                 }
             })
         }
@@ -332,6 +341,72 @@ mod tests {
             v["error"].as_str().unwrap().contains("name:/other/b"),
             "{v}"
         );
+    }
+
+    #[tokio::test]
+    async fn refusals_map_to_401_403_and_503_and_count_by_status() {
+        let policy = NamespacePolicy::new(Prefixes::from([(
+            "team-a".to_owned(),
+            vec!["/apps/team-a/".to_owned()],
+        )]));
+        let (s, _stop) = state(Arc::new(NoOne), Arc::new(policy));
+        let own = body(json!({"names": ["/apps/team-a/x"], "wait_seconds": 0}));
+        let other = body(json!({"names": ["/apps/team-a/x"], "paths": [{"path": "/apps/"}]}));
+        // (case, bearer, body, status, text in the error)
+        let cases = [
+            (
+                "no token",
+                None,
+                &own,
+                StatusCode::UNAUTHORIZED,
+                "service account token",
+            ),
+            (
+                "a bad token",
+                Some("bad"),
+                &own,
+                StatusCode::UNAUTHORIZED,
+                "needed",
+            ),
+            (
+                "the API server is away",
+                Some("api-down"),
+                &own,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Kubernetes API",
+            ),
+            (
+                "a path above the prefix",
+                Some("team-a"),
+                &other,
+                StatusCode::FORBIDDEN,
+                "path:/apps/:r is outside the policy: namespace team-a may only read /apps/team-a/*",
+            ),
+            (
+                "an unlisted namespace",
+                Some("good"),
+                &own,
+                StatusCode::FORBIDDEN,
+                "name:/apps/team-a/x: namespace apps has no allowed parameter prefixes",
+            ),
+            ("own prefix", Some("team-a"), &own, StatusCode::OK, ""),
+        ];
+        for (case, bearer, req, want, text) in cases {
+            let (st, v) = post(&s, req.clone(), bearer).await;
+            assert_eq!(st, want, "{case}: {v}");
+            if want != StatusCode::OK {
+                let e = v["error"].as_str().unwrap_or_default();
+                assert!(e.contains(text), "{case}: {e}");
+            }
+        }
+        let m = s.metrics.encode();
+        for series in [
+            "hub_refusals_total{status=\"401\"} 2",
+            "hub_refusals_total{status=\"403\"} 2",
+            "hub_refusals_total{status=\"503\"} 1",
+        ] {
+            assert!(m.contains(series), "{series}:\n{m}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 
 pub mod emulator;
 pub mod hub;
+pub mod kube;
 pub mod run;
 pub mod sidecar;
 
