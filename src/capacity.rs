@@ -7,8 +7,10 @@
 //!
 //! * by name: one GetParameters call per 10 names per region, every poll;
 //! * by path: one GetParametersByPath call per page of 10, every poll;
-//! * hub: a hub polls versions (no decryption) once per hub interval per distinct batch,
-//!   and pods fetch only when something they watch changes.
+//! * hub: each hub replica reads the versions of the fleet's distinct plain names with
+//!   DescribeParameters (50 names per call, outside the 40 calls/s quota) and of Secrets
+//!   Manager references with DescribeSecret, once per hub interval; a pod calls AWS only
+//!   when something it watches changes, and then re-fetches its whole spec.
 //!
 //! Jitter spreads polls but does not change the mean rate, so it is not an input.
 
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 /// Names per GetParameters call and parameters per GetParametersByPath page.
 pub const PER_CALL: u64 = 10;
+/// Names per DescribeParameters call of the hub (`Name Equals` filter, pages of 50).
+pub const DESCRIBE_PER_CALL: u64 = 50;
 /// The model's month: 30 days.
 pub const MONTH_DAYS: f64 = 30.0;
 const DAY_SECONDS: f64 = 86_400.0;
@@ -48,7 +52,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(600);
 pub const DEFAULT_HUB_INTERVAL: Duration = Duration::from_secs(30);
 /// The hub's default replica count (each replica polls).
 pub const DEFAULT_HUB_REPLICAS: u64 = 2;
-/// Default rotations per parameter per day (hub mode: each one makes watching pods fetch).
+/// Default rotations per parameter per day (hub mode: each one makes every watching pod
+/// re-fetch its whole spec).
 pub const DEFAULT_ROTATIONS_PER_DAY: f64 = 1.0;
 
 /// Bounds of the inputs; anything outside is a typo or a fleet no account can hold.
@@ -70,7 +75,8 @@ pub enum Mode {
     ByName,
     /// `--path`: GetParametersByPath, 10 parameters per page, every poll.
     ByPath,
-    /// The version hub: the hub polls versions, pods fetch what changed.
+    /// The version hub: the hub reads versions (DescribeParameters, DescribeSecret), pods
+    /// re-fetch their spec when something they watch changed.
     Hub,
 }
 
@@ -160,7 +166,8 @@ pub struct Inputs {
     pub distinct_names: Option<u64>,
     pub hub_interval: Duration,
     pub hub_replicas: u64,
-    /// Rotations per parameter per day (hub: each makes every watching pod fetch).
+    /// Rotations per parameter per day (hub: each makes every watching pod re-fetch its
+    /// whole spec).
     pub rotations_per_day: f64,
     /// Calls/s the fleet should stay under (busiest region).
     pub target_tps: f64,
@@ -353,34 +360,43 @@ pub struct Cost {
     pub within_quota: bool,
 }
 
-/// Hub-mode figures.
+/// Hub-mode figures. The model assumes every name a pod watches is a plain name or a
+/// Secrets Manager reference: `name:label` and `name:3` selectors (and ARNs, `/aws/` and
+/// `/ssm/` names) are read by the hub with GetParameters, which is in the shared quota, and
+/// are not modelled (docs/capacity.md gives the term to add).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct HubEstimate {
     pub hub_interval_seconds: f64,
     pub hub_replicas: u64,
     pub distinct_names: u64,
-    /// GetParameters calls (no decryption) of all replicas, per second.
-    pub hub_calls_per_second: f64,
+    /// DescribeParameters calls of all replicas, per second (plain names, 50 per call).
+    /// Not in the 40 calls/s quota: DescribeParameters has its own throttle, which AWS does
+    /// not publish.
+    pub describe_parameters_per_second: f64,
     /// DescribeSecret calls for Secrets Manager references (Secrets Manager's quota).
     pub describe_secret_per_second: f64,
     /// Pods watching one parameter (on average).
     pub watchers_per_name: f64,
-    /// Pod fetches caused by one rotation of one parameter (one call per watching pod).
+    /// Calls caused by one rotation of one parameter: every watching pod re-fetches its
+    /// whole spec, `calls_per_poll` calls each.
     pub calls_per_rotation: f64,
-    /// Pod fetches per day caused by rotations.
+    /// Pod re-fetches per day caused by rotations (each decrypts all the pod's
+    /// SecureStrings). An upper bound: names rotated within one spread window cost one
+    /// re-fetch per pod, not one each.
+    pub rotation_fetches_per_day: f64,
+    /// Calls per day caused by rotations: `rotation_fetches_per_day × calls_per_poll`.
     pub rotation_calls_per_day: f64,
-    /// Time over which the fetches of one rotation must be spread to stay under the target
-    /// (what the hub's polls leave of it); `None` when the hub alone uses it up.
+    /// Time over which the calls of one rotation must be spread to keep the busiest region
+    /// under the target (the hub's own reads use none of it); `None` without a target.
     pub rotation_spread_seconds: Option<f64>,
     /// The same at the higher-throughput quota.
     pub rotation_spread_seconds_high_throughput: Option<f64>,
-    /// Smallest hub interval that keeps the hub's own polls under the target.
-    pub min_hub_interval_seconds: f64,
     /// Calls/s if the hub went away and every pod polled by name at `interval`.
     pub fallback_calls_per_second: f64,
 }
 
-/// The model's answer. Rates are Parameter Store calls unless named otherwise.
+/// The model's answer. Rates are Parameter Store calls in the shared quota (GetParameter,
+/// GetParameters, GetParametersByPath) unless named otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
     pub mode: Mode,
@@ -393,8 +409,9 @@ pub struct Estimate {
     pub calls_per_poll: u64,
     /// Pods polling AWS (0 in hub mode).
     pub poll_calls_per_second: f64,
-    /// The fleet's steady Parameter Store calls/s, all regions: polls, or hub polls plus
-    /// the daily average of rotation fetches. Init renders are apart.
+    /// The fleet's steady calls/s against the shared quota, all regions: polls, or (hub)
+    /// the daily average of the rotation re-fetches; the hub's DescribeParameters and
+    /// DescribeSecret are not in it. Init renders are apart.
     pub steady_calls_per_second: f64,
     /// The same for the busiest region, which is what the per-region quota sees.
     pub busiest_region_calls_per_second: f64,
@@ -407,6 +424,8 @@ pub struct Estimate {
     pub min_interval_seconds: f64,
     pub init_calls_per_day: f64,
     pub month_days: f64,
+    /// Every Parameter Store API interaction, which higher throughput charges: the shared
+    /// quota's calls plus (hub) the hub's DescribeParameters.
     pub parameter_store_calls_per_month: f64,
     /// GetSecretValue made for references plus the hub's DescribeSecret calls.
     pub secrets_manager_calls_per_month: f64,
@@ -428,6 +447,14 @@ fn split(n: u64, parts: u64) -> impl Iterator<Item = u64> {
 pub fn calls_by_name(names: u64, regions: u64) -> u64 {
     split(names, regions.max(1))
         .map(|n| n.div_ceil(PER_CALL))
+        .sum()
+}
+
+/// DescribeParameters calls of one hub poll for `names` plain names spread evenly over
+/// `regions`: Σ ⌈names_in_region / 50⌉ (one full page each).
+pub fn describe_calls(names: u64, regions: u64) -> u64 {
+    split(names, regions.max(1))
+        .map(|n| n.div_ceil(DESCRIBE_PER_CALL))
         .sum()
 }
 
@@ -521,43 +548,45 @@ pub fn estimate(i: &Inputs) -> Result<Estimate, CapacityError> {
             let d = i.distinct_names.unwrap_or(n);
             // Distinct references in the same proportion as in one pod.
             let ds = (d as f64 * s / n as f64).ceil().min(d as f64) as u64;
-            let hub_names = d - ds;
             let hub_s = i.hub_interval.as_secs_f64();
             let replicas = i.hub_replicas as f64;
-            let hub_rate = replicas * calls_by_name(hub_names, i.regions) as f64 / hub_s;
-            let hub_busiest =
-                replicas * hub_names.div_ceil(i.regions).div_ceil(PER_CALL) as f64 / hub_s;
-            let describe_rate = replicas * ds as f64 / hub_s;
+            // Each replica reads every plain name with DescribeParameters and every
+            // reference with DescribeSecret: neither is in the shared quota, so the whole
+            // target is left for the pods' re-fetches.
+            let describe_calls = replicas * describe_calls(d - ds, i.regions) as f64;
+            let describe_rate = describe_calls / hub_s;
+            let describe_secret_rate = replicas * ds as f64 / hub_s;
             let watchers = pods * n as f64 / d as f64;
-            // One rotation of one parameter: each watching pod fetches ⌈1/10⌉ = 1 call.
-            let rotation_calls_per_day = i.rotations_per_day * d as f64 * watchers;
-            let rotation_rate = rotation_calls_per_day / DAY_SECONDS;
-            let busiest_share = busiest_names as f64 / n as f64;
-            let fetch_month = rotation_calls_per_day * MONTH_DAYS;
-            let ps = (hub_rate * MONTH_SECONDS + fetch_month) + init_month(calls_per_poll as f64);
-            let sm = describe_rate * MONTH_SECONDS + fetch_month * s / n as f64 + init_month(s);
-            let kms = fetch_month * decrypts_per_read / n as f64 + init_month(decrypts_per_read);
-            let high = i.quotas.high_throughput_tps;
+            // One rotation of one parameter: each watching pod re-fetches its whole spec.
+            let fetches_per_day = i.rotations_per_day * d as f64 * watchers;
+            let rotation_calls_per_day = fetches_per_day * calls_per_poll as f64;
+            let fetch_month = fetches_per_day * MONTH_DAYS;
+            let ps = describe_calls * MONTH_SECONDS / hub_s
+                + fetch_month * calls_per_poll as f64
+                + init_month(calls_per_poll as f64);
+            let sm = describe_secret_rate * MONTH_SECONDS + fetch_month * s + init_month(s);
+            let kms = fetch_month * decrypts_per_read + init_month(decrypts_per_read);
+            let busiest_calls = busiest_per_poll as f64;
             let hub_est = HubEstimate {
                 hub_interval_seconds: hub_s,
                 hub_replicas: i.hub_replicas,
                 distinct_names: d,
-                hub_calls_per_second: hub_rate,
-                describe_secret_per_second: describe_rate,
+                describe_parameters_per_second: describe_rate,
+                describe_secret_per_second: describe_secret_rate,
                 watchers_per_name: watchers,
-                calls_per_rotation: watchers,
+                calls_per_rotation: watchers * calls_per_poll as f64,
+                rotation_fetches_per_day: fetches_per_day,
                 rotation_calls_per_day,
-                rotation_spread_seconds: rotation_window(watchers, 1.0, i.target_tps - hub_busiest),
+                rotation_spread_seconds: rotation_window(watchers, busiest_calls, i.target_tps),
                 rotation_spread_seconds_high_throughput: rotation_window(
                     watchers,
-                    1.0,
-                    high - hub_busiest,
+                    busiest_calls,
+                    i.quotas.high_throughput_tps,
                 ),
-                min_hub_interval_seconds: hub_busiest * hub_s / i.target_tps,
                 fallback_calls_per_second: pods * calls_per_poll as f64 / interval,
             };
-            let steady = hub_rate + rotation_rate;
-            let busiest = hub_busiest + rotation_rate * busiest_share;
+            let steady = rotation_calls_per_day / DAY_SECONDS;
+            let busiest = fetches_per_day * busiest_calls / DAY_SECONDS;
             (0.0, steady, busiest, ps, sm, kms, Some(hub_est))
         }
     };
@@ -674,36 +703,39 @@ pub fn text(e: &Estimate) -> String {
                 ),
             ),
             (
-                "hub calls/s (GetParameters, no decryption)".into(),
-                number(h.hub_calls_per_second, 4),
+                "hub DescribeParameters/s (not in the quota)".into(),
+                number(h.describe_parameters_per_second, 4),
             ),
             (
                 "hub DescribeSecret/s (Secrets Manager)".into(),
                 number(h.describe_secret_per_second, 4),
             ),
             (
-                "pods fetching per rotation".into(),
-                number(h.calls_per_rotation, 0),
+                "calls per rotation (pods × calls per poll)".into(),
+                format!(
+                    "{} ({} pods × {})",
+                    number(h.calls_per_rotation, 0),
+                    number(h.watchers_per_name, 0),
+                    e.calls_per_poll
+                ),
             ),
             (
-                "rotation fetches/day".into(),
+                "rotation fetches/day (at most)".into(),
+                number(h.rotation_fetches_per_day, 0),
+            ),
+            (
+                "rotation calls/day (at most)".into(),
                 number(h.rotation_calls_per_day, 0),
             ),
             (
                 "rotation spread at target".into(),
                 h.rotation_spread_seconds
-                    .map_or("never (hub uses the target)".into(), |w| {
-                        format!("{} s", number(w, 1))
-                    }),
+                    .map_or("never".into(), |w| format!("{} s", number(w, 1))),
             ),
             (
                 "rotation spread at higher throughput".into(),
                 h.rotation_spread_seconds_high_throughput
                     .map_or("never".into(), |w| format!("{} s", number(w, 2))),
-            ),
-            (
-                "min hub interval for target".into(),
-                duration_text(h.min_hub_interval_seconds),
             ),
             (
                 "calls/s if the hub is away".into(),
@@ -713,7 +745,7 @@ pub fn text(e: &Estimate) -> String {
     }
     rows.extend([
         (
-            "steady calls/s (fleet)".into(),
+            "steady calls/s in the quota (fleet)".into(),
             number(e.steady_calls_per_second, 2),
         ),
         (
@@ -853,8 +885,8 @@ pub fn worked_tables() -> Result<String, CapacityError> {
         );
     }
 
-    out.push_str("\n#### Hub: spreading the fetches of one rotation\n\n");
-    out.push_str("| pods watching | hub calls/s | spread at 40/s | spread at 10,000/s |\n");
+    out.push_str("\n#### Hub: spreading the re-fetches of one rotation, 20 names per pod\n\n");
+    out.push_str("| pods watching | calls per rotation | spread at 40/s | spread at 10,000/s |\n");
     out.push_str("| ---: | ---: | ---: | ---: |\n");
     for pods in PODS {
         let e = at(pods, Mode::Hub, 600)?;
@@ -865,7 +897,7 @@ pub fn worked_tables() -> Result<String, CapacityError> {
                 out,
                 "| {} | {} | {} | {} |",
                 number(h.watchers_per_name, 0),
-                number(h.hub_calls_per_second, 4),
+                number(h.calls_per_rotation, 0),
                 w(h.rotation_spread_seconds),
                 w(h.rotation_spread_seconds_high_throughput),
             );
@@ -953,53 +985,101 @@ mod tests {
     }
 
     #[test]
-    fn two_hub_replicas_polling_twenty_names_every_30_seconds_make_0_1333_calls_per_second() {
+    fn two_hub_replicas_read_twenty_names_with_one_describe_parameters_each_every_30_seconds() {
         let mut i = Inputs::new(10_000, 20, Mode::Hub, DEFAULT_INTERVAL);
         i.rotations_per_day = 0.0;
         let e = estimate(&i).expect("valid");
         let h = e.hub.expect("hub figures");
-        assert!(close(h.hub_calls_per_second, 4.0 / 30.0));
-        assert!(close(e.steady_calls_per_second, 4.0 / 30.0));
+        // ⌈20/50⌉ = 1 call per replica, 2 replicas, every 30 s.
+        assert!(close(h.describe_parameters_per_second, 2.0 / 30.0));
+        // DescribeParameters is not in the shared quota: nothing else calls it.
+        assert_eq!(e.steady_calls_per_second, 0.0);
+        assert_eq!(e.busiest_region_calls_per_second, 0.0);
         assert_eq!(e.poll_calls_per_second, 0.0);
-        // Hub polls do not decrypt.
+        // But it is a Parameter Store API interaction: 2 × 2,592,000 / 30 a month.
+        assert!(close(e.parameter_store_calls_per_month, 172_800.0));
+        assert!(close(e.high_throughput.parameter_store_usd, 0.864));
+        // Version reads do not decrypt.
         assert_eq!(e.kms_decrypts_per_month, 0.0);
         assert!(close(h.fallback_calls_per_second, 100.0 / 3.0));
     }
 
     #[test]
-    fn a_rotation_watched_by_ten_thousand_pods_needs_250_seconds_at_40_calls_per_second() {
-        assert_eq!(rotation_window(10_000.0, 1.0, 40.0), Some(250.0));
-        assert_eq!(rotation_window(10_000.0, 1.0, 10_000.0), Some(1.0));
-        assert_eq!(rotation_window(10_000.0, 1.0, 0.0), None);
+    fn describe_parameters_takes_fifty_names_per_call_and_region() {
+        assert_eq!(describe_calls(20, 1), 1);
+        assert_eq!(describe_calls(50, 1), 1);
+        assert_eq!(describe_calls(51, 1), 2);
+        assert_eq!(describe_calls(1_000, 1), 20);
+        assert_eq!(describe_calls(60, 2), 2); // 30 + 30
+        assert_eq!(describe_calls(101, 2), 3); // 51 + 50: 2 + 1
+    }
+
+    #[test]
+    fn a_rotation_watched_by_ten_thousand_pods_of_twenty_names_needs_500_seconds_at_40() {
+        assert_eq!(rotation_window(10_000.0, 2.0, 40.0), Some(500.0));
+        assert_eq!(rotation_window(10_000.0, 2.0, 10_000.0), Some(2.0));
+        assert_eq!(rotation_window(10_000.0, 2.0, 0.0), None);
         let h = run(10_000, 20, Mode::Hub, 600).hub.expect("hub figures");
-        assert!(close(h.calls_per_rotation, 10_000.0));
-        // What the hub's own polls leave of the 40/s.
+        // Every watching pod re-fetches its 20 names: 2 GetParameters each.
+        assert!(close(h.calls_per_rotation, 20_000.0));
+        // The hub's reads leave the whole 40/s: 20,000 / 40.
+        assert!(close(h.rotation_spread_seconds.expect("a target"), 500.0));
         assert!(close(
-            h.rotation_spread_seconds.expect("budget left"),
-            10_000.0 / (40.0 - 4.0 / 30.0)
+            h.rotation_spread_seconds_high_throughput.expect("a quota"),
+            2.0
         ));
     }
 
     #[test]
-    fn rotations_make_every_watching_pod_fetch_once() {
+    fn rotations_make_every_watching_pod_re_fetch_its_whole_spec() {
         let e = run(10_000, 20, Mode::Hub, 600);
         let h = e.hub.expect("hub figures");
-        assert!(close(h.rotation_calls_per_day, 200_000.0));
+        // 20 names rotated once a day, each watched by 10,000 pods.
+        assert!(close(h.rotation_fetches_per_day, 200_000.0));
+        // 2 calls per re-fetch.
+        assert!(close(h.rotation_calls_per_day, 400_000.0));
+        assert!(close(e.steady_calls_per_second, 400_000.0 / 86_400.0));
+        // Each re-fetch decrypts all 20 SecureStrings: 4,000,000 a day for 30 days.
+        assert!(close(e.kms_decrypts_per_month, 120_000_000.0));
+        // Re-fetch calls plus DescribeParameters: 12,000,000 + 172,800.
+        assert!(close(e.parameter_store_calls_per_month, 12_172_800.0));
+        assert!(close(e.standard_throughput.parameter_store_usd, 0.0));
+        assert!(close(e.high_throughput.parameter_store_usd, 60.864));
+        assert!(close(e.standard_throughput.kms_usd, 359.94));
+        assert!(close(e.high_throughput.total_usd, 420.804));
+    }
+
+    #[test]
+    fn rotation_fetches_hit_every_region_with_that_regions_batches() {
+        let mut i = Inputs::new(1_000, 30, Mode::Hub, DEFAULT_INTERVAL);
+        i.regions = 3; // 10 names each: 1 call per region per re-fetch
+        let e = estimate(&i).expect("valid");
+        let h = e.hub.expect("hub figures");
+        assert_eq!(e.calls_per_poll, 3);
+        // 30 rotations × 1,000 pods = 30,000 re-fetches a day, 3 calls each.
+        assert!(close(h.rotation_calls_per_day, 90_000.0));
         assert!(close(
-            e.steady_calls_per_second,
-            4.0 / 30.0 + 200_000.0 / 86_400.0
+            e.busiest_region_calls_per_second,
+            30_000.0 / 86_400.0
         ));
-        // Only the fetches decrypt: 200,000 a day for 30 days.
-        assert!(close(e.kms_decrypts_per_month, 6_000_000.0));
+        // Spread for the busiest region: 1,000 pods × 1 call / 40.
+        assert!(close(h.rotation_spread_seconds.expect("a target"), 25.0));
+        // DescribeParameters per region: ⌈10/50⌉ × 3 regions × 2 replicas / 30 s.
+        assert!(close(h.describe_parameters_per_second, 6.0 / 30.0));
     }
 
     #[test]
     fn distinct_names_spread_the_watchers() {
         let mut i = Inputs::new(1_000, 20, Mode::Hub, DEFAULT_INTERVAL);
         i.distinct_names = Some(2_000); // 100 teams of 10 pods, 20 names each
-        let h = estimate(&i).expect("valid").hub.expect("hub figures");
+        let e = estimate(&i).expect("valid");
+        let h = e.hub.expect("hub figures");
         assert!(close(h.watchers_per_name, 10.0));
-        assert!(close(h.hub_calls_per_second, 2.0 * 200.0 / 30.0));
+        assert!(close(h.calls_per_rotation, 20.0));
+        // 2,000 names in 40 DescribeParameters per replica.
+        assert!(close(h.describe_parameters_per_second, 2.0 * 40.0 / 30.0));
+        // 2,000 rotations a day × 10 watchers × 2 calls.
+        assert!(close(h.rotation_calls_per_day, 40_000.0));
     }
 
     #[test]
@@ -1013,10 +1093,16 @@ mod tests {
             100.0 * 5.0 * MONTH_SECONDS / 600.0
         ));
         i.mode = Mode::Hub;
-        let h = estimate(&i).expect("valid").hub.expect("hub figures");
-        // 15 names polled (2 calls), 5 references described, per replica.
-        assert!(close(h.hub_calls_per_second, 2.0 * 2.0 / 30.0));
+        let e = estimate(&i).expect("valid");
+        let h = e.hub.expect("hub figures");
+        // 15 names described (1 call), 5 references with DescribeSecret, per replica.
+        assert!(close(h.describe_parameters_per_second, 2.0 / 30.0));
         assert!(close(h.describe_secret_per_second, 2.0 * 5.0 / 30.0));
+        // DescribeSecret: 2 × 5 × 2,592,000 / 30 = 864,000 a month; re-fetches: 100 pods ×
+        // 20 rotations × 30 days = 60,000, each reading the 5 references: 300,000.
+        assert!(close(e.secrets_manager_calls_per_month, 1_164_000.0));
+        // Each re-fetch decrypts 15 SecureStrings and 5 references: 60,000 × 20.
+        assert!(close(e.kms_decrypts_per_month, 1_200_000.0));
     }
 
     #[test]
@@ -1094,7 +1180,9 @@ mod tests {
         assert!(t.contains("33.33"), "{t}");
         assert!(t.contains("8m 20s"), "{t}");
         let t = text(&run(10_000, 20, Mode::Hub, 600));
-        assert!(t.contains("0.1333"), "{t}");
+        assert!(t.contains("0.0667"), "{t}");
+        assert!(t.contains("20,000 (10,000 pods × 2)"), "{t}");
+        assert!(t.contains("500.0 s"), "{t}");
     }
 
     #[test]
@@ -1120,7 +1208,13 @@ mod tests {
             "docs/capacity.md is out of date; paste these tables into it:\n\n{tables}"
         );
         let headline = run(10_000, 20, Mode::ByName, 600);
+        let hub = run(10_000, 20, Mode::Hub, 600);
+        let h = hub.hub.expect("hub figures");
         for figure in [
+            number(h.describe_parameters_per_second, 4),
+            number(hub.steady_calls_per_second, 2),
+            number(h.rotation_calls_per_day, 0),
+            number(hub.kms_decrypts_per_month, 0),
             number(headline.steady_calls_per_second, 2),
             number(run(10_000, 20, Mode::ByName, 60).steady_calls_per_second, 2),
             duration_text(headline.min_interval_seconds),
