@@ -64,7 +64,11 @@ fn a_render_keeps_to_its_call_budget() {
         .map(|r| r.t)
         .collect();
     assert_eq!(times.len(), 6, "60 names are 6 calls of 10");
-    assert_within_budget(&times, 4.0, 2.0, 0.05);
+    // Slack of one token (0.25 s): the first calls open new connections, and on a loaded
+    // machine they reach the proxy later than the ones that reuse them (a CI run saw
+    // 45 ms). Without a budget all six arrive within milliseconds (the control below),
+    // and a budget of 8/s would still put 6 calls in 0.5 s, over 2 + 4 × 0.75.
+    assert_within_budget(&times, 4.0, 2.0, 0.25);
 }
 
 #[test]
