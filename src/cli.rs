@@ -232,7 +232,7 @@ pub struct HubArgs {
     )]
     pub client_budget: f64,
     /// Longest spread_ms the hub answers.
-    #[arg(long, env = "SSM_INJECTOR_HUB_MAX_SPREAD", value_parser = humantime::parse_duration, default_value = "5m")]
+    #[arg(long, env = "SSM_INJECTOR_HUB_MAX_SPREAD", value_parser = humantime::parse_duration, default_value = "20m")]
     pub max_spread: Duration,
     /// How clients authenticate.
     #[arg(
