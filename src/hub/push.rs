@@ -20,6 +20,8 @@ pub const ORDINAL: &str = "{ordinal}";
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest wait between ReceiveMessage attempts while SQS fails.
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Least time between two empty receives, should an endpoint answer a long poll at once.
+const MIN_EMPTY_RECEIVE: Duration = Duration::from_secs(1);
 
 /// A `--queue-url` that cannot be used; the message says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +70,7 @@ pub fn queue_url(template: &str, instance_id: Option<&str>) -> Result<String, Qu
 pub async fn run(queue: Arc<EventQueue>, registry: Arc<Registry>, metrics: Arc<HubMetrics>) {
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     loop {
+        let started = tokio::time::Instant::now();
         let received = queue.receive().await;
         metrics.queue_call(QueueOp::ReceiveMessage, received.as_ref().err());
         let messages = match received {
@@ -91,6 +94,7 @@ pub async fn run(queue: Arc<EventQueue>, registry: Arc<Registry>, metrics: Arc<H
             }
         };
         if messages.is_empty() {
+            tokio::time::sleep_until(started + MIN_EMPTY_RECEIVE).await;
             continue;
         }
         let now = SystemTime::now();
