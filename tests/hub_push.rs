@@ -4,14 +4,11 @@
 
 use crate::hub_follow::dotenv_value;
 use crate::support::hub::HubProcess;
-use crate::support::sidecar::{Sidecar, SidecarCmd, metric_value, poll_until};
+use crate::support::sidecar::{Sidecar, SidecarCmd, poll_until};
 use crate::support::{Emulator, Run, shared, unique_prefix};
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const COVERING: &str = "ssm_injector_hub_covering";
 /// The hub's StatefulSet-style name: its queue is `…-1`.
@@ -141,53 +138,21 @@ fn follower(emu: &Emulator, hub: &HubProcess, params: &[String], out: &Path) -> 
     sc
 }
 
-/// One HTTPS GET to the hub: `(status, body)`, `None` on transport errors.
-fn hub_get(hub: &HubProcess, path: &str) -> Option<(u16, String)> {
-    let pem = std::fs::read(&hub.ca_file).ok()?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile_certs(&pem) {
-        roots.add(cert).ok()?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .ok()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs one of the hub client's requests from a synchronous test.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .ok()?;
-    rt.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(&hub.addr).await.ok()?;
-        let name = ServerName::try_from("localhost").ok()?;
-        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .ok()?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        tls.write_all(req.as_bytes()).await.ok()?;
-        let mut raw = Vec::new();
-        let _ = tls.read_to_end(&mut raw).await;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
-    })
+        .expect("tokio runtime")
+        .block_on(f)
 }
 
-/// The DER certificates of a PEM text.
-fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(pem)
-        .filter_map(Result::ok)
-        .collect()
+fn hub_get(hub: &HubProcess, path: &str) -> Option<(u16, String)> {
+    block_on(hub.get(path))
 }
 
 fn hub_metric(hub: &HubProcess, series: &str) -> Option<f64> {
-    let (_, text) = hub_get(hub, "/metrics")?;
-    metric_value(&text, series)
+    block_on(hub.metric(series))
 }
 
 fn events(outcome: &str) -> String {
