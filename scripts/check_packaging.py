@@ -20,14 +20,19 @@
     dockerfile-run DOCKERFILE MARKER     the shell command of the RUN instruction containing
                                          MARKER (continuation lines joined)
     dockerfile-env DOCKERFILE            the final stage's ENV, as shell assignments
-    check-patch NAMESPACE WANT_PATHS [HUB_URL HUB_CA]
+    check-patch NAMESPACE WANT_PATHS [HUB_URL HUB_CA [HUB_AUDIENCE]]
                                          the webhook's AdmissionReview answer (stdin) allows the
                                          pod and injects --path for each of WANT_PATHS (and
-                                         --hub HUB_URL with the PEM of the file HUB_CA)
+                                         --hub HUB_URL with the PEM of the file HUB_CA, and
+                                         one projected token, of HUB_AUDIENCE, default
+                                         ssm-injector-hub)
+    config-key FILE KEY                  KEY of the webhook config FILE (empty when absent)
     check-hub FILE                       a rendered chart: with hub-url in the webhook config,
                                          the hub's objects agree with it and with each other
                                          (Service, StatefulSet, TLS, hub CA in the webhook
-                                         pods, auth and RBAC, probes); every pod hardened
+                                         pods, auth and RBAC, the token audience: the config's
+                                         hub-audience is the hub's --audience, probes); every
+                                         pod hardened
     hub-args FILE                        the rendered hub container's args without --listen,
                                          one a line
     hub-watch URL CAFILE NAME PATH       POST /v1/watch for NAME and PATH: every key answered
@@ -55,7 +60,8 @@ INJECTOR_IMAGE_NAME = "ssm-injector"
 SPEC_VARS = ["SSM_INJECTOR_PATH", "SSM_INJECTOR_PARAM", "SSM_INJECTOR_OPTIONAL_PARAM",
              "SSM_INJECTOR_NO_RECURSIVE", "SSM_INJECTOR_SPEC"]
 PROBE = ["CMD", "/ssm-injector", "probe", "http://127.0.0.1:8099/readyz"]
-HUB_AUDIENCE = "ssm-injector-hub"  # the audience of the tokens the webhook injects
+# The webhook config's hub-audience when it has none (src/inject/mod.rs DEFAULT_HUB_AUDIENCE).
+DEFAULT_HUB_AUDIENCE = "ssm-injector-hub"
 
 
 def die(msg):
@@ -316,7 +322,23 @@ def admission_review(namespace, path=None):
                                   "userInfo": {"username": "check-packaging"}, "object": pod}}))
 
 
-def check_patch(namespace, want_paths, hub_url="", hub_ca=""):
+def token_audiences(value):
+    """The audience of every serviceAccountToken projection anywhere in `value`."""
+    if isinstance(value, dict):
+        found = [value["serviceAccountToken"].get("audience")] if "serviceAccountToken" in value else []
+        return found + [a for v in value.values() for a in token_audiences(v)]
+    if isinstance(value, list):
+        return [a for v in value for a in token_audiences(v)]
+    return []
+
+
+def config_key(path, key):
+    with open(path) as f:
+        value = (yaml.safe_load(f) or {}).get(key)
+    print("" if value is None else value)
+
+
+def check_patch(namespace, want_paths, hub_url="", hub_ca="", hub_audience=""):
     answer = json.load(sys.stdin)["response"]
     if not answer.get("allowed"):
         die(f"the webhook refused the pod in {namespace}: {answer.get('status')}")
@@ -334,6 +356,10 @@ def check_patch(namespace, want_paths, hub_url="", hub_ca=""):
             pem = f.read()
         if json.dumps({"name": "SSM_INJECTOR_HUB_CA_PEM", "value": pem})[1:-1] not in text:
             die(f"the patch for a pod in {namespace} lacks SSM_INJECTOR_HUB_CA_PEM with {hub_ca}")
+        want = hub_audience or DEFAULT_HUB_AUDIENCE
+        got = token_audiences(patch)
+        if got != [want]:
+            die(f"the patch for a pod in {namespace} projects tokens of audiences {got}, want one token of audience {want}")
 
 
 def check_hub(path):
@@ -433,14 +459,19 @@ def check_hub(path):
              f"the webhook's hub CA volume has no PEM {ca_file}: {ca_vol}")
         ca_from = f"ConfigMap {ca_cm.get('metadata', {}).get('name')}"
     # Auth: TokenReview needs an API token and system:auth-delegator; the webhook injects
-    # tokens of one audience (src/inject/mod.rs HUB_AUDIENCE).
+    # tokens of its config's hub-audience, which the hub must check for (--audience).
+    audience = config.get("hub-audience")
+    need(isinstance(audience, str) and audience != "" and audience == audience.strip(),
+         f"the webhook config has hub-url but hub-audience {audience!r}, want the hub's audience")
     sa = pods["serviceAccountName"]
     auth = flags.get("auth")
     crbs = [o for o in objs if o["kind"] == "ClusterRoleBinding"
             and o["roleRef"]["name"] == "system:auth-delegator"
             and {"kind": "ServiceAccount", "name": sa, "namespace": ns} in o["subjects"]]
     if auth == "kubernetes":
-        need(flags.get("audience") == HUB_AUDIENCE, f"--audience {flags.get('audience')}, the webhook injects {HUB_AUDIENCE}")
+        need(flags.get("audience") == audience,
+             f"the hub's --audience {flags.get('audience')!r} is not the webhook config's hub-audience "
+             f"{audience!r}: the hub would refuse every injected sidecar's token")
         config_vol = mounts.get(os.path.dirname(flags.get("config", "")), {})
         need(config_vol.get("configMap", {}).get("name") == cm["metadata"]["name"],
              "auth kubernetes: the hub's --config is not the webhook's ConfigMap (namespace-prefixes)")
@@ -453,7 +484,7 @@ def check_hub(path):
     if problems:
         die(f"{path}:\n  " + "\n  ".join(problems))
     print(f"{name}: hub {url} -> StatefulSet {s['metadata']['name']} ({s['spec']['replicas']} replica{'' if s['spec']['replicas'] == 1 else 's'}, "
-          f"auth {auth}{', auth-delegator bound' if crbs else ''}{', PDB' if pdbs else ''}), TLS from {tls_from}, "
+          f"auth {auth}{', auth-delegator bound' if crbs else ''}{', PDB' if pdbs else ''}), token audience {audience}, TLS from {tls_from}, "
           f"webhook mounts the hub CA from {ca_from}; pods hardened, HTTPS probes")
 
 
@@ -528,6 +559,7 @@ def main(argv):
      "dockerfile-run": lambda: dockerfile_run(*args),
      "dockerfile-env": lambda: dockerfile_env(*args),
      "check-patch": lambda: check_patch(*args) if len(args) > 1 else check_patch(args[0], ""),
+     "config-key": lambda: config_key(*args),
      "check-hub": lambda: check_hub(*args),
      "hub-args": lambda: hub_args(*args),
      "hub-watch": lambda: hub_watch(*args),

@@ -190,7 +190,7 @@ pub struct WebhookArgs {
     pub listen: String,
     /// Injector configuration (YAML: image, native-sidecar, excluded-namespaces,
     /// namespace-prefixes, default-interval, default-paths, default-resources, hub-url,
-    /// hub-ca-file).
+    /// hub-ca-file, hub-audience).
     #[arg(long, env = "SSM_INJECTOR_WEBHOOK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Image of the injected containers (overrides the config file's `image`).
@@ -302,11 +302,12 @@ pub struct HubKubeArgs {
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     )]
     pub kube_ca_file: PathBuf,
-    /// The audience clients' tokens must be for (the webhook projects them with this one).
+    /// The audience clients' tokens must be for (the webhook projects them with its
+    /// config's hub-audience, which must be the same).
     #[arg(
         long,
         env = "SSM_INJECTOR_HUB_AUDIENCE",
-        default_value = "ssm-injector-hub"
+        default_value = crate::inject::DEFAULT_HUB_AUDIENCE
     )]
     pub audience: String,
     /// The webhook's config file (YAML); with --auth kubernetes the hub applies its

@@ -80,17 +80,28 @@ fn write_pair(cert: &Path, key: &Path, (c, k): &(String, String)) {
 impl Webhook {
     /// Starts `ssm-injector webhook` with a fresh pair from `ca` and waits until it answers.
     fn start(ca: &Ca, pair: &(String, String)) -> Webhook {
+        Webhook::start_with(ca, pair, None)
+    }
+
+    /// As [`Webhook::start`], with `config` as its `--config` file when given.
+    fn start_with(ca: &Ca, pair: &(String, String), config: Option<&str>) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
         write_pair(&cert, &key, pair);
         let addr = format!("127.0.0.1:{}", free_port());
         let stderr = dir.path().join("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
-            .args(["webhook", "--cert"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssm-injector"));
+        cmd.args(["webhook", "--cert"])
             .arg(&cert)
             .arg("--key")
             .arg(&key)
-            .args(["--listen", &addr, "--cert-check-interval", "100ms"])
+            .args(["--listen", &addr, "--cert-check-interval", "100ms"]);
+        if let Some(text) = config {
+            let file = dir.path().join("config.yaml");
+            std::fs::write(&file, text).expect("write config");
+            cmd.arg("--config").arg(file);
+        }
+        let child = cmd
             .env_clear()
             .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
             .stdin(Stdio::null())
@@ -421,6 +432,94 @@ fn webhook_serves_a_rotated_certificate_to_new_connections_without_dropping_open
     let answer = w.review(&review(&pod(json!({}))));
     assert_eq!(answer["response"]["allowed"], true);
     assert!(w.log().contains("certificate reloaded"), "{}", w.log());
+}
+
+/// A webhook config that points the sidecars at a hub whose CA is `ca_file`.
+fn hub_config(ca_file: &Path, audience: &str) -> String {
+    let quoted = |s: &str| serde_json::to_string(s).expect("a JSON string");
+    format!(
+        "hub-url: https://ssm-injector-hub.ssm-injector.svc:8443\nhub-ca-file: {}\nhub-audience: {}\n",
+        quoted(&ca_file.display().to_string()),
+        quoted(audience)
+    )
+}
+
+#[test]
+fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
+    let ca = Ca::new();
+    let hub_ca = tempfile::tempdir().expect("tempdir");
+    let ca_file = hub_ca.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.issuer.pem()).expect("write the hub CA");
+    let config = hub_config(&ca_file, "https://hub.example.com/ssm");
+    let w = Webhook::start_with(&ca, &ca.server_pair("webhook-1"), Some(&config));
+    let original = pod(json!({
+        "ssm-injector.io/inject": "true",
+        "ssm-injector.io/path": "/app/prod/",
+        "ssm-injector.io/mode": "init+sidecar"
+    }));
+    let answer = w.review(&review(&original));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let result: Pod = serde_json::from_value(apply(&original, &answer)).expect("a Pod");
+    let spec = result.spec.expect("spec");
+    let volumes = spec.volumes.clone().unwrap_or_default();
+    let token = volumes
+        .iter()
+        .find(|v| v.name == "ssm-injector-hub-token")
+        .and_then(|v| v.projected.as_ref()?.sources.as_ref()?.first())
+        .and_then(|s| s.service_account_token.as_ref())
+        .unwrap_or_else(|| panic!("a projected hub token in {volumes:?}"));
+    assert_eq!(
+        token.audience.as_deref(),
+        Some("https://hub.example.com/ssm")
+    );
+    let sidecar = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "ssm-injector")
+        .expect("the native sidecar");
+    let args = sidecar.args.clone().unwrap_or_default();
+    assert!(
+        args.windows(2)
+            .any(|a| a == ["--hub", "https://ssm-injector-hub.ssm-injector.svc:8443"]),
+        "{args:?}"
+    );
+    assert!(
+        sidecar.env.iter().flatten().any(|e| {
+            e.name == "SSM_INJECTOR_HUB_CA_PEM" && e.value.as_deref() == Some(&ca.issuer.pem())
+        }),
+        "the hub CA in {:?}",
+        sidecar.env
+    );
+}
+
+#[test]
+fn webhook_refuses_to_start_with_a_bad_hub_audience() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    write_pair(&cert, &key, &ca.server_pair("webhook-1"));
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.issuer.pem()).expect("write the hub CA");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, hub_config(&ca_file, "my hub")).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
+        .args(["webhook", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.yaml") && stderr.contains("hub-audience \"my hub\" has whitespace"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -39,7 +39,7 @@ pub enum SetupError {
     )]
     Token { path: String, reason: String },
     #[error(
-        "--audience must not be empty: it is the audience of the clients' projected tokens (the webhook uses ssm-injector-hub)"
+        "--audience must not be empty: it is the audience of the clients' projected tokens (the webhook's hub-audience, ssm-injector-hub by default)"
     )]
     Audience,
     #[error("--config: {0}")]

@@ -72,10 +72,14 @@ pub struct HubInjection {
     /// The CA that signed the hub's certificate (PEM), given to the sidecar in
     /// `SSM_INJECTOR_HUB_CA_PEM`. CA certificates are public.
     pub ca_pem: String,
+    /// Audience of the projected service account token the sidecar presents to the hub
+    /// (webhook config `hub-audience`); must be the hub's `--audience`.
+    pub audience: String,
 }
 
-/// Audience of the projected service account token sidecars present to the hub.
-pub const HUB_AUDIENCE: &str = "ssm-injector-hub";
+/// The hub's `--audience` default, and so the default of the webhook config's
+/// `hub-audience`.
+pub const DEFAULT_HUB_AUDIENCE: &str = "ssm-injector-hub";
 
 /// What stands for the pod's namespace in [`InjectConfig::default_paths`].
 pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";

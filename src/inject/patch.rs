@@ -2,7 +2,7 @@
 
 use super::annotations as a;
 use super::validate::{Request, is_under};
-use super::{Denial, HUB_AUDIENCE, InjectConfig};
+use super::{Denial, InjectConfig};
 use crate::format::Format;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod, PodSpec, Probe,
@@ -235,14 +235,14 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
         }),
         ..Default::default()
     });
-    if req.mode.has_sidecar() && config.hub.is_some() {
+    if let Some(hub) = config.hub.as_ref().filter(|_| req.mode.has_sidecar()) {
         // A short-lived token for the hub only (its own audience), rotated by the kubelet.
         spec.volumes.get_or_insert_with(Vec::new).push(Volume {
             name: HUB_TOKEN_VOLUME.to_owned(),
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
                     service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(HUB_AUDIENCE.to_owned()),
+                        audience: Some(hub.audience.clone()),
                         expiration_seconds: Some(3600),
                         path: "token".to_owned(),
                     }),

@@ -416,14 +416,36 @@ fn the_sidecar_uses_the_configured_default_interval() {
 }
 
 fn hub_config() -> InjectConfig {
+    hub_config_with(super::DEFAULT_HUB_AUDIENCE)
+}
+
+fn hub_config_with(audience: &str) -> InjectConfig {
     InjectConfig {
         hub: Some(crate::inject::HubInjection {
             url: "https://ssm-injector-hub.ssm-injector.svc:8443".into(),
             ca_file: "/hub-ca/ca.crt".into(),
             ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            audience: audience.into(),
         }),
         ..Default::default()
     }
+}
+
+/// The audiences of the pod's projected service account tokens, by volume name.
+fn token_audiences(p: &Pod) -> Vec<(String, Option<String>)> {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|v| {
+            v.projected
+                .iter()
+                .flat_map(|p| p.sources.iter().flatten())
+                .filter_map(|s| s.service_account_token.as_ref())
+                .map(|t| (v.name.clone(), t.audience.clone()))
+        })
+        .collect()
 }
 
 #[test]
@@ -473,6 +495,79 @@ fn with_a_hub_the_sidecar_follows_it_with_a_token_of_its_own_audience() {
             .flatten()
             .all(|m| m.name != "ssm-injector-hub-token")
     );
+}
+
+#[test]
+fn the_hub_token_has_the_configured_audience() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        audience: &'static str,
+        native: bool,
+        /// The audience of the one projected token; `None`: no token at all.
+        want: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            name: "the default audience",
+            b: pod().ann(a::MODE, "init+sidecar"),
+            audience: "ssm-injector-hub",
+            native: true,
+            want: Some("ssm-injector-hub"),
+        },
+        Case {
+            name: "a configured audience, native sidecar",
+            b: pod().ann(a::MODE, "init+sidecar"),
+            audience: "https://hub.example.com/ssm",
+            native: true,
+            want: Some("https://hub.example.com/ssm"),
+        },
+        Case {
+            name: "a configured audience, classic sidecar",
+            b: pod().ann(a::MODE, "sidecar"),
+            audience: "team-hub",
+            native: false,
+            want: Some("team-hub"),
+        },
+        Case {
+            name: "no sidecar: no token, whatever the audience",
+            b: pod().ann(a::MODE, "init"),
+            audience: "team-hub",
+            native: true,
+            want: None,
+        },
+    ];
+    for case in cases {
+        let config = InjectConfig {
+            native_sidecar: case.native,
+            ..hub_config_with(case.audience)
+        };
+        let p = inject_with(case.b, &config);
+        let want: Vec<(String, Option<String>)> = case
+            .want
+            .map(|w| ("ssm-injector-hub-token".to_owned(), Some(w.to_owned())))
+            .into_iter()
+            .collect();
+        assert_eq!(token_audiences(&p), want, "{}", case.name);
+        if case.want.is_some() {
+            // The sidecar reads the token the volume holds.
+            let s = find(&p, SIDECAR);
+            assert_eq!(
+                flag(s, "--hub-token-file"),
+                Some("/var/run/secrets/ssm-injector/hub/token"),
+                "{}",
+                case.name
+            );
+            assert!(
+                s.volume_mounts.iter().flatten().any(|m| {
+                    m.name == "ssm-injector-hub-token"
+                        && m.mount_path == "/var/run/secrets/ssm-injector/hub"
+                }),
+                "{}",
+                case.name
+            );
+        }
+    }
 }
 
 #[test]

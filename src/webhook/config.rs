@@ -10,6 +10,7 @@
 //! default-paths: ["/apps/{namespace}/"]  # pods that opt in naming no path or param (quoted: YAML)
 //! hub-url: https://ssm-injector-hub.ssm-injector.svc:8443  # sidecars follow the hub
 //! hub-ca-file: /hub-ca/ca.crt     # the CA of the hub's certificate (with hub-url)
+//! hub-audience: ssm-injector-hub  # the sidecars' hub token audience = the hub's --audience
 //! default-resources:              # of the injected containers, when the pod gives none
 //!   cpu-request: 5m
 //!   memory-request: 16Mi
@@ -18,7 +19,9 @@
 //! Every key is optional (defaults: [`InjectConfig::default`]); unknown keys are errors.
 
 use crate::inject::validate::parse_quantity;
-use crate::inject::{AgentResources, HubInjection, InjectConfig, NAMESPACE_PLACEHOLDER};
+use crate::inject::{
+    AgentResources, DEFAULT_HUB_AUDIENCE, HubInjection, InjectConfig, NAMESPACE_PLACEHOLDER,
+};
 use crate::spec::names::check_path;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,6 +52,14 @@ pub enum ConfigError {
         "webhook config {path}: hub-url {value:?} is not an https:// URL like https://ssm-injector-hub.ssm-injector.svc:8443"
     )]
     HubUrl { path: String, value: String },
+    #[error(
+        "webhook config {path}: hub-audience {value:?} {reason}; it is the audience of the token each sidecar presents to the hub and must equal the hub's --audience (default ssm-injector-hub)"
+    )]
+    HubAudience {
+        path: String,
+        value: String,
+        reason: String,
+    },
     #[error("webhook config {path}: hub-ca-file {file}: {reason}")]
     HubCa {
         path: String,
@@ -96,6 +107,7 @@ struct RawConfig {
     default_interval: Option<String>,
     hub_url: Option<String>,
     hub_ca_file: Option<String>,
+    hub_audience: Option<String>,
     default_paths: Option<Vec<String>>,
     default_resources: Option<RawResources>,
 }
@@ -165,6 +177,7 @@ pub fn build(
         default_interval,
         hub_url,
         hub_ca_file,
+        hub_audience,
         default_paths,
         default_resources,
     } = raw;
@@ -201,8 +214,20 @@ pub fn build(
                 reason: e.to_string(),
             })?;
     }
+    let audience = hub_audience
+        .map(|a| check_hub_audience(&path, a))
+        .transpose()?;
     config.hub = match (hub_url, hub_ca_file) {
-        (None, None) => None,
+        (None, None) => match audience {
+            None => None,
+            Some(value) => {
+                return Err(ConfigError::HubAudience {
+                    path,
+                    value,
+                    reason: "is set without hub-url and hub-ca-file".to_owned(),
+                });
+            }
+        },
         (Some(url), Some(ca_file)) => {
             let url = url.trim().trim_end_matches('/').to_owned();
             let host = url.strip_prefix("https://").unwrap_or_default();
@@ -213,6 +238,7 @@ pub fn build(
                 url,
                 ca_file: ca_file.trim().to_owned(),
                 ca_pem: String::new(),
+                audience: audience.unwrap_or_else(|| DEFAULT_HUB_AUDIENCE.to_owned()),
             })
         }
         _ => return Err(ConfigError::HubHalf { path }),
@@ -224,6 +250,30 @@ pub fn build(
         config.resources = check_resources(&path, r)?;
     }
     Ok(config)
+}
+
+/// Longest `hub-audience` taken. Kubernetes sets no limit; audiences are names or URLs.
+pub const MAX_HUB_AUDIENCE_LEN: usize = 256;
+
+/// `hub-audience`, trimmed (as the hub trims `--audience`): not empty, no whitespace or
+/// control character inside (a typo, or a value pasted with its line break), at most
+/// [`MAX_HUB_AUDIENCE_LEN`] characters.
+fn check_hub_audience(path: &str, value: String) -> Result<String, ConfigError> {
+    let value = value.trim().to_owned();
+    let reason = if value.is_empty() {
+        "is empty".to_owned()
+    } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "has whitespace or a control character in it".to_owned()
+    } else if value.chars().count() > MAX_HUB_AUDIENCE_LEN {
+        format!("is longer than {MAX_HUB_AUDIENCE_LEN} characters")
+    } else {
+        return Ok(value);
+    };
+    Err(ConfigError::HubAudience {
+        path: path.to_owned(),
+        value,
+        reason,
+    })
 }
 
 /// Each default path must be a valid parameter path once `{namespace}` is filled in.
@@ -420,5 +470,108 @@ mod tests {
         )
         .expect_err("http");
         assert!(e.to_string().contains("is not an https:// URL"), "{e}");
+    }
+
+    #[test]
+    fn hub_audience_is_checked_and_defaults_to_the_hubs_default() {
+        const HUB: &str = "hub-url: https://hub.ssm.svc:8443\nhub-ca-file: /hub-ca/ca.crt\n";
+        let longest = "a".repeat(MAX_HUB_AUDIENCE_LEN);
+        let too_long = format!("{longest}b");
+        // (what, the file, Ok(the audience) or Err(a fragment of the message))
+        let cases: Vec<(&str, String, Result<&str, &str>)> = vec![
+            ("left out: the default", HUB.into(), Ok("ssm-injector-hub")),
+            (
+                "a name",
+                format!("{HUB}hub-audience: hub.example.com\n"),
+                Ok("hub.example.com"),
+            ),
+            (
+                "a URL",
+                format!("{HUB}hub-audience: https://hub.example.com/ssm?x=1\n"),
+                Ok("https://hub.example.com/ssm?x=1"),
+            ),
+            (
+                "trimmed, as the hub trims --audience",
+                format!("{HUB}hub-audience: \"  my-hub  \"\n"),
+                Ok("my-hub"),
+            ),
+            (
+                "the longest",
+                format!("{HUB}hub-audience: {longest}\n"),
+                Ok(&longest),
+            ),
+            (
+                "one longer",
+                format!("{HUB}hub-audience: {too_long}\n"),
+                Err("is longer than 256 characters"),
+            ),
+            (
+                "empty",
+                format!("{HUB}hub-audience: \"\"\n"),
+                Err("\"\" is empty"),
+            ),
+            (
+                "blank",
+                format!("{HUB}hub-audience: \"   \"\n"),
+                Err("\"\" is empty"),
+            ),
+            (
+                "null",
+                format!("{HUB}hub-audience:\n"),
+                Ok("ssm-injector-hub"),
+            ),
+            (
+                "a space",
+                format!("{HUB}hub-audience: \"my hub\"\n"),
+                Err("has whitespace or a control character"),
+            ),
+            (
+                "a tab",
+                format!("{HUB}hub-audience: \"my\\thub\"\n"),
+                Err("has whitespace or a control character"),
+            ),
+            (
+                "a line break",
+                format!("{HUB}hub-audience: \"my\\nhub\"\n"),
+                Err("has whitespace or a control character"),
+            ),
+            (
+                "a no-break space",
+                format!("{HUB}hub-audience: \"my\\u00a0hub\"\n"),
+                Err("has whitespace or a control character"),
+            ),
+            (
+                "a control character",
+                format!("{HUB}hub-audience: \"my\\u0007hub\"\n"),
+                Err("has whitespace or a control character"),
+            ),
+            (
+                "not a string",
+                format!("{HUB}hub-audience: [a, b]\n"),
+                Err("hub-audience"),
+            ),
+            (
+                "without the hub",
+                "hub-audience: my-hub\n".into(),
+                Err("is set without hub-url and hub-ca-file"),
+            ),
+        ];
+        for (what, text, want) in cases {
+            match (build(Some(("w.yaml", &text)), None), want) {
+                (Ok(c), Ok(want)) => {
+                    assert_eq!(c.hub.expect("hub").audience, want, "{what}");
+                }
+                (Err(e), Err(want)) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("w.yaml")
+                            && msg.contains("hub-audience")
+                            && msg.contains(want),
+                        "{what}: {msg}"
+                    );
+                }
+                (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

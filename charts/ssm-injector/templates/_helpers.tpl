@@ -264,6 +264,7 @@ default-resources: {{ toJson $res }}
 {{- if .Values.hub.enabled }}
 hub-url: {{ include "ssm-injector.hubUrl" . | quote }}
 hub-ca-file: {{ include "ssm-injector.hubCaDir" . }}/ca.crt
+hub-audience: {{ .Values.hub.audience | quote }}
 {{- end }}
 {{- end }}
 
