@@ -160,7 +160,7 @@ fn events(outcome: &str) -> String {
 }
 
 #[test]
-fn a_rotation_announced_by_an_event_reaches_the_file_long_before_any_poll() {
+fn a_rotation_announced_by_an_event_reaches_every_followers_file_long_before_any_poll() {
     let emu = shared();
     let prefix = unique_prefix("push-rotate");
     let (a, b) = (format!("{prefix}/a"), format!("{prefix}/b"));
@@ -168,17 +168,25 @@ fn a_rotation_announced_by_an_event_reaches_the_file_long_before_any_poll() {
     emu.put_secure(&b, "b1");
     let (queue_url, hub) = push_hub(emu, &prefix, "1h", true);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("app.env");
-    let mut sc = follower(emu, &hub, &[format!("A={a}"), format!("B={b}")], &out);
-    assert_eq!(dotenv_value(&out, "B").as_deref(), Some("b1"));
+    // Three pods following the hub; each would poll AWS itself only once an hour.
+    let mut followers: Vec<(Sidecar, std::path::PathBuf)> = (0..3)
+        .map(|i| {
+            let out = dir.path().join(format!("app{i}.env"));
+            let sc = follower(emu, &hub, &[format!("A={a}"), format!("B={b}")], &out);
+            assert_eq!(dotenv_value(&out, "B").as_deref(), Some("b1"));
+            (sc, out)
+        })
+        .collect();
 
     let start = Instant::now();
     emu.put_secure(&b, "b2");
     send(emu, &queue_url, &parameter_event(&b));
-    wait_value(&mut sc, &out, "B", "b2");
+    for (sc, out) in &mut followers {
+        wait_value(sc, out, "B", "b2");
+        assert_eq!(dotenv_value(out, "A").as_deref(), Some("a1"));
+    }
     let latency = start.elapsed();
-    eprintln!("push latency (put-parameter + event -> file): {latency:?}");
-    assert_eq!(dotenv_value(&out, "A").as_deref(), Some("a1"));
+    eprintln!("push latency (put-parameter + event -> all 3 files): {latency:?}");
     wait_drained(emu, &queue_url);
     assert_eq!(hub_metric(&hub, &events("matched")), Some(1.0));
     assert!(
