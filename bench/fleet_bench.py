@@ -23,24 +23,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-from emulator_client import Emulator  # noqa: E402
-
-BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN")
-                      or os.path.join(REPO, "target", "release", "ssm-injector"))
-
-
-def seconds(text: str) -> float:
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0}
-    for u in ("ms", "s", "m"):
-        if text.endswith(u):
-            return float(text[: -len(u)]) * units[u]
-    return float(text)
+from common import BIN, Emulator, aws_env, require_binary, seconds
 
 
 def model_calls_per_second(pods: int, params: int, interval: str) -> float:
@@ -53,10 +39,7 @@ def model_calls_per_second(pods: int, params: int, interval: str) -> float:
 
 def run_fleet(emu: Emulator, args, same_slot: bool) -> dict:
     tmp = tempfile.mkdtemp(prefix="fleet-bench-")
-    env = {"PATH": os.environ.get("PATH", ""), "AWS_ENDPOINT_URL": emu.proxy,
-           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
-           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    env = aws_env(emu.proxy)
     names = [a for i in range(args.params) for a in ("--param", f"P{i:02d}=/fleet/app/p{i:02d}")]
     children = []
     try:
@@ -109,8 +92,7 @@ def main() -> None:
     ap.add_argument("--interval", default="20s")
     ap.add_argument("--polls", type=int, default=3, help="intervals measured")
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        raise SystemExit(f"fleet_bench: no binary at {BIN} (cargo build --release)")
+    require_binary("fleet_bench")
     model = model_calls_per_second(args.pods, args.params, args.interval)
     emu = Emulator("fleet_bench")
     try:

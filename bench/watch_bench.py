@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,47 +21,14 @@ import tempfile
 import time
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-from emulator_client import Emulator  # noqa: E402
-
-BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN")
-                      or os.path.join(REPO, "target", "release", "ssm-injector"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from common import (BIN, Emulator, aws_env, cpu_seconds, free_port, proc_status,
+                    require_binary, wait_for)
 
 
 def metric(port: int, name: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name + " ") or line.startswith(name + "{"))
-
-
-def wait_for(what: str, check, limit: float = 60.0, step: float = 0.002):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        v = check()
-        if v:
-            return v
-        time.sleep(step)
-    raise SystemExit(f"watch_bench: timed out waiting for {what}")
-
-
-def proc_status(pid: int, key: str) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1])  # KiB
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def main() -> int:
@@ -72,8 +38,7 @@ def main() -> int:
     ap.add_argument("--idle-polls", type=int, default=20)
     ap.add_argument("--rotations", type=int, default=100)
     args = ap.parse_args()
-    if not os.path.exists(BIN):
-        raise SystemExit(f"watch_bench: no binary at {BIN} (cargo build --release)")
+    require_binary("watch_bench")
     emu = Emulator("watch_bench")
     tmp = tempfile.mkdtemp(prefix="watch-bench-")
     out = os.path.join(tmp, "app.env")
@@ -83,10 +48,7 @@ def main() -> int:
         for i in range(args.n):
             emu.aws("ssm", "put_parameter", Name=f"/wb/app/p{i:03d}", Value=f"v{i}-0",
                     Type="SecureString" if i % 2 else "String")
-        env = {"PATH": os.environ.get("PATH", ""), "AWS_ENDPOINT_URL": emu.proxy,
-               "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
-               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+        env = aws_env(emu.proxy)
         names = [a for i in range(args.n) for a in ("--param", f"P{i:03d}=/wb/app/p{i:03d}")]
         child = subprocess.Popen([BIN, "render", "--watch", "--interval", args.interval,
                                   "--listen", f"127.0.0.1:{port}", "--output", out, *names],
