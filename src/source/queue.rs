@@ -13,6 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// ReceiveMessage's long-poll wait (AWS's maximum).
 pub const WAIT_SECONDS: i32 = 20;
+/// How long a received message stays hidden. Handling takes milliseconds and the message
+/// is deleted right after, so this only matters when a replica dies holding one (or a
+/// receive of a killed replica is still open at SQS): the event then comes back to a live
+/// replica after 10 s instead of the queue's default 30 s.
+const VISIBILITY_SECONDS: i32 = 10;
 /// Messages per ReceiveMessage and per DeleteMessageBatch (AWS's maximum).
 pub const BATCH: usize = 10;
 
@@ -84,6 +89,7 @@ impl EventQueue {
             .queue_url(&self.url)
             .max_number_of_messages(BATCH as i32)
             .wait_time_seconds(WAIT_SECONDS)
+            .visibility_timeout(VISIBILITY_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .send()
             .await
