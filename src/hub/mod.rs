@@ -153,7 +153,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         poller::PollerConfig {
             interval,
             ttl: max_wait.max(Duration::from_secs(1)) * 3,
-            debounce: Duration::from_millis(100),
+            debounce: Duration::from_millis(25),
             concurrency,
         },
         metrics.clone(),
