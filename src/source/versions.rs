@@ -71,6 +71,9 @@ pub trait VersionObserver: Send + Sync {
 /// Name → version, as read.
 pub type Versions = HashMap<String, i64>;
 
+/// One page of a paged read: `(name, version)`s and the next token.
+type Page = (Vec<(Option<String>, i64)>, Option<String>);
+
 /// Reads versions from Parameter Store and Secrets Manager in one region.
 pub struct VersionSource {
     ssm: aws_sdk_ssm::Client,
@@ -253,70 +256,74 @@ impl VersionSource {
         filter: Result<ParameterStringFilter, Cause>,
     ) -> Result<Versions, Cause> {
         let filter = filter?;
-        let mut found = Versions::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
-            tracing::debug!(filter = filter.key(), "DescribeParameters");
-            self.wait_for_budget().await;
-            let result = self
+        let filter_key = filter.key().to_owned();
+        self.paged(VersionOp::DescribeParameters, |token| {
+            tracing::debug!(filter = %filter_key, "DescribeParameters");
+            let call = self
                 .ssm
                 .describe_parameters()
                 .parameter_filters(filter.clone())
                 .max_results(DESCRIBE_PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify(&e, self.attempts));
-            self.record(VersionOp::DescribeParameters, &result);
-            let page = result?;
-            for p in page.parameters.unwrap_or_default() {
-                if let Some(name) = p.name {
-                    found.insert(name, p.version);
-                }
+                .set_next_token(token);
+            async move {
+                let page = call.send().await.map_err(|e| classify(&e, self.attempts))?;
+                let found = page.parameters.unwrap_or_default().into_iter();
+                Ok((
+                    found.map(|p| (p.name, p.version)).collect(),
+                    page.next_token,
+                ))
             }
-            token = page.next_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(found);
-            }
-        }
-        Err(Cause::Rejected {
-            code: "too many pages".into(),
-            message: format!("DescribeParameters still had more after {MAX_PAGES} pages"),
         })
+        .await
     }
 
     async fn call_by_path(&self, path: &str, recursive: bool) -> Result<Versions, Cause> {
-        let mut found = Versions::new();
-        let mut token = None;
-        for _ in 0..MAX_PAGES {
+        self.paged(VersionOp::GetParametersByPath, |token| {
             tracing::debug!(path, "GetParametersByPath (no decryption)");
-            self.wait_for_budget().await;
-            let result = self
+            let call = self
                 .ssm
                 .get_parameters_by_path()
                 .path(path)
                 .recursive(recursive)
                 .with_decryption(false)
                 .max_results(BY_PATH_PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify(&e, self.attempts));
-            self.record(VersionOp::GetParametersByPath, &result);
-            let page = result?;
-            for p in page.parameters.unwrap_or_default() {
-                if let Some(name) = p.name {
-                    found.insert(name, p.version);
-                }
+                .set_next_token(token);
+            async move {
+                let page = call.send().await.map_err(|e| classify(&e, self.attempts))?;
+                let found = page.parameters.unwrap_or_default().into_iter();
+                Ok((
+                    found.map(|p| (p.name, p.version)).collect(),
+                    page.next_token,
+                ))
             }
-            token = page.next_token.filter(|t| !t.is_empty());
+        })
+        .await
+    }
+
+    /// Follows the pages of `op` (at most [`MAX_PAGES`]), each call within the budget and
+    /// recorded: `page(token)` makes one call and gives its `(name, version)`s and the next
+    /// token.
+    async fn paged<F, Fut>(&self, op: VersionOp, mut page: F) -> Result<Versions, Cause>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Page, Cause>>,
+    {
+        let mut found = Versions::new();
+        let mut token = None;
+        for _ in 0..MAX_PAGES {
+            self.wait_for_budget().await;
+            let result = page(token).await;
+            self.record(op, &result);
+            let (items, next) = result?;
+            found.extend(items.into_iter().filter_map(|(n, v)| Some((n?, v))));
+            token = next.filter(|t| !t.is_empty());
             if token.is_none() {
                 return Ok(found);
             }
         }
         Err(Cause::Rejected {
             code: "too many pages".into(),
-            message: format!("GetParametersByPath still had more after {MAX_PAGES} pages"),
+            message: format!("{} still had more after {MAX_PAGES} pages", op.as_str()),
         })
     }
 
