@@ -107,6 +107,25 @@ async fn a_first_request_gets_tokens_at_once_and_a_rotation_wakes_a_held_poll() 
     );
 }
 
+/// Forgets the emulator's requests, waits for five more interval polls of the hub and
+/// returns the requests made meanwhile.
+async fn requests_over_five_polls(
+    emu: &Emulator,
+    hub: &HubProcess,
+    limit: Duration,
+    with: &str,
+) -> Vec<Request> {
+    const POLLS: &str = "ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}";
+    emu.reset_calls();
+    let before = hub.metric(POLLS).await.unwrap_or(0.0);
+    eventually(limit, &format!("5 polls with {with}"), || async {
+        let n = hub.metric(POLLS).await?;
+        (n >= before + 5.0).then_some(())
+    })
+    .await;
+    emu.requests()
+}
+
 /// DescribeParameters requests mentioning `needle`, grouped into polls: each poll starts
 /// with a first page (no NextToken). Calls before the first first page and the last
 /// group (maybe still going) are left out, so only whole polls are counted.
@@ -145,23 +164,7 @@ async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() 
     };
     let phase_one = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        emu.reset_calls();
-        let polls_before = hub
-            .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
-            .await
-            .unwrap_or(0.0);
-        eventually(
-            Duration::from_secs(20),
-            "5 polls with one client",
-            || async {
-                let n = hub
-                    .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
-                    .await?;
-                (n >= polls_before + 5.0).then_some(())
-            },
-        )
-        .await;
-        emu.requests()
+        requests_over_five_polls(&emu, &hub, Duration::from_secs(20), "one client").await
     };
     let single = tokio::select! {
         a = one => panic!("the one client was answered early: {a:?}"),
@@ -189,24 +192,10 @@ async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() 
             (n >= 1000.0).then_some(())
         })
         .await;
-        emu.reset_calls();
-        let polls_before = hub
-            .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
-            .await
-            .unwrap_or(0.0);
-        eventually(
-            Duration::from_secs(30),
-            "5 polls with 1,000 clients",
-            || async {
-                let n = hub
-                    .metric("ssm_injector_hub_polls_total{kind=\"interval\",outcome=\"ok\"}")
-                    .await?;
-                (n >= polls_before + 5.0).then_some(())
-            },
-        )
-        .await;
+        let requests =
+            requests_over_five_polls(&emu, &hub, Duration::from_secs(30), "1,000 clients").await;
         let waiting = hub.metric("ssm_injector_hub_waiting_clients").await;
-        (emu.requests(), waiting)
+        (requests, waiting)
     };
     let (many, waiting) = tokio::select! {
         answers = clients => panic!("clients answered early: {:?}", answers.first()),
