@@ -2,218 +2,21 @@
 //! certificates made by rcgen, real `admission.k8s.io/v1` AdmissionReview JSON, the
 //! returned JSONPatch applied to the original pod and the result read as a k8s-openapi Pod.
 
-use crate::support::sidecar::{free_port, poll_until};
+use crate::support::pki::Ca;
+use crate::support::sidecar::poll_until;
+use crate::support::webhook::{Webhook, write_pair};
 use k8s_openapi::api::core::v1::Pod;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// A CA and the server pairs it signs (for 127.0.0.1 and localhost).
-struct Ca {
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ssm-injector test CA");
-        let key = rcgen::KeyPair::generate().expect("CA key");
-        Ca {
-            issuer: rcgen::CertifiedIssuer::self_signed(params, key).expect("CA cert"),
-        }
-    }
-
-    /// A server certificate and key (PEM) with common name `cn`.
-    fn server_pair(&self, cn: &str) -> (String, String) {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .expect("server params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        let key = rcgen::KeyPair::generate().expect("server key");
-        let cert = params.signed_by(&key, &self.issuer).expect("signed");
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        crate::support::hub::client_config(&self.issuer.pem())
-    }
-}
 
 fn der_of(pem: &str) -> CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_slice(pem.as_bytes()).expect("PEM certificate")
-}
-
-/// The running binary; killed when dropped.
-struct Webhook {
-    child: Child,
-    addr: String,
-    stderr: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    tls: Arc<rustls::ClientConfig>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write_pair(cert: &Path, key: &Path, (c, k): &(String, String)) {
-    std::fs::write(cert, c).expect("write cert");
-    std::fs::write(key, k).expect("write key");
-}
-
-impl Webhook {
-    /// Starts `ssm-injector webhook` with a fresh pair from `ca` and waits until it answers.
-    fn start(ca: &Ca, pair: &(String, String)) -> Webhook {
-        Webhook::start_with(ca, pair, None)
-    }
-
-    /// As [`Webhook::start`], with `config` as its `--config` file when given.
-    fn start_with(ca: &Ca, pair: &(String, String), config: Option<&str>) -> Webhook {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        write_pair(&cert, &key, pair);
-        let addr = format!("127.0.0.1:{}", free_port());
-        let stderr = dir.path().join("stderr.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssm-injector"));
-        cmd.args(["webhook", "--cert"])
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .args(["--listen", &addr, "--cert-check-interval", "100ms"]);
-        if let Some(text) = config {
-            let file = dir.path().join("config.yaml");
-            std::fs::write(&file, text).expect("write config");
-            cmd.arg("--config").arg(file);
-        }
-        let child = cmd
-            .env_clear()
-            .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn ssm-injector webhook");
-        let mut w = Webhook {
-            child,
-            addr,
-            stderr,
-            cert,
-            key,
-            tls: ca.client_config(),
-            _dir: dir,
-        };
-        poll_until(
-            Duration::from_secs(30),
-            "the webhook answers /healthz",
-            || {
-                if let Ok(Some(status)) = w.child.try_wait() {
-                    panic!("webhook exited with {status}:\n{}", w.log());
-                }
-                w.connect()
-                    .and_then(|mut c| c.request("GET", "/healthz", ""))
-                    .filter(|(status, _)| *status == 200)
-            },
-        );
-        w
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// A fresh TLS connection (handshake done), or `None` if nothing answers.
-    fn connect(&self) -> Option<Conn> {
-        let tcp = TcpStream::connect(&self.addr).ok()?;
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        tcp.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
-        let name = ServerName::try_from("localhost").ok()?;
-        let client = rustls::ClientConnection::new(self.tls.clone(), name).ok()?;
-        let mut stream = rustls::StreamOwned::new(client, tcp);
-        while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).ok()?;
-        }
-        Some(Conn {
-            stream: BufReader::new(stream),
-        })
-    }
-
-    /// POSTs a review on a new connection; the answer's JSON.
-    fn review(&self, review: &Value) -> Value {
-        let (status, body) = self
-            .connect()
-            .and_then(|mut c| c.request("POST", "/mutate", &review.to_string()))
-            .unwrap_or_else(|| panic!("no answer from the webhook:\n{}", self.log()));
-        assert_eq!(status, 200, "{body}\n{}", self.log());
-        serde_json::from_str(&body).expect("a JSON review")
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection over TLS.
-struct Conn {
-    stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
-}
-
-impl Conn {
-    /// `(status, body)`, or `None` on any transport error.
-    fn request(&mut self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
-        );
-        let out = self.stream.get_mut();
-        out.write_all(head.as_bytes()).ok()?;
-        out.write_all(body.as_bytes()).ok()?;
-        out.flush().ok()?;
-        let mut status_line = String::new();
-        self.stream.read_line(&mut status_line).ok()?;
-        let status = status_line.split(' ').nth(1)?.parse().ok()?;
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if self.stream.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().ok()?;
-            }
-        }
-        let mut buf = vec![0; length];
-        self.stream.read_exact(&mut buf).ok()?;
-        Some((status, String::from_utf8(buf).ok()?))
-    }
-
-    fn peer_certificate(&self) -> CertificateDer<'static> {
-        self.stream
-            .get_ref()
-            .conn
-            .peer_certificates()
-            .expect("peer certificates")[0]
-            .clone()
-            .into_owned()
-    }
 }
 
 fn pod(annotations: Value) -> Value {
@@ -273,7 +76,7 @@ fn apply(original: &Value, answer: &Value) -> Value {
 
 #[test]
 fn webhook_injects_an_annotated_pod_over_https_and_a_second_pass_changes_nothing() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
     let original = pod(json!({
         "ssm-injector.io/inject": "true",
@@ -330,7 +133,7 @@ fn webhook_injects_an_annotated_pod_over_https_and_a_second_pass_changes_nothing
 
 #[test]
 fn webhook_denies_a_bad_annotation_and_leaves_other_pods_alone() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
     let bad = pod(json!({
         "ssm-injector.io/inject": "true",
@@ -368,7 +171,7 @@ fn webhook_denies_a_bad_annotation_and_leaves_other_pods_alone() {
 
 #[test]
 fn webhook_speaks_only_tls() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
     let mut tcp = TcpStream::connect(&w.addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(10)))
@@ -392,11 +195,11 @@ fn webhook_speaks_only_tls() {
 
 #[test]
 fn webhook_serves_a_rotated_certificate_to_new_connections_without_dropping_open_ones() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let first = ca.server_pair("webhook-1");
     let w = Webhook::start(&ca, &first);
     let mut open = w.connect().expect("a connection");
-    assert_eq!(open.peer_certificate(), der_of(&first.0));
+    assert_eq!(open.peer_certificate(), der_of(&first.cert));
     assert_eq!(open.request("GET", "/healthz", "").map(|a| a.0), Some(200));
 
     // A bad pair is refused and the old one kept.
@@ -413,11 +216,11 @@ fn webhook_serves_a_rotated_certificate_to_new_connections_without_dropping_open
         },
     );
     let c = w.connect().expect("still serving");
-    assert_eq!(c.peer_certificate(), der_of(&first.0));
+    assert_eq!(c.peer_certificate(), der_of(&first.cert));
 
     let second = ca.server_pair("webhook-2");
     write_pair(&w.cert, &w.key, &second);
-    let new = der_of(&second.0);
+    let new = der_of(&second.cert);
     poll_until(
         Duration::from_secs(20),
         "new handshakes present the rotated certificate",
@@ -446,10 +249,10 @@ fn hub_config(ca_file: &Path, audience: &str) -> String {
 
 #[test]
 fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let hub_ca = tempfile::tempdir().expect("tempdir");
     let ca_file = hub_ca.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.issuer.pem()).expect("write the hub CA");
+    std::fs::write(&ca_file, ca.pem()).expect("write the hub CA");
     let config = hub_config(&ca_file, "https://hub.example.com/ssm");
     let w = Webhook::start_with(&ca, &ca.server_pair("webhook-1"), Some(&config));
     let original = pod(json!({
@@ -486,7 +289,7 @@ fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
     );
     assert!(
         sidecar.env.iter().flatten().any(|e| {
-            e.name == "SSM_INJECTOR_HUB_CA_PEM" && e.value.as_deref() == Some(&ca.issuer.pem())
+            e.name == "SSM_INJECTOR_HUB_CA_PEM" && e.value.as_deref() == Some(&ca.pem())
         }),
         "the hub CA in {:?}",
         sidecar.env
@@ -496,11 +299,11 @@ fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
 #[test]
 fn webhook_refuses_to_start_with_a_bad_hub_audience() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     write_pair(&cert, &key, &ca.server_pair("webhook-1"));
     let ca_file = dir.path().join("ca.crt");
-    std::fs::write(&ca_file, ca.issuer.pem()).expect("write the hub CA");
+    std::fs::write(&ca_file, ca.pem()).expect("write the hub CA");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, hub_config(&ca_file, "my hub")).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))

@@ -5,7 +5,8 @@
 /// The prefix of every annotation the injector reads or writes.
 pub const PREFIX: &str = "ssm-injector.io/";
 
-/// Opt in: `"true"` (any case) injects; anything else, or no annotation, leaves the pod alone.
+/// Opt in: exactly `"true"` injects; anything else (`"TRUE"`, `" true"`), or no annotation,
+/// leaves the pod alone. The webhook configuration's matchCondition compares the same way.
 pub const INJECT: &str = "ssm-injector.io/inject";
 
 /// Comma-separated parameter paths; every parameter under each is fetched

@@ -165,9 +165,12 @@ fn should_skip(
     namespace: &str,
     config: &InjectConfig,
 ) -> Option<&'static str> {
+    // Exactly "true", as the MutatingWebhookConfiguration's matchCondition compares it:
+    // a pod the API server would not send while the webhook is down is never injected
+    // while it is up.
     let opted_in = annotations
         .get(annotations::INJECT)
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        .is_some_and(|v| v == "true");
     if !opted_in {
         return Some("not opted in");
     }

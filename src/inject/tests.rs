@@ -102,10 +102,16 @@ fn skip_and_inject_decisions_follow_the_opt_in_namespace_and_status() {
             Some("not opted in"),
         ),
         (
-            "inject TRUE in any case",
+            "inject TRUE is not \"true\" (the matchCondition would not send it)",
             pod().ann(a::INJECT, "TRUE").build(),
             NS,
-            None,
+            Some("not opted in"),
+        ),
+        (
+            "inject with spaces is not \"true\"",
+            pod().ann(a::INJECT, " true").build(),
+            NS,
+            Some("not opted in"),
         ),
         (
             "kube-system is excluded",

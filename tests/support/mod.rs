@@ -1,11 +1,15 @@
 //! Test support: the AWS emulator (moto's server + a fault proxy, driven by
 //! `emulator.py`), a runner for the real binary, and a deadline poller.
 
+pub mod chart;
+pub mod cluster;
 pub mod emulator;
 pub mod hub;
 pub mod kube;
+pub mod pki;
 pub mod run;
 pub mod sidecar;
+pub mod webhook;
 
 pub use emulator::{Emulator, shared};
 pub use run::Run;
