@@ -145,6 +145,15 @@ async fn with_the_webhook_down_pods_that_did_not_opt_in_are_admitted_and_opted_i
     let client = cluster.client().await;
     // failurePolicy Fail (the chart's default), nothing listening behind the url.
     let chart = Installed::install(&client, "", false).await;
+    let hooks = chart.registered.webhooks.clone().unwrap_or_default();
+    assert_eq!(hooks[0].failure_policy.as_deref(), Some("Fail"));
+    assert!(
+        hooks[0]
+            .match_conditions
+            .as_ref()
+            .is_some_and(|m| !m.is_empty()),
+        "the chart registers matchConditions: {hooks:?}"
+    );
     let ns = chart.namespace(cluster, &client, false).await;
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
 
@@ -199,7 +208,7 @@ async fn with_the_webhook_down_pods_that_did_not_opt_in_are_admitted_and_opted_i
 }
 
 #[tokio::test]
-async fn a_stopped_webhook_refuses_opted_in_pods_and_admits_the_rest_again_once_it_is_back() {
+async fn a_webhook_stopped_after_injecting_refuses_opted_in_pods_and_still_admits_the_rest() {
     let cluster = require_cluster!();
     let client = cluster.client().await;
     let mut chart = Installed::install(&client, "", true).await;
@@ -269,4 +278,180 @@ async fn re_applying_an_injected_pod_changes_nothing_and_a_copy_is_not_injected_
         copied.spec, first.spec,
         "the copy was injected a second time"
     );
+}
+
+/// `restricted_pod` as YAML for kubectl, in `namespace`.
+fn manifest(name: &str, namespace: &str, annotations: Value) -> String {
+    let mut v = serde_json::to_value(restricted_pod(name, annotations)).expect("JSON");
+    v["apiVersion"] = json!("v1");
+    v["kind"] = json!("Pod");
+    v["metadata"]["namespace"] = json!(namespace);
+    serde_json::to_string(&v).expect("JSON")
+}
+
+#[tokio::test]
+async fn every_kind_of_denial_reaches_the_client_naming_the_annotation() {
+    let cluster = require_cluster!();
+    let client = cluster.client().await;
+    let chart = Installed::install(&client, "", true).await;
+    let ns = chart.namespace(cluster, &client, true).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    // (annotations besides inject + path, the annotation the message must name)
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"ssm-injector.io/paht": "/x"}),
+            "ssm-injector.io/paht",
+        ),
+        (
+            json!({"ssm-injector.io/path": "app/prod"}),
+            "ssm-injector.io/path",
+        ),
+        (
+            json!({"ssm-injector.io/path": "/app/${STAGE}/"}),
+            "ssm-injector.io/path",
+        ),
+        (
+            json!({"ssm-injector.io/param-1DB": "/a/b"}),
+            "ssm-injector.io/param-1DB",
+        ),
+        (
+            json!({"ssm-injector.io/param-DB": "/a//b"}),
+            "ssm-injector.io/param-DB",
+        ),
+        (
+            json!({"ssm-injector.io/format": "toml"}),
+            "ssm-injector.io/format",
+        ),
+        (
+            json!({"ssm-injector.io/file": "../etc/passwd"}),
+            "ssm-injector.io/file",
+        ),
+        (
+            json!({"ssm-injector.io/mount-path": "/ssm/../etc"}),
+            "ssm-injector.io/mount-path",
+        ),
+        (
+            json!({"ssm-injector.io/mount-path": "/config"}),
+            "ssm-injector.io/mount-path",
+        ),
+        (
+            json!({"ssm-injector.io/mode": "daemon"}),
+            "ssm-injector.io/mode",
+        ),
+        (
+            json!({"ssm-injector.io/mode": "sidecar", "ssm-injector.io/interval": "500ms"}),
+            "ssm-injector.io/interval",
+        ),
+        (
+            json!({"ssm-injector.io/containers": "app,nope"}),
+            "ssm-injector.io/containers",
+        ),
+        (
+            json!({"ssm-injector.io/file-mode": "0999"}),
+            "ssm-injector.io/file-mode",
+        ),
+        (
+            json!({"ssm-injector.io/mode": "sidecar", "ssm-injector.io/reload-signal": "HUPP", "ssm-injector.io/reload-process": "nginx"}),
+            "ssm-injector.io/reload-signal",
+        ),
+        (
+            json!({"ssm-injector.io/reload-process": "nginx"}),
+            "ssm-injector.io/reload-process",
+        ),
+        (
+            json!({"ssm-injector.io/template": "/etc/tmpl/app.j2"}),
+            "ssm-injector.io/template",
+        ),
+        (
+            json!({"ssm-injector.io/native-sidecar": "yes"}),
+            "ssm-injector.io/native-sidecar",
+        ),
+        (
+            json!({"ssm-injector.io/memory-request": "1Gi", "ssm-injector.io/memory-limit": "32Mi"}),
+            "ssm-injector.io/memory-request",
+        ),
+    ];
+    for (i, (extra, named)) in cases.into_iter().enumerate() {
+        let mut annotations =
+            json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/app/prod/"});
+        for (k, v) in extra.as_object().expect("object") {
+            annotations[k] = v.clone();
+        }
+        let name = format!("bad-{i}");
+        let err = pods
+            .create(&PostParams::default(), &restricted_pod(&name, annotations))
+            .await
+            .expect_err(&format!("{named}: the pod was admitted"));
+        let message = api_message(err);
+        assert!(
+            message.contains("admission webhook \"inject.ssm-injector.io\" denied the request")
+                && message.contains(named),
+            "{named}: {message}"
+        );
+    }
+
+    // kubectl prints the same sentence to the user and exits non-zero.
+    let (code, _, stderr) = crate::support::chart::kubectl(
+        cluster,
+        &["create", "-f", "-"],
+        Some(&manifest(
+            "by-kubectl",
+            &ns,
+            json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/app/prod/", "ssm-injector.io/mode": "daemon"}),
+        )),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("admission webhook \"inject.ssm-injector.io\" denied the request: ssm-injector.io/mode: unknown mode \"daemon\""),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_namespace_policy_admits_a_teams_own_prefix_and_refuses_others_naming_the_rule() {
+    let cluster = require_cluster!();
+    let client = cluster.client().await;
+    let team_a = cluster
+        .namespace(
+            &client,
+            "team-a",
+            &[("pod-security.kubernetes.io/enforce", "restricted")],
+        )
+        .await;
+    let team_b = cluster.namespace(&client, "team-b", &[]).await;
+    let values = format!("policy: {{namespacePrefixes: {{{team_a}: [/team-a/]}}}}");
+    let chart = Installed::install(&client, &values, true).await;
+    chart.adopt(&client, &team_a).await;
+    chart.adopt(&client, &team_b).await;
+
+    let a = Api::<Pod>::namespaced(client.clone(), &team_a);
+    let own = json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/team-a/prod/"});
+    let created = a
+        .create(&PostParams::default(), &restricted_pod("own", own.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("team-a's own prefix: {e}\n{}", chart.log()));
+    assert_eq!(
+        names(&created.spec.expect("spec").init_containers),
+        ["ssm-injector-init"]
+    );
+
+    let other =
+        json!({"ssm-injector.io/inject": "true", "ssm-injector.io/param-X": "/team-b/prod/x"});
+    let message = api_message(
+        a.create(&PostParams::default(), &restricted_pod("other", other))
+            .await
+            .expect_err("another team's parameter"),
+    );
+    assert!(
+        message.contains("ssm-injector.io/param-X") && message.contains("/team-a/"),
+        "{message}"
+    );
+    // A namespace the policy does not list may read nothing.
+    let message = api_message(
+        Api::<Pod>::namespaced(client.clone(), &team_b)
+            .create(&PostParams::default(), &restricted_pod("unlisted", own))
+            .await
+            .expect_err("an unlisted namespace"),
+    );
+    assert!(message.contains(&team_b), "{message}");
 }

@@ -167,6 +167,20 @@ impl Installed {
         cluster.namespace(client, "ns", &labels).await
     }
 
+    /// Labels an existing namespace so this installation's webhook sees it.
+    pub async fn adopt(&self, client: &kube::Client, namespace: &str) {
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{Patch, PatchParams};
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                namespace,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {TEST_LABEL: self.selector}}})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("label namespace {namespace}: {e}"));
+    }
+
     /// Stops the webhook process (the configuration stays registered).
     pub fn stop(&mut self) {
         self.webhook = None;
@@ -212,4 +226,41 @@ pub fn deployment_args(docs: &[Value], release: &str) -> Vec<String> {
         .iter()
         .map(|a| a.as_str().expect("string arg").to_owned())
         .collect()
+}
+
+/// The pinned kubectl (`scripts/setup-helm`), run against `cluster` with `args`:
+/// `(exit code, stdout, stderr)`.
+pub fn kubectl(
+    cluster: &super::cluster::Cluster,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let kubectl = repo().join(".tools/bin/kubectl");
+    assert!(
+        kubectl.is_file(),
+        "{} is missing: run scripts/setup-helm (scripts/test does)",
+        kubectl.display()
+    );
+    let mut child = Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write kubectl stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("kubectl output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

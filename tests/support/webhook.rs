@@ -122,11 +122,6 @@ impl Webhook {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// Whether the process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
     /// A fresh TLS connection (handshake done), or `None` if nothing answers.
     pub fn connect(&self) -> Option<Conn> {
         let tcp = TcpStream::connect(&self.addr).ok()?;
