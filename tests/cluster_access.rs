@@ -88,11 +88,11 @@ fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     match fs_group {
         Some(g) => {
             std::os::unix::fs::chown(&dir, Some(0), Some(g as u32)).expect("chown");
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2777))
-                .expect("chmod");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2777)).expect("chmod");
         }
-        None => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
-            .expect("chmod"),
+        None => {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod")
+        }
     }
     dir
 }
@@ -148,7 +148,12 @@ fn can_read(file: &Path, id: &Id) -> bool {
 }
 
 /// A restricted pod with containers `(name, runAsUser, runAsGroup)` and pod-level settings.
-fn pod_with(name: &str, annotations: Value, pod_sc: Value, containers: &[(&str, Option<i64>, Option<i64>)]) -> Pod {
+fn pod_with(
+    name: &str,
+    annotations: Value,
+    pod_sc: Value,
+    containers: &[(&str, Option<i64>, Option<i64>)],
+) -> Pod {
     let mut psc = json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}});
     for (k, v) in pod_sc.as_object().expect("object") {
         psc[k] = v.clone();
@@ -156,7 +161,8 @@ fn pod_with(name: &str, annotations: Value, pod_sc: Value, containers: &[(&str, 
     let containers: Vec<Value> = containers
         .iter()
         .map(|(n, uid, gid)| {
-            let mut sc = json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+            let mut sc =
+                json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
             if let Some(u) = uid {
                 sc["runAsUser"] = json!(u);
             }
@@ -196,7 +202,14 @@ async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_can
 
     // (name, pod securityContext, containers (name, uid, gid), containers annotation,
     //  the mode the file must have, whether a stranger may read it)
-    type Case<'a> = (&'a str, Value, Vec<(&'a str, Option<i64>, Option<i64>)>, Option<&'a str>, u32, bool);
+    type Case<'a> = (
+        &'a str,
+        Value,
+        Vec<(&'a str, Option<i64>, Option<i64>)>,
+        Option<&'a str>,
+        u32,
+        bool,
+    );
     let cases: Vec<Case> = vec![
         (
             "container-uid-over-pod-uid",
@@ -217,7 +230,10 @@ async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_can
         (
             "two-uids-share-a-container-group",
             json!({}),
-            vec![("app", Some(1000), Some(5000)), ("worker", Some(2000), Some(5000))],
+            vec![
+                ("app", Some(1000), Some(5000)),
+                ("worker", Some(2000), Some(5000)),
+            ],
             None,
             0o440,
             false,
@@ -248,12 +264,16 @@ async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_can
         ),
     ];
     for (name, pod_sc, containers, chosen, mode, stranger_reads) in cases {
-        let mut annotations = json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": format!("{prefix}/")});
+        let mut annotations =
+            json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": format!("{prefix}/")});
         if let Some(c) = chosen {
             annotations["ssm-injector.io/containers"] = json!(c);
         }
         let stored = pods
-            .create(&PostParams::default(), &pod_with(name, annotations, pod_sc, &containers))
+            .create(
+                &PostParams::default(),
+                &pod_with(name, annotations, pod_sc, &containers),
+            )
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", chart.log()));
         let root = tempfile::tempdir().expect("tempdir");
@@ -268,9 +288,17 @@ async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_can
             .filter(|c| chosen.is_none_or(|n| c.name == n))
         {
             let id = identity(&stored, c);
-            assert!(can_read(&file, &id), "{name}: container {} ({id:?}) cannot read {file:?} ({meta:?})", c.name);
+            assert!(
+                can_read(&file, &id),
+                "{name}: container {} ({id:?}) cannot read {file:?} ({meta:?})",
+                c.name
+            );
         }
-        assert_eq!(can_read(&file, &stranger), stranger_reads, "{name}: a stranger");
+        assert_eq!(
+            can_read(&file, &stranger),
+            stranger_reads,
+            "{name}: a stranger"
+        );
     }
 }
 
@@ -293,7 +321,10 @@ async fn a_pod_whose_readers_share_no_owner_or_group_gets_a_warning_naming_them(
     let (code, _, stderr) = kubectl(cluster, &["create", "-f", "-"], Some(&pod.to_string()));
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("Warning:") && stderr.contains("0444") && stderr.contains("app") && stderr.contains("worker"),
+        stderr.contains("Warning:")
+            && stderr.contains("0444")
+            && stderr.contains("app")
+            && stderr.contains("worker"),
         "{stderr}"
     );
     let stored = Api::<Pod>::namespaced(client.clone(), &ns)

@@ -197,36 +197,32 @@ async fn setup(cluster: &Cluster) -> (kube::Client, String) {
     (client, restricted)
 }
 
-#[tokio::test]
-async fn every_object_in_deploy_kubernetes_passes_a_server_side_dry_run() {
-    let cluster = require_cluster!();
-    let (client, restricted) = setup(cluster).await;
-    // The raw manifests live in namespace ssm-injector (created first, as deploy/README says).
-    ensure_namespace(&client, "ssm-injector").await;
-    let dir = repo().join("deploy/kubernetes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("deploy/kubernetes")
+/// The `*.yaml` files of `dir` (relative to the repository), sorted.
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "{files:?}");
+    files
+}
+
+/// Dry-runs each `(name, manifests)` in `namespace` and creates their pods (dry-run) in
+/// `restricted`; panics listing every refusal.
+async fn check_all(
+    cluster: &Cluster,
+    client: &kube::Client,
+    restricted: &str,
+    namespace: &str,
+    sets: Vec<(String, String)>,
+) {
     let mut failures = Vec::new();
-    for file in &files {
-        let what = file
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        match dry_run(
-            cluster,
-            &std::fs::read_to_string(file).expect("read"),
-            "ssm-injector",
-            &what,
-        ) {
+    for (what, manifests) in sets {
+        match dry_run(cluster, &manifests, namespace, &what) {
             Ok(docs) => {
-                assert!(docs.len() >= 5, "{what}: {} objects", docs.len());
-                failures.extend(restricted_pods(&client, &docs, &restricted, &what).await);
+                assert!(docs.len() >= 5, "{what}: only {} objects", docs.len());
+                failures.extend(restricted_pods(client, &docs, restricted, &what).await);
             }
             Err(e) => failures.push(e),
         }
@@ -234,35 +230,37 @@ async fn every_object_in_deploy_kubernetes_passes_a_server_side_dry_run() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_object_in_deploy_kubernetes_passes_a_server_side_dry_run() {
+    let cluster = require_cluster!();
+    let (client, restricted) = setup(cluster).await;
+    // The raw manifests live in namespace ssm-injector (created first, as deploy/README says).
+    ensure_namespace(&client, "ssm-injector").await;
+    let files = yaml_files("deploy/kubernetes");
+    assert!(files.len() >= 2, "{files:?}");
+    let sets = files
+        .iter()
+        .map(|f| (file_name(f), std::fs::read_to_string(f).expect("read")))
+        .collect();
+    check_all(cluster, &client, &restricted, "ssm-injector", sets).await;
+}
+
 #[tokio::test]
 async fn the_chart_with_every_value_set_passes_a_server_side_dry_run() {
     let cluster = require_cluster!();
     let (client, restricted) = setup(cluster).await;
     let release_ns = cluster.namespace(&client, "release", &[]).await;
-    let dir = repo().join("charts/ssm-injector/ci");
-    let mut sets: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("charts/ssm-injector/ci")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    let files = yaml_files("charts/ssm-injector/ci");
+    assert!(files.len() >= 5, "{files:?}");
+    let sets = files
+        .iter()
+        .map(|f| (file_name(f), helm_template(&release_ns, f)))
         .collect();
-    sets.sort();
-    assert!(sets.len() >= 5, "{sets:?}");
-    let mut failures = Vec::new();
-    for set in &sets {
-        let what = set
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        match dry_run(
-            cluster,
-            &helm_template(&release_ns, set),
-            &release_ns,
-            &what,
-        ) {
-            Ok(docs) => failures.extend(restricted_pods(&client, &docs, &restricted, &what).await),
-            Err(e) => failures.push(e),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    check_all(cluster, &client, &restricted, &release_ns, sets).await;
 }
