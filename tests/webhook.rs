@@ -123,6 +123,13 @@ fn webhook_injects_an_annotated_pod_over_https_and_a_second_pass_changes_nothing
     assert_eq!(app_mount.read_only, Some(true));
     assert!(mounted(&spec.containers[1]).is_none(), "log was not chosen");
 
+    // The pod sets no securityContext: the files are 0444, and the client is told.
+    let warnings = answer["response"]["warnings"].to_string();
+    assert!(
+        warnings.contains("mode 0444") && warnings.contains("fsGroup"),
+        "{answer}"
+    );
+
     let again = w.review(&review(&mutated));
     assert_eq!(again["response"]["allowed"], true);
     assert!(
@@ -294,6 +301,66 @@ fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
         "the hub CA in {:?}",
         sidecar.env
     );
+}
+
+/// The config's region, the derived file access (with its warning) and a free admin port,
+/// through the real binary.
+#[test]
+fn webhook_gives_the_configured_region_a_free_port_and_warns_when_files_are_0444() {
+    let ca = Ca::new();
+    let w = Webhook::start_with(
+        &ca,
+        &ca.server_pair("webhook-1"),
+        Some("region: eu-west-1\n"),
+    );
+    let mut original = pod(json!({
+        "ssm-injector.io/inject": "true",
+        "ssm-injector.io/path": "/app/prod/",
+        "ssm-injector.io/mode": "init+sidecar"
+    }));
+    original["spec"]["containers"][0]["ports"] = json!([{"containerPort": 8099}]);
+    let answer = w.review(&review(&original));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let warnings: Vec<&str> = answer["response"]["warnings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("warnings in {answer}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("mode 0444")
+            && warnings[0].contains("app (uid unknown), log (uid unknown)"),
+        "{warnings:?}"
+    );
+    let result: Pod = serde_json::from_value(apply(&original, &answer)).expect("a k8s-openapi Pod");
+    assert_eq!(
+        result
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("ssm-injector.io/file-access"))
+            .map(String::as_str)
+            .unwrap_or_default()
+            .split(':')
+            .next(),
+        Some("mode 0444")
+    );
+    let spec = result.spec.expect("spec");
+    for c in spec.init_containers.iter().flatten() {
+        let args = c.args.clone().unwrap_or_default();
+        assert!(
+            args.windows(2).any(|a| a == ["--region", "eu-west-1"]),
+            "{}: {args:?}",
+            c.name
+        );
+        if c.name == "ssm-injector" {
+            assert!(
+                args.windows(2).any(|a| a == ["--listen", "0.0.0.0:8100"]),
+                "the app has 8099: {args:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! patch, the patch applies to the pod's JSON, the result is still a Pod, and `mutate` on
 //! that Pod is a Skip (injection is idempotent), and every container it added is hardened
 //! (non-root, read-only root, no capabilities, no privilege escalation, seccomp
-//! RuntimeDefault). A denial always has a message.
+//! RuntimeDefault) and declares no port the pod's containers declare. A denial always has
+//! a message.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, Pod, PodSecurityContext, PodSpec, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, Pod, PodSecurityContext, PodSpec,
+    SecurityContext, Volume, VolumeMount,
 };
 use libfuzzer_sys::fuzz_target;
 use ssm_injector::inject::{Decision, InjectConfig, annotations, mutate};
@@ -72,10 +74,17 @@ const VALUES: &[&str] = &[
     "1E-3",
     "+1",
     "injected",
+    "9100",
+    "8099",
+    "80",
+    "eu-west-1",
+    "eu-west-1a",
+    "uid 1000 mode 0400",
 ];
 const NAMES: &[&str] = &["app", "side", "ssm-injector", "ssm-injector-init", "config"];
 const PATHS: &[&str] = &["/ssm", "/ssm/", "/config", "/config/", "/data", "/"];
 const NAMESPACES: &[&str] = &["apps", "team-a", "kube-system", ""];
+const PORT_NAMES: &[&str] = &["http", "ssm-admin", "ssm-admin-2"];
 
 #[derive(Debug, Arbitrary)]
 enum Key {
@@ -108,6 +117,10 @@ struct ContainerIn {
     init: bool,
     /// (volume name, mount path)
     mounts: Vec<(Text, Text)>,
+    /// The container's own runAsUser and runAsGroup.
+    run_as: Option<(Option<i64>, Option<i64>)>,
+    /// Declared container ports (and port names), near the sidecar's default.
+    ports: Vec<(u8, Option<Text>)>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -118,6 +131,7 @@ struct Input {
     /// Volume names (ConfigMap volumes).
     volumes: Vec<Text>,
     run_as: Option<(Option<i64>, Option<i64>, Option<i64>)>,
+    supplemental_groups: Option<Vec<i64>>,
     namespace: Text,
     native_sidecar: bool,
     policy: bool,
@@ -153,6 +167,21 @@ fn pod(input: &Input) -> Pod {
                     })
                     .collect()
             }),
+            security_context: c.run_as.map(|(uid, gid)| SecurityContext {
+                run_as_user: uid,
+                run_as_group: gid,
+                ..Default::default()
+            }),
+            ports: (!c.ports.is_empty()).then(|| {
+                c.ports
+                    .iter()
+                    .map(|(offset, name)| ContainerPort {
+                        container_port: 8099 + i32::from(*offset % 8),
+                        name: name.as_ref().map(|n| n.get(PORT_NAMES)),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
             ..Default::default()
         };
         if c.init {
@@ -184,6 +213,7 @@ fn pod(input: &Input) -> Pod {
             run_as_user: uid,
             run_as_group: gid,
             fs_group,
+            supplemental_groups: input.supplemental_groups.clone(),
             ..Default::default()
         });
     }
@@ -244,16 +274,27 @@ fuzz_target!(|input: Input| {
     match mutate(&pod, &namespace, &config) {
         Decision::Skip(reason) => assert!(!reason.is_empty()),
         Decision::Deny(denial) => assert!(!denial.message.is_empty(), "a denial without message"),
-        Decision::Patch(patch) => {
+        Decision::Patch { patch, .. } => {
             let mut value = serde_json::to_value(&pod).expect("a Pod serializes");
             json_patch::patch(&mut value, &patch)
                 .unwrap_or_else(|e| panic!("the patch does not apply: {e}\n{patch:?}"));
             let injected: Pod = serde_json::from_value(value)
                 .unwrap_or_else(|e| panic!("the patched pod is not a Pod: {e}"));
+            let taken: Vec<i32> = containers(&pod)
+                .flat_map(|c| c.ports.iter().flatten())
+                .map(|p| p.container_port)
+                .collect();
             for added in
                 containers(&injected).filter(|c| !containers(&pod).any(|o| o.name == c.name))
             {
                 assert_hardened(added);
+                for p in added.ports.iter().flatten() {
+                    assert!(
+                        !taken.contains(&p.container_port),
+                        "the admin port {} is a port of the pod",
+                        p.container_port
+                    );
+                }
             }
             match mutate(&injected, &namespace, &config) {
                 Decision::Skip(_) => {}

@@ -39,9 +39,21 @@ pub const INTERVAL: &str = "ssm-injector.io/interval";
 /// mount; default all of them.
 pub const CONTAINERS: &str = "ssm-injector.io/containers";
 
-/// Octal mode of the written files (`0400`, `0440`). Default 0400 when the pod sets
-/// `runAsUser`, 0440 when it sets only a group, else 0444 (the app's uid is unknown).
+/// Octal mode of the written files (`0400`, `0440`). Default: derived from the
+/// securityContexts of the containers that get the mount (`super::access`): 0400 owned by
+/// their uid when they all run as the same uid, else 0440 with a group they all have
+/// (fsGroup first), else 0444 with an admission warning. A mode that may keep one of them
+/// out is kept, with a warning.
 pub const FILE_MODE: &str = "ssm-injector.io/file-mode";
+
+/// Port of the sidecar's /healthz, /readyz and /metrics (1024-65535; sidecar modes only).
+/// Default 8099, or the next port up that no container of the pod declares or probes.
+pub const ADMIN_PORT: &str = "ssm-injector.io/admin-port";
+
+/// AWS region of the injected containers (`--region`), e.g. `eu-west-1`; default the
+/// webhook config's `region`, else the AWS SDK's chain in the containers (AWS_REGION,
+/// AWS_DEFAULT_REGION, profile, IMDS).
+pub const REGION: &str = "ssm-injector.io/region";
 
 /// Signal sent to the reload process after a change (`HUP`, `USR1`, ...); sidecar modes
 /// only, needs [`RELOAD_PROCESS`]. The pod gets `shareProcessNamespace: true`.
@@ -81,6 +93,11 @@ pub const STATUS: &str = "ssm-injector.io/status";
 /// The value of [`STATUS`] on an injected pod.
 pub const STATUS_INJECTED: &str = "injected";
 
+/// Written by the injector: who can read the files and why, e.g. `uid 2000 mode 0400`,
+/// `gid 3000 mode 0440` or `mode 0444: containers app (uid 1000), worker (uid 2000): no
+/// common uid or group`. Accepted on input (a copied pod carries it) and overwritten.
+pub const FILE_ACCESS: &str = "ssm-injector.io/file-access";
+
 /// Every annotation with its documentation, in README order. `param-<KEY>` stands for
 /// every key starting with [`PARAM_PREFIX`].
 pub const ALL: &[(&str, &str)] = &[
@@ -116,7 +133,15 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         FILE_MODE,
-        "octal mode of the written files, e.g. 0400 or 0440",
+        "octal mode of the written files, e.g. 0400 or 0440; default derived from the securityContexts of the containers that get the mount (see below); a mode that may keep one of them out is kept, with a warning",
+    ),
+    (
+        ADMIN_PORT,
+        "port of the sidecar's /healthz, /readyz and /metrics (1024-65535); default 8099, or the next port up that no container declares or probes",
+    ),
+    (
+        REGION,
+        "AWS region of the injected containers (--region), e.g. eu-west-1; default the webhook config's region, else the AWS SDK's chain in the containers (see below)",
     ),
     (
         RELOAD_SIGNAL,
@@ -150,6 +175,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         STATUS,
         "set by the injector to \"injected\"; a pod carrying it is not injected again",
+    ),
+    (
+        FILE_ACCESS,
+        "set by the injector: owner, group and mode of the files and why, e.g. \"uid 2000 mode 0400\"; accepted on input and overwritten",
     ),
 ];
 

@@ -2,10 +2,11 @@
 
 use super::annotations as a;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
+    Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, Probe,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Pod};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone)]
@@ -116,6 +117,63 @@ impl PodBuilder {
         sc.run_as_group = gid;
         sc.fs_group = fs_group;
         self
+    }
+
+    /// runAsUser / runAsGroup of the container or init container `name` (its own
+    /// securityContext, over the pod's).
+    pub fn container_run_as(mut self, name: &str, uid: Option<i64>, gid: Option<i64>) -> Self {
+        if let Some(c) = self.find(name) {
+            let sc = c
+                .security_context
+                .get_or_insert_with(SecurityContext::default);
+            sc.run_as_user = uid;
+            sc.run_as_group = gid;
+        }
+        self
+    }
+
+    /// The pod's supplementalGroups.
+    pub fn supplemental_groups(mut self, groups: &[i64]) -> Self {
+        self.spec()
+            .security_context
+            .get_or_insert_with(PodSecurityContext::default)
+            .supplemental_groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Declares `port` (named `name`, if given) on the container or init container
+    /// `container`.
+    pub fn port(mut self, container: &str, port: i32, name: Option<&str>) -> Self {
+        if let Some(c) = self.find(container) {
+            c.ports.get_or_insert_with(Vec::new).push(ContainerPort {
+                container_port: port,
+                name: name.map(str::to_owned),
+                ..Default::default()
+            });
+        }
+        self
+    }
+
+    /// An httpGet liveness probe on `port` in `container`.
+    pub fn liveness_port(mut self, container: &str, port: i32) -> Self {
+        if let Some(c) = self.find(container) {
+            c.liveness_probe = Some(Probe {
+                http_get: Some(HTTPGetAction {
+                    port: IntOrString::Int(port),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+        self
+    }
+
+    fn find(&mut self, name: &str) -> Option<&mut Container> {
+        let spec = self.spec();
+        spec.containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+            .find(|c| c.name == name)
     }
 
     /// A ConfigMap volume `name` mounted in container `container` at `path`.

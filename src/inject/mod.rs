@@ -5,9 +5,11 @@
 //! annotations ([`validate`]), check the namespace policy ([`policy`]), then patch
 //! ([`patch`]) a clone of the pod and diff it against the original.
 
+pub mod access;
 pub mod annotations;
 pub mod patch;
 pub mod policy;
+pub mod port;
 pub mod validate;
 
 #[cfg(test)]
@@ -40,6 +42,10 @@ pub struct InjectConfig {
     pub default_paths: Vec<String>,
     /// Resources of the injected containers when the pod's annotations give none.
     pub resources: AgentResources,
+    /// `--region` of the injected containers when the pod gives no `ssm-injector.io/region`.
+    /// `None`: the AWS SDK's chain inside the containers (AWS_REGION, AWS_DEFAULT_REGION,
+    /// profile, IMDS).
+    pub region: Option<String>,
 }
 
 /// Requests and limits of the injected containers (Kubernetes quantities; `None`: unset).
@@ -97,6 +103,7 @@ impl Default for InjectConfig {
             hub: None,
             default_paths: Vec::new(),
             resources: AgentResources::default(),
+            region: None,
         }
     }
 }
@@ -106,8 +113,12 @@ impl Default for InjectConfig {
 pub enum Decision {
     /// Admit unchanged; the reason is for logs and metrics.
     Skip(&'static str),
-    /// Admit with this JSONPatch.
-    Patch(json_patch::Patch),
+    /// Admit with this JSONPatch; the warnings go back to the client (`kubectl` prints
+    /// them as `Warning: ...`).
+    Patch {
+        patch: json_patch::Patch,
+        warnings: Vec<String>,
+    },
     /// Refuse the pod.
     Deny(Denial),
 }
@@ -146,11 +157,15 @@ pub fn mutate(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
         return Decision::Deny(d);
     }
     let mut mutated = pod.clone();
-    if let Err(d) = patch::apply(&mut mutated, &req, config) {
-        return Decision::Deny(d);
-    }
+    let warnings = match patch::apply(&mut mutated, &req, config) {
+        Ok(w) => w,
+        Err(d) => return Decision::Deny(d),
+    };
     match (serde_json::to_value(pod), serde_json::to_value(&mutated)) {
-        (Ok(before), Ok(after)) => Decision::Patch(json_patch::diff(&before, &after)),
+        (Ok(before), Ok(after)) => Decision::Patch {
+            patch: json_patch::diff(&before, &after),
+            warnings,
+        },
         _ => Decision::Deny(Denial {
             annotation: None,
             message: "the pod could not be serialized for patching; this is a bug in ssm-injector"

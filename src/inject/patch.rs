@@ -1,12 +1,14 @@
 //! A checked [`Request`] + the pod → the mutated pod (the caller diffs it into a JSONPatch).
 
+use super::access::{self, FileAccess};
 use super::annotations as a;
+use super::port;
 use super::validate::{Request, is_under};
 use super::{Denial, InjectConfig};
 use crate::format::Format;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod, PodSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod,
+    PodSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
     ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -19,14 +21,10 @@ pub const VOLUME: &str = "ssm-injector";
 pub const INIT_CONTAINER: &str = "ssm-injector-init";
 /// Name of the sidecar (native or regular).
 pub const SIDECAR: &str = "ssm-injector";
-/// Port of the sidecar's /healthz, /readyz and /metrics.
-pub const SIDECAR_PORT: i32 = 8099;
 /// Volume of the projected token the sidecar presents to the hub.
 pub const HUB_TOKEN_VOLUME: &str = "ssm-injector-hub-token";
 /// Where the sidecar finds that token.
 pub const HUB_TOKEN_DIR: &str = "/var/run/secrets/ssm-injector/hub";
-/// uid and gid of the injected containers when the pod sets none (distroless nonroot).
-pub const NONROOT_ID: i64 = 65532;
 
 fn deny(annotation: Option<&str>, message: String) -> Denial {
     Denial {
@@ -35,10 +33,11 @@ fn deny(annotation: Option<&str>, message: String) -> Denial {
     }
 }
 
-/// Mutates `pod` in place. Fails (without a useful partial result) when the pod cannot take
-/// the injection: names already used, a container listed that does not exist, a mount
-/// path already taken, a template outside every mounted volume.
-pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), Denial> {
+/// Mutates `pod` in place and returns the admission warnings. Fails (without a useful
+/// partial result) when the pod cannot take the injection: names already used, a
+/// container listed that does not exist, a mount path already taken, a template outside
+/// every mounted volume, an admin port a container uses.
+pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<String>, Denial> {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
 
     // Names the injector is about to add must be free.
@@ -122,7 +121,18 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
         Some(t) => Some(find_template_mount(spec, t)?),
     };
 
-    let ids = Ids::from_pod(spec);
+    // Who reads the files decides who writes them and their mode.
+    let (pod_ids, readers) = access::readers(spec, chosen);
+    let ids = access::derive(&pod_ids, &readers, req.file_mode);
+    let admin = if req.mode.has_sidecar() {
+        Some((
+            port::admin_port(spec, req.admin_port)?,
+            port::port_name(spec),
+        ))
+    } else {
+        None
+    };
+    let region = req.region.as_ref().or(config.region.as_ref());
     let native = req.native_sidecar.unwrap_or(config.native_sidecar);
     let interval = req.interval.unwrap_or(config.default_interval);
 
@@ -133,7 +143,7 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
     }];
     mounts.extend(template_mount);
 
-    let base_args = render_args(req, &ids);
+    let base_args = render_args(req, &ids, region);
     let mut injected_init = Vec::new();
     if req.mode.has_init() {
         let mut args = vec!["render".to_owned()];
@@ -141,14 +151,14 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
         injected_init.push(container(INIT_CONTAINER, args, &mounts, req, config, &ids));
     }
     let mut sidecar = None;
-    if req.mode.has_sidecar() {
+    if let Some((admin_port, port_name)) = admin {
         let mut args = vec!["render".to_owned(), "--watch".to_owned()];
         args.extend(base_args.iter().cloned());
         args.extend([
             "--interval".to_owned(),
             humantime::format_duration(interval).to_string(),
             "--listen".to_owned(),
-            format!("0.0.0.0:{SIDECAR_PORT}"),
+            format!("0.0.0.0:{admin_port}"),
         ]);
         if let Some(p) = &req.reload_process {
             if let Some(s) = &req.reload_signal {
@@ -166,6 +176,12 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
             ]);
         }
         let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
+        c.ports = Some(vec![ContainerPort {
+            name: Some(port_name),
+            container_port: i32::from(admin_port),
+            protocol: Some("TCP".to_owned()),
+            ..Default::default()
+        }]);
         if let Some(hub) = &config.hub {
             c.env.get_or_insert_with(Vec::new).push(EnvVar {
                 name: "SSM_INJECTOR_HUB_CA_PEM".to_owned(),
@@ -186,7 +202,7 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
             c.startup_probe = Some(Probe {
                 http_get: Some(HTTPGetAction {
                     path: Some("/readyz".to_owned()),
-                    port: IntOrString::Int(SIDECAR_PORT),
+                    port: IntOrString::Int(i32::from(admin_port)),
                     ..Default::default()
                 }),
                 period_seconds: Some(1),
@@ -253,40 +269,14 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<(), 
             ..Default::default()
         });
     }
-    pod.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(a::STATUS.to_owned(), a::STATUS_INJECTED.to_owned());
-    Ok(())
-}
-
-/// Who the injected containers run as and who owns the files.
-struct Ids {
-    /// The pod's own non-root runAsUser, when set.
-    pod_uid: Option<i64>,
-    /// runAsGroup, else fsGroup, when set.
-    pod_gid: Option<i64>,
-    run_as_user: i64,
-    run_as_group: i64,
-}
-
-impl Ids {
-    fn from_pod(spec: &PodSpec) -> Ids {
-        let sc = spec.security_context.as_ref();
-        let pod_uid = sc.and_then(|s| s.run_as_user).filter(|u| *u > 0);
-        let run_as_group = sc.and_then(|s| s.run_as_group).filter(|g| *g >= 0);
-        let pod_gid = run_as_group.or_else(|| sc.and_then(|s| s.fs_group).filter(|g| *g >= 0));
-        Ids {
-            pod_uid,
-            pod_gid,
-            run_as_user: pod_uid.unwrap_or(NONROOT_ID),
-            run_as_group: run_as_group.unwrap_or(NONROOT_ID),
-        }
-    }
+    let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(a::STATUS.to_owned(), a::STATUS_INJECTED.to_owned());
+    annotations.insert(a::FILE_ACCESS.to_owned(), ids.summary);
+    Ok(ids.warnings)
 }
 
 /// The flags shared by the init container and the sidecar (after `render [--watch]`).
-fn render_args(req: &Request, ids: &Ids) -> Vec<String> {
+fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<String> {
     let mut args = Vec::new();
     for p in &req.paths {
         args.extend(["--path".to_owned(), p.clone()]);
@@ -303,21 +293,15 @@ fn render_args(req: &Request, ids: &Ids) -> Vec<String> {
     if let (Format::Template, Some(t)) = (req.format, &req.template) {
         args.extend(["--template".to_owned(), t.clone()]);
     }
-    // Without the app's uid the files must be readable by group (fsGroup / runAsGroup) or
-    // by anyone who has the mount.
-    let mode = req.file_mode.or(match (ids.pod_uid, ids.pod_gid) {
-        (Some(_), _) => None,
-        (None, Some(_)) => Some(0o440),
-        (None, None) => Some(0o444),
-    });
-    if let Some(m) = mode {
-        args.extend(["--file-mode".to_owned(), format!("{m:04o}")]);
-    }
-    if let Some(u) = ids.pod_uid {
+    args.extend(["--file-mode".to_owned(), format!("{:04o}", ids.mode)]);
+    if let Some(u) = ids.uid {
         args.extend(["--uid".to_owned(), u.to_string()]);
     }
-    if let Some(g) = ids.pod_gid {
+    if let Some(g) = ids.gid {
         args.extend(["--gid".to_owned(), g.to_string()]);
+    }
+    if let Some(r) = region {
+        args.extend(["--region".to_owned(), r.clone()]);
     }
     args
 }
@@ -328,7 +312,7 @@ fn container(
     mounts: &[VolumeMount],
     req: &Request,
     config: &InjectConfig,
-    ids: &Ids,
+    ids: &FileAccess,
 ) -> Container {
     let defaults = &config.resources;
     let (cpu_request, cpu_limit) = resource_pair(

@@ -17,7 +17,7 @@ fn decide(pod: &Pod) -> Decision {
 
 /// Applies a decision's patch to `pod`; panics (in tests) on anything else.
 fn apply(pod: &Pod, decision: Decision) -> Pod {
-    let Decision::Patch(patch) = decision else {
+    let Decision::Patch { patch, .. } = decision else {
         panic!("expected a patch, got {decision:?}");
     };
     let mut doc = serde_json::to_value(pod).unwrap();
@@ -135,7 +135,7 @@ fn skip_and_inject_decisions_follow_the_opt_in_namespace_and_status() {
     for (name, p, ns, want) in cases {
         match (mutate(&p, ns, &InjectConfig::default()), want) {
             (Decision::Skip(why), Some(w)) => assert_eq!(why, w, "{name}"),
-            (Decision::Patch(_), None) => {}
+            (Decision::Patch { .. }, None) => {}
             (other, _) => panic!("{name}: got {other:?}"),
         }
     }
@@ -772,7 +772,7 @@ fn a_pod_naming_nothing_gets_the_configured_default_paths_for_its_namespace() {
     for case in cases {
         let p = case.b.build();
         match (mutate(&p, case.namespace, &case.config), case.want) {
-            (d @ Decision::Patch(_), Ok(want)) => {
+            (d @ Decision::Patch { .. }, Ok(want)) => {
                 let p = apply(&p, d);
                 let c = find(&p, INIT_CONTAINER);
                 let a = args(c);
@@ -792,48 +792,419 @@ fn a_pod_naming_nothing_gets_the_configured_default_paths_for_its_namespace() {
     }
 }
 
+// ---------------------------------------------------------------- file access
+
+/// The decision's warnings, and the pod with its patch applied.
+fn inject_warned(b: PodBuilder, config: &InjectConfig) -> (Pod, Vec<String>) {
+    let p = b.build();
+    let d = mutate(&p, NS, config);
+    let warnings = match &d {
+        Decision::Patch { warnings, .. } => warnings.clone(),
+        other => panic!("expected a patch, got {other:?}"),
+    };
+    (apply(&p, d), warnings)
+}
+
+fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|m| m.get(key))
+        .map(String::as_str)
+}
+
 #[test]
-fn uid_and_gid_come_from_the_pod_security_context() {
-    // (uid, gid, fsGroup) → (runAsUser, runAsGroup, --uid, --gid, --file-mode)
-    type Want = (
-        i64,
-        i64,
-        Option<&'static str>,
-        Option<&'static str>,
-        Option<&'static str>,
+fn file_owner_group_and_mode_serve_every_container_that_mounts_the_files() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        /// runAsUser, runAsGroup of both injected containers.
+        run_as: (i64, i64),
+        uid: Option<&'static str>,
+        gid: Option<&'static str>,
+        mode: &'static str,
+        /// The start of the file-access annotation.
+        access: &'static str,
+        warns: bool,
+    }
+    let two = || pod().container("worker");
+    let cases = vec![
+        Case {
+            name: "issue 14: the app container's runAsUser over the pod's",
+            b: pod()
+                .run_as(Some(1000), None, None)
+                .container_run_as("app", Some(2000), None),
+            run_as: (2000, 65532),
+            uid: Some("2000"),
+            gid: None,
+            mode: "0400",
+            access: "uid 2000 mode 0400",
+            warns: false,
+        },
+        Case {
+            name: "the app container's runAsGroup over the pod's",
+            b: pod()
+                .run_as(Some(1000), Some(3000), None)
+                .container_run_as("app", None, Some(3100)),
+            run_as: (1000, 3100),
+            uid: Some("1000"),
+            gid: Some("3100"),
+            mode: "0400",
+            access: "uid 1000 gid 3100 mode 0400",
+            warns: false,
+        },
+        Case {
+            name: "pod runAsUser and fsGroup: 0400 for the uid",
+            b: pod().run_as(Some(1000), None, Some(2000)),
+            run_as: (1000, 65532),
+            uid: Some("1000"),
+            gid: None,
+            mode: "0400",
+            access: "uid 1000 mode 0400",
+            warns: false,
+        },
+        Case {
+            name: "two uids and fsGroup: 0440 for fsGroup, owner the pod's uid",
+            b: two().run_as(Some(1000), None, Some(4000)).container_run_as(
+                "worker",
+                Some(2000),
+                None,
+            ),
+            run_as: (1000, 65532),
+            uid: None,
+            gid: Some("4000"),
+            mode: "0440",
+            access: "gid 4000 mode 0440",
+            warns: false,
+        },
+        Case {
+            name: "two uids, one container-level group: the injected containers run with it",
+            b: two()
+                .container_run_as("app", Some(1000), Some(3000))
+                .container_run_as("worker", Some(2000), Some(3000)),
+            run_as: (65532, 3000),
+            uid: None,
+            gid: Some("3000"),
+            mode: "0440",
+            access: "gid 3000 mode 0440",
+            warns: false,
+        },
+        Case {
+            name: "two uids and a supplemental group",
+            b: two()
+                .container_run_as("app", Some(1000), None)
+                .container_run_as("worker", Some(2000), None)
+                .supplemental_groups(&[5000, 6000]),
+            run_as: (65532, 65532),
+            uid: None,
+            gid: Some("5000"),
+            mode: "0440",
+            access: "gid 5000 mode 0440",
+            warns: false,
+        },
+        Case {
+            name: "only fsGroup",
+            b: pod().run_as(None, None, Some(2000)),
+            run_as: (65532, 65532),
+            uid: None,
+            gid: Some("2000"),
+            mode: "0440",
+            access: "gid 2000 mode 0440",
+            warns: false,
+        },
+        Case {
+            name: "no security context: 0444, and a warning",
+            b: pod(),
+            run_as: (65532, 65532),
+            uid: None,
+            gid: None,
+            mode: "0444",
+            access: "mode 0444: container app (uid unknown): no runAsUser, runAsGroup or fsGroup set",
+            warns: true,
+        },
+        Case {
+            name: "two uids and no group: 0444 naming both",
+            b: two()
+                .container_run_as("app", Some(1000), None)
+                .container_run_as("worker", Some(2000), None),
+            run_as: (65532, 65532),
+            uid: None,
+            gid: None,
+            mode: "0444",
+            access: "mode 0444: containers app (uid 1000), worker (uid 2000): no common uid or group",
+            warns: true,
+        },
+        Case {
+            name: "a root app: the injected containers never run as root",
+            b: pod().run_as(Some(0), None, None),
+            run_as: (65532, 65532),
+            uid: None,
+            gid: None,
+            mode: "0444",
+            access: "mode 0444: container app (uid 0): run as root",
+            warns: true,
+        },
+        Case {
+            name: "the containers annotation narrows the readers",
+            b: two()
+                .container_run_as("app", Some(1000), None)
+                .container_run_as("worker", Some(2000), None)
+                .ann(a::CONTAINERS, "worker"),
+            run_as: (2000, 65532),
+            uid: Some("2000"),
+            gid: None,
+            mode: "0400",
+            access: "uid 2000 mode 0400",
+            warns: false,
+        },
+        Case {
+            name: "an init container that mounts the files is a reader",
+            b: pod()
+                .init_container("migrate")
+                .run_as(Some(1000), None, Some(4000))
+                .container_run_as("migrate", Some(2000), None),
+            run_as: (1000, 65532),
+            uid: None,
+            gid: Some("4000"),
+            mode: "0440",
+            access: "gid 4000 mode 0440",
+            warns: false,
+        },
+        Case {
+            name: "an explicit file-mode wins; a warning when it shuts a container out",
+            b: two()
+                .run_as(Some(1000), None, Some(4000))
+                .container_run_as("worker", Some(2000), None)
+                .ann(a::FILE_MODE, "0400"),
+            run_as: (1000, 65532),
+            uid: None,
+            gid: Some("4000"),
+            mode: "0400",
+            access: "gid 4000 mode 0400 from ssm-injector.io/file-mode: container worker (uid 2000) may not read it",
+            warns: true,
+        },
+        Case {
+            name: "an explicit file-mode that serves every reader: no warning",
+            b: pod()
+                .run_as(Some(1000), None, None)
+                .ann(a::FILE_MODE, "0440"),
+            run_as: (1000, 65532),
+            uid: Some("1000"),
+            gid: None,
+            mode: "0440",
+            access: "uid 1000 mode 0440 from ssm-injector.io/file-mode",
+            warns: false,
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let (p, warnings) = inject_warned(
+            case.b.ann(a::MODE, "init+sidecar"),
+            &InjectConfig::default(),
+        );
+        for injected in [INIT_CONTAINER, SIDECAR] {
+            let c = find(&p, injected);
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(
+                (sc.run_as_user, sc.run_as_group, sc.run_as_non_root),
+                (Some(case.run_as.0), Some(case.run_as.1), Some(true)),
+                "{name}: {injected}"
+            );
+            assert_eq!(flag(c, "--uid"), case.uid, "{name}: {injected}");
+            assert_eq!(flag(c, "--gid"), case.gid, "{name}: {injected}");
+            assert_eq!(
+                flag(c, "--file-mode"),
+                Some(case.mode),
+                "{name}: {injected}"
+            );
+        }
+        let access = annotation(&p, a::FILE_ACCESS).unwrap_or_default();
+        assert!(access.starts_with(case.access), "{name}: {access:?}");
+        assert_eq!(!warnings.is_empty(), case.warns, "{name}: {warnings:?}");
+    }
+}
+
+#[test]
+fn the_0444_warning_names_the_containers_and_what_to_set() {
+    let (_, warnings) = inject_warned(
+        pod()
+            .container("worker")
+            .container_run_as("app", Some(1000), None)
+            .container_run_as("worker", Some(2000), None),
+        &InjectConfig::default(),
     );
-    type Ids = (Option<i64>, Option<i64>, Option<i64>);
-    let cases: Vec<(Ids, Want)> = vec![
+    let [w] = warnings.as_slice() else {
+        panic!("one warning: {warnings:?}")
+    };
+    for part in [
+        "mode 0444",
+        "runAsUser",
+        "fsGroup",
+        "app (uid 1000)",
+        "worker (uid 2000)",
+    ] {
+        assert!(w.contains(part), "{part} missing from {w}");
+    }
+}
+
+#[test]
+fn a_copied_pod_carrying_file_access_is_injected_and_the_annotation_rewritten() {
+    let p = inject(
+        pod()
+            .ann(a::FILE_ACCESS, "uid 1 mode 0400")
+            .run_as(Some(1000), None, None),
+    );
+    assert_eq!(annotation(&p, a::FILE_ACCESS), Some("uid 1000 mode 0400"));
+    assert_eq!(annotation(&p, a::STATUS), Some("injected"));
+}
+
+// ---------------------------------------------------------------- admin port
+
+#[test]
+fn the_admin_port_never_collides_with_a_port_of_the_pod() {
+    struct Case {
+        name: &'static str,
+        b: PodBuilder,
+        native: bool,
+        port: u16,
+        port_name: &'static str,
+    }
+    let sidecar = || pod().ann(a::MODE, "init+sidecar");
+    let cases = vec![
+        Case {
+            name: "nothing declared: 8099",
+            b: sidecar(),
+            native: true,
+            port: 8099,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "the app declares 8099: the next port",
+            b: sidecar().port("app", 8099, Some("http")),
+            native: true,
+            port: 8100,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "the app probes 8099 and declares 8100",
+            b: sidecar().liveness_port("app", 8099).port("app", 8100, None),
+            native: true,
+            port: 8101,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "a native sidecar of the app's declares 8099",
+            b: sidecar().init_container("proxy").port("proxy", 8099, None),
+            native: true,
+            port: 8100,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "a classic sidecar moves too",
+            b: sidecar().port("app", 8099, None),
+            native: false,
+            port: 8100,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "the annotation sets it",
+            b: sidecar().port("app", 8099, None).ann(a::ADMIN_PORT, "9100"),
+            native: true,
+            port: 9100,
+            port_name: "ssm-admin",
+        },
+        Case {
+            name: "the port name is taken: another one",
+            b: sidecar().port("app", 8080, Some("ssm-admin")),
+            native: true,
+            port: 8099,
+            port_name: "ssm-admin-2",
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let config = InjectConfig {
+            native_sidecar: case.native,
+            ..Default::default()
+        };
+        let p = inject_with(case.b, &config);
+        let s = find(&p, SIDECAR);
+        assert_eq!(
+            flag(s, "--listen"),
+            Some(format!("0.0.0.0:{}", case.port).as_str()),
+            "{name}"
+        );
+        let ports: Vec<(Option<&str>, i32)> = s
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(
+            ports,
+            [(Some(case.port_name), i32::from(case.port))],
+            "{name}"
+        );
+        let probe = s
+            .startup_probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .map(|h| h.port.clone());
+        let want = case.native.then_some(
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i32::from(case.port)),
+        );
+        assert_eq!(probe, want, "{name}");
+        // The init container renders once and listens nowhere.
+        assert_eq!(flag(find(&p, INIT_CONTAINER), "--listen"), None, "{name}");
+    }
+}
+
+#[test]
+fn an_admin_port_a_container_uses_is_denied_naming_the_container() {
+    let d = denial(
+        pod()
+            .ann(a::MODE, "sidecar")
+            .init_container("proxy")
+            .port("proxy", 9100, None)
+            .ann(a::ADMIN_PORT, "9100"),
+    );
+    assert_eq!(d.annotation.as_deref(), Some(a::ADMIN_PORT));
+    assert!(
+        d.message.contains("container proxy") && d.message.contains("9100"),
+        "{}",
+        d.message
+    );
+}
+
+// ---------------------------------------------------------------- region
+
+#[test]
+fn the_region_comes_from_the_annotation_else_the_config_else_the_sdk_chain() {
+    let cases: Vec<(&str, PodBuilder, Option<&str>, Option<&str>)> = vec![
+        ("neither: the SDK's chain", pod(), None, None),
         (
-            (Some(1000), Some(3000), None),
-            (1000, 3000, Some("1000"), Some("3000"), None),
+            "the annotation",
+            pod().ann(a::REGION, "eu-central-1"),
+            None,
+            Some("eu-central-1"),
         ),
+        ("the config", pod(), Some("us-east-2"), Some("us-east-2")),
         (
-            (Some(1000), None, Some(2000)),
-            (1000, 65532, Some("1000"), Some("2000"), None),
-        ),
-        (
-            (None, None, Some(2000)),
-            (65532, 65532, None, Some("2000"), Some("0440")),
-        ),
-        ((None, None, None), (65532, 65532, None, None, Some("0444"))),
-        (
-            (Some(0), None, None),
-            (65532, 65532, None, None, Some("0444")),
+            "the annotation wins over the config",
+            pod().ann(a::REGION, " ap-southeast-2 "),
+            Some("us-east-2"),
+            Some("ap-southeast-2"),
         ),
     ];
-    for ((u, g, f), (ru, rg, fu, fg, fm)) in cases {
-        let p = inject(pod().run_as(u, g, f));
-        let c = find(&p, INIT_CONTAINER);
-        let sc = c.security_context.as_ref().unwrap();
-        assert_eq!(
-            (sc.run_as_user, sc.run_as_group),
-            (Some(ru), Some(rg)),
-            "{u:?} {g:?} {f:?}"
-        );
-        assert_eq!(flag(c, "--uid"), fu, "{u:?} {g:?} {f:?}");
-        assert_eq!(flag(c, "--gid"), fg, "{u:?} {g:?} {f:?}");
-        assert_eq!(flag(c, "--file-mode"), fm, "{u:?} {g:?} {f:?}");
+    for (name, b, configured, want) in cases {
+        let config = InjectConfig {
+            region: configured.map(str::to_owned),
+            ..Default::default()
+        };
+        let p = inject_with(b.ann(a::MODE, "init+sidecar"), &config);
+        for c in [INIT_CONTAINER, SIDECAR] {
+            assert_eq!(flag(find(&p, c), "--region"), want, "{name}: {c}");
+        }
     }
 }
 
@@ -1013,6 +1384,44 @@ fn every_bad_annotation_is_denied_naming_it() {
             pod().config_map_mount("app", "other", "/ssm"),
             a::MOUNT_PATH,
         ),
+        (
+            "admin port below 1024",
+            pod().ann(a::MODE, "sidecar").ann(a::ADMIN_PORT, "80"),
+            a::ADMIN_PORT,
+        ),
+        (
+            "admin port not a number",
+            pod().ann(a::MODE, "sidecar").ann(a::ADMIN_PORT, "http"),
+            a::ADMIN_PORT,
+        ),
+        (
+            "admin port above 65535",
+            pod().ann(a::MODE, "sidecar").ann(a::ADMIN_PORT, "70000"),
+            a::ADMIN_PORT,
+        ),
+        (
+            "admin port without a sidecar",
+            pod().ann(a::ADMIN_PORT, "9100"),
+            a::ADMIN_PORT,
+        ),
+        (
+            "admin port used by a container",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .port("app", 9100, None)
+                .ann(a::ADMIN_PORT, "9100"),
+            a::ADMIN_PORT,
+        ),
+        (
+            "region not a region",
+            pod().ann(a::REGION, "Europe"),
+            a::REGION,
+        ),
+        (
+            "region with a zone",
+            pod().ann(a::REGION, "eu-west-1a"),
+            a::REGION,
+        ),
     ];
     for (name, b, key) in cases {
         let d = denial(b);
@@ -1142,7 +1551,7 @@ fn the_namespace_policy_allows_only_its_prefixes() {
     let config = team_policy();
     for (name, ns, b, allowed, key) in cases {
         match mutate(&b.build(), ns, &config) {
-            Decision::Patch(_) if allowed => {}
+            Decision::Patch { .. } if allowed => {}
             Decision::Deny(d) if !allowed => {
                 assert_eq!(d.annotation.as_deref(), key, "{name}: {}", d.message);
                 assert!(
@@ -1349,6 +1758,10 @@ fn annotation_value() -> impl Strategy<Value = String> {
             "",
             "${X}",
             "injected",
+            "9100",
+            "8099",
+            "eu-west-1",
+            "uid 1000 mode 0400",
         ])
         .prop_map(str::to_owned),
         ".{0,16}",
@@ -1376,7 +1789,7 @@ proptest! {
         let p = b.build();
         let config = InjectConfig { native_sidecar: native, ..Default::default() };
         match mutate(&p, NS, &config) {
-            Decision::Patch(patch) => {
+            Decision::Patch { patch, .. } => {
                 let mut doc = serde_json::to_value(&p).unwrap();
                 prop_assert!(json_patch::patch(&mut doc, &patch).is_ok());
                 let out: Result<Pod, _> = serde_json::from_value(doc);
@@ -1410,6 +1823,8 @@ fn valid_pair() -> impl Strategy<Value = (&'static str, &'static str)> {
         (a::CPU_REQUEST, "10m"),
         (a::MEMORY_REQUEST, "100Mi"),
         (a::CPU_LIMIT, "1"),
+        (a::REGION, "eu-west-1"),
+        (a::FILE_ACCESS, "uid 1 mode 0400"),
         ("ssm-injector.io/param-DB", "/app/prod/db:2"),
         (
             "ssm-injector.io/param-S",
@@ -1432,7 +1847,7 @@ proptest! {
         }
         let p = b.build();
         let d = mutate(&p, NS, &InjectConfig::default());
-        prop_assert!(matches!(d, Decision::Patch(_)), "{:?}", d);
+        prop_assert!(matches!(d, Decision::Patch { .. }), "{:?}", d);
         let out = apply(&p, d);
         prop_assert_eq!(pss_restricted(&out), Vec::<String>::new());
         prop_assert_eq!(decide(&out), Decision::Skip("already injected"));

@@ -2,6 +2,7 @@
 
 use super::Denial;
 use super::annotations as a;
+use super::port::MIN_ADMIN_PORT;
 use crate::format::Format;
 use crate::spec::file::RawMode;
 use crate::spec::names::{SECRETS_MANAGER_PREFIX, check_path, parse_param_ref};
@@ -59,6 +60,11 @@ pub struct Request {
     pub memory_request: Option<String>,
     pub cpu_limit: Option<String>,
     pub memory_limit: Option<String>,
+    /// The sidecar's admin port, when the pod names one (in range; collisions are
+    /// checked against the pod's containers in `patch`).
+    pub admin_port: Option<u16>,
+    /// `--region` of the injected containers, when the pod names one.
+    pub region: Option<String>,
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
@@ -320,8 +326,37 @@ pub fn validate(
             ),
         ));
     }
+    let admin_port = match get(a::ADMIN_PORT) {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(port) if port >= MIN_ADMIN_PORT => Some(port),
+            _ => {
+                return Err(deny(
+                    a::ADMIN_PORT,
+                    format!(
+                        "{}: {p:?} is not a port from {MIN_ADMIN_PORT} to 65535 (the injected containers run without privileges); write e.g. 9099",
+                        a::ADMIN_PORT
+                    ),
+                ));
+            }
+        },
+    };
+    let region = match get(a::REGION) {
+        None => None,
+        Some(r) if is_region(r) => Some(r.to_owned()),
+        Some(r) => {
+            return Err(deny(
+                a::REGION,
+                format!(
+                    "{}: {r:?} is not an AWS region; write e.g. eu-west-1 or us-gov-west-1",
+                    a::REGION
+                ),
+            ));
+        }
+    };
+
     if !mode.has_sidecar() {
-        for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS] {
+        for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS, a::ADMIN_PORT] {
             if annotations.contains_key(k) {
                 return Err(deny(
                     k,
@@ -409,7 +444,29 @@ pub fn validate(
         memory_request,
         cpu_limit,
         memory_limit,
+        admin_port,
+        region,
     })
+}
+
+/// An AWS region name: `^[a-z]{2}(-[a-z]+)+-[0-9]+$` (eu-west-1, us-gov-west-1,
+/// ap-southeast-5), at most 32 characters.
+pub fn is_region(r: &str) -> bool {
+    let Some((head, number)) = r.rsplit_once('-') else {
+        return false;
+    };
+    let mut parts = head.split('-');
+    let country = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    r.len() <= 32
+        && country.len() == 2
+        && country.chars().all(|c| c.is_ascii_lowercase())
+        && !rest.is_empty()
+        && rest
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The file (or directory, for `files`) written when the pod names none.
@@ -569,6 +626,28 @@ mod unit {
             ("Mi", None),
         ] {
             assert_eq!(parse_quantity(q), v, "{q}");
+        }
+    }
+
+    #[test]
+    fn regions_look_like_aws_regions() {
+        for (r, ok) in [
+            ("eu-west-1", true),
+            ("us-gov-west-1", true),
+            ("ap-southeast-5", true),
+            ("cn-north-1", true),
+            ("il-central-1", true),
+            ("eu-west", false),
+            ("EU-west-1", false),
+            ("eu--west-1", false),
+            ("eu-west-1a", false),
+            ("e-west-1", false),
+            ("eu-1", false),
+            ("eu-west-1 ", false),
+            ("", false),
+            ("-west-1", false),
+        ] {
+            assert_eq!(is_region(r), ok, "{r:?}");
         }
     }
 

@@ -15,10 +15,12 @@
 //!   cpu-request: 5m
 //!   memory-request: 16Mi
 //!   memory-limit: 32Mi            # cpu-limit: unset unless given; "" unsets a default
+//! region: eu-west-1               # --region of the injected containers; "" or absent: the
+//!                                 # AWS SDK's chain in them (AWS_REGION, ...)
 //! ```
 //! Every key is optional (defaults: [`InjectConfig::default`]); unknown keys are errors.
 
-use crate::inject::validate::parse_quantity;
+use crate::inject::validate::{is_region, parse_quantity};
 use crate::inject::{
     AgentResources, DEFAULT_HUB_AUDIENCE, HubInjection, InjectConfig, NAMESPACE_PLACEHOLDER,
 };
@@ -85,6 +87,10 @@ pub enum ConfigError {
         value: String,
     },
     #[error(
+        "webhook config {path}: region {value:?} is not an AWS region; write e.g. eu-west-1, or leave it out to use the AWS SDK's chain (AWS_REGION) in the injected containers"
+    )]
+    BadRegion { path: String, value: String },
+    #[error(
         "webhook config {path}: default-resources: {request_key} {request} is above {limit_key} {limit}; raise the limit or lower the request"
     )]
     RequestAboveLimit {
@@ -110,6 +116,7 @@ struct RawConfig {
     hub_audience: Option<String>,
     default_paths: Option<Vec<String>>,
     default_resources: Option<RawResources>,
+    region: Option<String>,
 }
 
 /// `default-resources:` as written; a key left out keeps the built-in default.
@@ -180,6 +187,7 @@ pub fn build(
         hub_audience,
         default_paths,
         default_resources,
+        region,
     } = raw;
     if let Some(i) = file_image {
         if i.trim().is_empty() {
@@ -249,6 +257,16 @@ pub fn build(
     if let Some(r) = default_resources {
         config.resources = check_resources(&path, r)?;
     }
+    config.region = match region.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(r) if is_region(r) => Some(r.to_owned()),
+        Some(r) => {
+            return Err(ConfigError::BadRegion {
+                path,
+                value: r.to_owned(),
+            });
+        }
+    };
     Ok(config)
 }
 
@@ -436,6 +454,37 @@ mod tests {
                 msg.contains("w.yaml") && msg.contains(want),
                 "{text}: {msg}"
             );
+        }
+    }
+
+    #[test]
+    fn the_region_is_checked_and_empty_means_the_sdks_chain() {
+        // (the file, Ok(the region) or Err(a fragment of the message))
+        let cases: Vec<(&str, Result<Option<&str>, &str>)> = vec![
+            ("region: eu-west-1\n", Ok(Some("eu-west-1"))),
+            ("region: \" us-gov-west-1 \"\n", Ok(Some("us-gov-west-1"))),
+            ("region: \"\"\n", Ok(None)),
+            ("region:\n", Ok(None)),
+            ("image: x\n", Ok(None)),
+            (
+                "region: Europe\n",
+                Err("region \"Europe\" is not an AWS region"),
+            ),
+            ("region: eu-west-1a\n", Err("e.g. eu-west-1")),
+            ("region: [eu-west-1]\n", Err("region")),
+        ];
+        for (text, want) in cases {
+            match (build(Some(("w.yaml", text)), None), want) {
+                (Ok(c), Ok(want)) => assert_eq!(c.region.as_deref(), want, "{text}"),
+                (Err(e), Err(want)) => {
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("w.yaml") && msg.contains(want),
+                        "{text}: {msg}"
+                    );
+                }
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

@@ -7,7 +7,8 @@
 //!   (`allowed: false`, reason `InvalidRequest`);
 //! - a review for anything other than the CREATE of a pod → allowed, no patch;
 //! - a pod: [`Decision::Skip`] → allowed, no patch; [`Decision::Patch`] → allowed with a
-//!   base64 `JSONPatch`; [`Decision::Deny`] → `allowed: false` with the message, which names
+//!   base64 `JSONPatch` and the decision's warnings (`kubectl` prints them as
+//!   `Warning: ...`); [`Decision::Deny`] → `allowed: false` with the message, which names
 //!   the annotation at fault.
 //!
 //! Every review is logged once at info (uid, namespace, pod name or generateName, decision,
@@ -214,22 +215,26 @@ fn decide(
             log_skip(req, namespace, name, reason);
             (allow, Outcome::Skipped)
         }
-        Decision::Patch(patch) if patch.0.is_empty() => {
+        Decision::Patch { patch, .. } if patch.0.is_empty() => {
             log_skip(req, namespace, name, "nothing to change");
             (allow, Outcome::Skipped)
         }
-        Decision::Patch(patch) => {
+        Decision::Patch { patch, warnings } => {
             let operations = patch.0.len();
             match allow.clone().with_patch(patch) {
-                Ok(r) => {
+                Ok(mut r) => {
                     tracing::info!(
                         uid = %req.uid,
                         namespace,
                         pod = name,
                         decision = "injected",
                         operations,
+                        warnings = warnings.join(" | "),
                         "pod injected"
                     );
+                    if !warnings.is_empty() {
+                        r.warnings = Some(warnings);
+                    }
                     (r, Outcome::Injected)
                 }
                 Err(e) => refuse(
@@ -436,6 +441,27 @@ mod tests {
                 .iter()
                 .any(|m| m.mount_path == "/ssm" && m.read_only == Some(true))
         );
+    }
+
+    #[tokio::test]
+    async fn the_decisions_warnings_reach_the_client_and_only_when_there_are_some() {
+        // No securityContext: mode 0444, which the client is told about.
+        let answer = post_review(&review("CREATE", injected_pod())).await;
+        let warnings = answer["response"]["warnings"]
+            .as_array()
+            .unwrap_or_else(|| panic!("warnings in {answer}"));
+        assert_eq!(warnings.len(), 1, "{answer}");
+        let w = warnings[0].as_str().unwrap_or_default();
+        assert!(
+            w.contains("mode 0444") && w.contains("fsGroup") && w.contains("app"),
+            "{w}"
+        );
+        // One uid for every container: 0400 for it, nothing to warn about.
+        let mut p = injected_pod();
+        p["spec"]["securityContext"] = json!({"runAsUser": 1000});
+        let answer = post_review(&review("CREATE", p)).await;
+        assert_eq!(answer["response"]["allowed"], true, "{answer}");
+        assert!(answer["response"].get("warnings").is_none(), "{answer}");
     }
 
     #[tokio::test]

@@ -261,6 +261,9 @@ default-paths: {{ toJson .Values.agent.defaultPaths }}
 {{- $lim := .Values.agent.resources.limits | default dict }}
 {{- $res := dict "cpu-request" (toString ($req.cpu | default "")) "memory-request" (toString ($req.memory | default "")) "cpu-limit" (toString ($lim.cpu | default "")) "memory-limit" (toString ($lim.memory | default "")) }}
 default-resources: {{ toJson $res }}
+{{- with .Values.agent.region }}
+region: {{ . | quote }}
+{{- end }}
 {{- if .Values.hub.enabled }}
 hub-url: {{ include "ssm-injector.hubUrl" . | quote }}
 hub-ca-file: {{ include "ssm-injector.hubCaDir" . }}/ca.crt
