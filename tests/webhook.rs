@@ -307,7 +307,7 @@ fn webhook_gives_the_sidecar_a_hub_token_of_the_configured_audience() {
 /// through the real binary.
 #[test]
 fn webhook_gives_the_configured_region_a_free_port_and_warns_when_files_are_0444() {
-    let ca = Ca::new();
+    let ca = Ca::new("ssm-injector test CA");
     let w = Webhook::start_with(
         &ca,
         &ca.server_pair("webhook-1"),
