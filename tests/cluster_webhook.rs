@@ -455,3 +455,64 @@ async fn the_namespace_policy_admits_a_teams_own_prefix_and_refuses_others_namin
     );
     assert!(message.contains(&team_b), "{message}");
 }
+
+#[tokio::test]
+async fn injected_containers_get_the_irsa_wiring_the_pod_identity_webhook_gave_the_app_before() {
+    let cluster = require_cluster!();
+    let client = cluster.client().await;
+    let chart = Installed::install(&client, "", true).await;
+    let ns = chart.namespace(cluster, &client, true).await;
+    // The pod as EKS's pod identity webhook (which runs first: "pod-identity-webhook" sorts
+    // before "ssm-injector") leaves it.
+    let mut pod = serde_json::to_value(restricted_pod(
+        "irsa",
+        json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/app/prod/", "ssm-injector.io/mode": "init+sidecar"}),
+    ))
+    .expect("JSON");
+    pod["spec"]["containers"][0]["env"] = json!([
+        {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"},
+        {"name": "AWS_REGION", "value": "eu-west-1"},
+        {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::111122223333:role/app"},
+        {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}
+    ]);
+    pod["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}));
+    pod["spec"]["volumes"].as_array_mut().expect("volumes").push(json!({
+        "name": "aws-iam-token",
+        "projected": {"sources": [{"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}
+    }));
+    let created = Api::<Pod>::namespaced(client.clone(), &ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).expect("Pod"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", chart.log()));
+    for c in created
+        .spec
+        .expect("spec")
+        .init_containers
+        .into_iter()
+        .flatten()
+    {
+        let env: Vec<String> = c.env.iter().flatten().map(|e| e.name.clone()).collect();
+        for want in [
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_REGION",
+            "AWS_STS_REGIONAL_ENDPOINTS",
+        ] {
+            assert!(env.contains(&want.to_owned()), "{}: {env:?}", c.name);
+        }
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "aws-iam-token"),
+            "{}",
+            c.name
+        );
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod annotations;
+pub mod identity;
 pub mod patch;
 pub mod policy;
 pub mod port;

@@ -2,6 +2,7 @@
 
 use super::access::{self, FileAccess};
 use super::annotations as a;
+use super::identity;
 use super::port;
 use super::validate::{Request, is_under};
 use super::{Denial, InjectConfig};
@@ -143,6 +144,10 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
     }];
     mounts.extend(template_mount);
 
+    // The app's AWS credentials wiring (IRSA, Pod Identity), which the pod identity
+    // webhook gave only to the containers that existed when it ran.
+    let inherited = identity::inherited(spec, chosen);
+
     let base_args = render_args(req, &ids, region);
     let mut injected_init = Vec::new();
     if req.mode.has_init() {
@@ -235,6 +240,9 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
         }
     }
 
+    for c in injected_init.iter_mut().chain(sidecar.iter_mut()) {
+        identity::give(c, &inherited);
+    }
     let inits = spec.init_containers.get_or_insert_with(Vec::new);
     inits.splice(0..0, injected_init);
     if inits.is_empty() {

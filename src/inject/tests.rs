@@ -1853,3 +1853,56 @@ proptest! {
         prop_assert_eq!(decide(&out), Decision::Skip("already injected"));
     }
 }
+
+// ---------------------------------------------------------------- AWS identity
+
+#[test]
+fn injected_containers_inherit_the_apps_irsa_wiring_that_the_pod_identity_webhook_set_earlier() {
+    // The pod as the pod identity webhook leaves it when it runs before the injector.
+    let p: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "annotations": {
+            "ssm-injector.io/inject": "true",
+            "ssm-injector.io/path": "/app/prod/",
+            "ssm-injector.io/mode": "init+sidecar"
+        }},
+        "spec": {
+            "containers": [{"name": "app", "image": "app", "env": [
+                {"name": "AWS_REGION", "value": "eu-west-1"},
+                {"name": "AWS_ROLE_ARN", "value": "arn:aws:iam::111122223333:role/app"},
+                {"name": "AWS_WEB_IDENTITY_TOKEN_FILE", "value": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"}
+            ], "volumeMounts": [
+                {"name": "aws-iam-token", "mountPath": "/var/run/secrets/eks.amazonaws.com/serviceaccount", "readOnly": true}
+            ]}],
+            "volumes": [{"name": "aws-iam-token", "projected": {"sources": [
+                {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}
+            ]}}]
+        }
+    }))
+    .unwrap();
+    let injected = apply(&p, decide(&p));
+    for name in [INIT_CONTAINER, SIDECAR] {
+        let c = find(&injected, name);
+        let env: BTreeMap<&str, Option<&str>> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env.get("AWS_ROLE_ARN"),
+            Some(&Some("arn:aws:iam::111122223333:role/app")),
+            "{name}"
+        );
+        assert!(env.contains_key("AWS_WEB_IDENTITY_TOKEN_FILE"), "{name}");
+        assert_eq!(env.get("AWS_REGION"), Some(&Some("eu-west-1")), "{name}");
+        assert!(
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "aws-iam-token"
+                    && m.mount_path == "/var/run/secrets/eks.amazonaws.com/serviceaccount"),
+            "{name}: {:?}",
+            c.volume_mounts
+        );
+    }
+}
