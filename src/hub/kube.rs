@@ -222,11 +222,11 @@ fn flag_config(url: Uri, ca_file: &Path, token_file: &Path) -> Result<kube::Conf
     Ok(config)
 }
 
-/// The kube client in use, and when it was built.
+/// The kube client in use, and when it was built (or a rebuild last tried).
 struct Current {
     client: kube::Client,
     generation: u64,
-    built: Instant,
+    attempted: Instant,
 }
 
 /// The `--auth kubernetes` [`Authorizer`]: a cache of successful reviews in front of
@@ -237,6 +237,8 @@ pub struct TokenReviewer {
     /// The API server's URL, for messages.
     server: String,
     current: Mutex<Current>,
+    /// Held while a new client is built, so that one 401 burst builds one.
+    rebuilding: tokio::sync::Mutex<()>,
     audience: String,
     cache: Mutex<TokenCache>,
     slots: Semaphore,
@@ -318,8 +320,9 @@ impl TokenReviewer {
             current: Mutex::new(Current {
                 client,
                 generation: 0,
-                built: Instant::now(),
+                attempted: Instant::now(),
             }),
+            rebuilding: tokio::sync::Mutex::new(()),
             audience,
             cache: Mutex::new(TokenCache::new(CACHE_SIZE)),
             slots: Semaphore::new(MAX_REVIEWS_IN_FLIGHT),
@@ -350,7 +353,7 @@ impl TokenReviewer {
         };
         let mut result = send(&client, body.clone()).await;
         if own_token_refused(&result)
-            && let Some(fresh) = self.rebuild(generation)
+            && let Some(fresh) = self.rebuild(generation).await
         {
             result = send(&fresh, body).await;
         }
@@ -358,34 +361,43 @@ impl TokenReviewer {
     }
 
     /// A client built after the one of `generation` got a 401: the one another review
-    /// already built, or a new one (at most one per [`MIN_REBUILD_GAP`]). `None` when it
-    /// is too soon or the configuration no longer builds (the old client stays).
-    fn rebuild(&self, generation: u64) -> Option<kube::Client> {
-        let mut current = self.current_lock();
-        if current.generation != generation {
-            return Some(current.client.clone());
+    /// already built, or a new one (at most one attempt per [`MIN_REBUILD_GAP`]). `None`
+    /// when it is too soon or the configuration no longer builds (the old client stays).
+    /// The build runs on a blocking thread: with a kubeconfig it may run an exec plugin.
+    async fn rebuild(&self, generation: u64) -> Option<kube::Client> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        {
+            let mut current = self.current_lock();
+            if current.generation != generation {
+                return Some(current.client.clone());
+            }
+            if current.attempted.elapsed() < MIN_REBUILD_GAP {
+                return None;
+            }
+            current.attempted = Instant::now();
         }
-        if current.built.elapsed() < MIN_REBUILD_GAP {
-            return None;
-        }
-        match kube::Client::try_from(self.config.clone()) {
+        let config = self.config.clone();
+        let built = tokio::task::spawn_blocking(move || kube::Client::try_from(config))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| chain(&e)));
+        match built {
             Ok(client) => {
                 tracing::info!(
                     api = %self.server,
                     "the Kubernetes API refused the hub's own token (HTTP 401); read the credentials again"
                 );
-                *current = Current {
+                *self.current_lock() = Current {
                     client: client.clone(),
                     generation: generation + 1,
-                    built: Instant::now(),
+                    attempted: Instant::now(),
                 };
                 Some(client)
             }
             Err(e) => {
                 tracing::warn!(
                     api = %self.server,
-                    "the Kubernetes API refused the hub's own token (HTTP 401), and the credentials cannot be read again: {}",
-                    chain(&e)
+                    "the Kubernetes API refused the hub's own token (HTTP 401), and the credentials cannot be read again: {e}"
                 );
                 None
             }
