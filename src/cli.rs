@@ -281,27 +281,20 @@ pub enum HubAuth {
 /// `ssm-injector hub --auth kubernetes`: how tokens are checked, and the policy.
 #[derive(Debug, Args)]
 pub struct HubKubeArgs {
-    /// The Kubernetes API server that reviews tokens [default:
-    /// https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, set in every pod].
+    /// The Kubernetes API server that reviews tokens, with --kube-ca-file and
+    /// --kube-token-file [default: the kube client's inference: KUBECONFIG, else
+    /// ~/.kube/config, else the pod's service account (KUBERNETES_SERVICE_HOST and PORT)].
     #[arg(long, env = "SSM_INJECTOR_HUB_KUBE_API", value_name = "URL")]
     pub kube_api: Option<String>,
-    /// The hub's own service account token, sent with each TokenReview; re-read every
-    /// minute (the kubelet rotates it).
-    #[arg(
-        long,
-        env = "SSM_INJECTOR_HUB_KUBE_TOKEN_FILE",
-        value_name = "FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )]
-    pub kube_token_file: PathBuf,
-    /// The CA that signed the API server's certificate.
-    #[arg(
-        long,
-        env = "SSM_INJECTOR_HUB_KUBE_CA_FILE",
-        value_name = "FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-    )]
-    pub kube_ca_file: PathBuf,
+    /// With --kube-api: the hub's own service account token, sent with each TokenReview;
+    /// re-read every minute (the kubelet rotates it) and when the API server refuses it
+    /// [default: /var/run/secrets/kubernetes.io/serviceaccount/token].
+    #[arg(long, env = "SSM_INJECTOR_HUB_KUBE_TOKEN_FILE", value_name = "FILE")]
+    pub kube_token_file: Option<PathBuf>,
+    /// With --kube-api: the CA that signed the API server's certificate; re-read every
+    /// minute [default: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt].
+    #[arg(long, env = "SSM_INJECTOR_HUB_KUBE_CA_FILE", value_name = "FILE")]
+    pub kube_ca_file: Option<PathBuf>,
     /// The audience clients' tokens must be for (the webhook projects them with its
     /// config's hub-audience, which must be the same).
     #[arg(

@@ -1,6 +1,7 @@
 //! A small HTTPS/1.1 client on rustls (ring): one request per connection, a CA bundle of
-//! our own, no proxy. The sidecar reaches the hub with it ([`crate::watch::hub`]) and the
-//! hub reaches the Kubernetes API ([`crate::hub::kube`]).
+//! our own, no proxy. The sidecar reaches the hub with it ([`crate::watch::hub`]); the
+//! hub reaches the Kubernetes API with the kube client ([`crate::hub::kube`]), using
+//! [`certificates`] for its `--kube-ca-file`.
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -78,18 +79,32 @@ impl Endpoint {
     }
 }
 
+/// The certificates of a PEM bundle, each checked to be usable as a trust anchor; at
+/// least one.
+pub fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CaError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let mut certs = Vec::new();
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| CaError::NotPem(e.to_string()))?;
+        roots
+            .add(cert.clone())
+            .map_err(|e| CaError::Unusable(e.to_string()))?;
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err(CaError::Empty);
+    }
+    Ok(certs)
+}
+
 /// A TLS client configuration that trusts exactly the certificates of `pem` (TLS 1.2 and
 /// 1.3, ring, no client certificate).
 pub fn trusting(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, CaError> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| CaError::NotPem(e.to_string()))?;
+    for cert in certificates(pem)? {
         roots
             .add(cert)
             .map_err(|e| CaError::Unusable(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(CaError::Empty);
     }
     let tls = rustls::ClientConfig::builder_with_provider(crate::webhook::tls::provider())
         .with_safe_default_protocol_versions()

@@ -3,7 +3,9 @@
 //! The AWS SDK's crates (and the HTTP stack under them) are capped at `debug` whatever
 //! `RUST_LOG` says, including directives for their submodules: at `trace` they can log
 //! raw HTTP bodies (with `LOG_SENSITIVE_BODIES=true`), which hold decrypted values. The
-//! cap is a second filter layer, so no `RUST_LOG` directive can lift it.
+//! cap is a second filter layer, so no `RUST_LOG` directive can lift it. Release builds
+//! go further: `tracing` and `log` are built with `release_max_level_debug`, so no crate's
+//! trace-level logging is even compiled in (Cargo.toml).
 
 use crate::cli::LogFormat;
 use std::io::IsTerminal;

@@ -11,6 +11,7 @@
 //! | `ssm_injector_hub_changes_total` | counter | |
 //! | `ssm_injector_hub_answers_total` | counter | `reason` (`changed`, `timeout`, `first`) |
 //! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `413`, `503`) |
+//! | `ssm_injector_hub_token_reviews_total` | counter | `outcome` (`authenticated`, `unauthenticated`, `unavailable`) |
 //! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept) |
 //! | `ssm_injector_hub_events_total` | counter | `outcome` (`matched`, `unwatched`, `ignored`, `malformed`) |
 //! | `ssm_injector_hub_event_keys_total` | counter | |
@@ -64,6 +65,11 @@ struct EventLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    outcome: &'static str,
+}
+
 /// Seconds from SQS receiving an event to the hub queuing the re-read it leads to.
 const EVENT_DELAY_BUCKETS: [f64; 11] =
     [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
@@ -95,6 +101,33 @@ impl EventOutcome {
             EventOutcome::Unwatched => "unwatched",
             EventOutcome::Ignored => "ignored",
             EventOutcome::Malformed => "malformed",
+        }
+    }
+}
+
+/// What became of one TokenReview the hub sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// A service account's token for the hub's audience.
+    Authenticated,
+    /// Any other token (401 to the client).
+    Unauthenticated,
+    /// No verdict: the API server was unreachable, failed or refused the hub (503).
+    Unavailable,
+}
+
+impl ReviewOutcome {
+    pub const ALL: [ReviewOutcome; 3] = [
+        ReviewOutcome::Authenticated,
+        ReviewOutcome::Unauthenticated,
+        ReviewOutcome::Unavailable,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ReviewOutcome::Authenticated => "authenticated",
+            ReviewOutcome::Unauthenticated => "unauthenticated",
+            ReviewOutcome::Unavailable => "unavailable",
         }
     }
 }
@@ -133,6 +166,7 @@ pub struct HubMetrics {
     changes: Counter,
     answers: Family<ReasonLabels, Counter>,
     refusals: Family<StatusLabels, Counter>,
+    token_reviews: Family<ReviewLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
     events: Family<EventLabels, Counter>,
     event_keys: Counter,
@@ -159,6 +193,7 @@ impl HubMetrics {
             changes: Counter::default(),
             answers: Family::default(),
             refusals: Family::default(),
+            token_reviews: Family::default(),
             cert_reloads: Family::default(),
             events: Family::default(),
             event_keys: Counter::default(),
@@ -212,6 +247,11 @@ impl HubMetrics {
             m.refusals.clone(),
         );
         r.register(
+            "hub_token_reviews",
+            "TokenReviews sent to the Kubernetes API (--auth kubernetes; cached answers are not counted), by outcome",
+            m.token_reviews.clone(),
+        );
+        r.register(
             "hub_cert_reloads",
             "Certificate reloads, by outcome (error keeps the old certificate)",
             m.cert_reloads.clone(),
@@ -238,6 +278,12 @@ impl HubMetrics {
         );
         for o in EventOutcome::ALL {
             drop(m.events.get_or_create(&EventLabels { outcome: o.label() }));
+        }
+        for o in ReviewOutcome::ALL {
+            drop(
+                m.token_reviews
+                    .get_or_create(&ReviewLabels { outcome: o.label() }),
+            );
         }
         for reason in [Reason::Changed, Reason::Timeout, Reason::First] {
             drop(m.answers.get_or_create(&ReasonLabels {
@@ -280,6 +326,15 @@ impl HubMetrics {
 
     pub fn refused(&self, status: u16) {
         self.refusals.get_or_create(&StatusLabels { status }).inc();
+    }
+
+    /// One TokenReview answered (or failed).
+    pub fn token_reviewed(&self, outcome: ReviewOutcome) {
+        self.token_reviews
+            .get_or_create(&ReviewLabels {
+                outcome: outcome.label(),
+            })
+            .inc();
     }
 
     pub fn cert_reloaded(&self, ok: bool) {
@@ -357,6 +412,7 @@ mod tests {
         m.poll(true, true, 2);
         m.event(EventOutcome::Matched, 3);
         m.queue_call(QueueOp::ReceiveMessage, Some(&Cause::NotFound));
+        m.token_reviewed(ReviewOutcome::Unauthenticated);
         let text = m.encode();
         for series in [
             "ssm_injector_hub_api_calls_total{operation=\"DescribeParameters\",outcome=\"ok\"} 1",
@@ -371,6 +427,8 @@ mod tests {
             "ssm_injector_hub_events_total{outcome=\"malformed\"} 0",
             "ssm_injector_hub_event_keys_total 3",
             "ssm_injector_hub_queue_calls_total{operation=\"ReceiveMessage\",outcome=\"not_found\"} 1",
+            "ssm_injector_hub_token_reviews_total{outcome=\"unauthenticated\"} 1",
+            "ssm_injector_hub_token_reviews_total{outcome=\"authenticated\"} 0",
         ] {
             assert!(text.contains(series), "{series} missing:\n{text}");
         }

@@ -12,7 +12,7 @@
 //!   [`crate::webhook::tls`].
 //! - [`auth`]: the authentication and policy seams, and the namespace policy (pure).
 //! - [`review`]: TokenReview answers, service account names, the token cache (pure).
-//! - [`kube`]: `--auth kubernetes`: TokenReview against the API server.
+//! - [`kube`]: `--auth kubernetes`: TokenReview against the API server (the `kube` client).
 //! - [`events`]: push events (SQS message bodies) → what changed (pure).
 //! - [`push`]: the SQS consumer that re-reads the keys an event moves at once.
 
@@ -133,9 +133,9 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         max_tps.unwrap_or(defaults.per_second),
         burst.unwrap_or(defaults.burst),
     )?;
-    let (authorizer, policy) = kube::setup(auth, kube, &|name| std::env::var(name).ok())?;
-
     let metrics = Arc::new(metrics::HubMetrics::new());
+    let (authorizer, policy) = kube::setup(auth, kube, metrics.clone()).await?;
+
     let aws = load_config(region).await?;
     let source = Arc::new(VersionSource::from_config(&aws, budget).with_observer(metrics.clone()));
     let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);

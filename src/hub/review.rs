@@ -1,14 +1,13 @@
 //! `--auth kubernetes`, the pure part: the TokenReview request, what its answer means,
 //! service account usernames, and the cache of successful reviews. No I/O and no clock:
-//! times come in as arguments. [`super::kube`] does the HTTPS.
+//! times come in as arguments. [`super::kube`] sends the review with the kube client and
+//! hands the outcome here as an [`Answer`].
 
 use super::auth::{AuthError, Identity};
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// The API path of TokenReview.
-pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 /// The prefix of a service account's username.
 pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
 /// Longest a successful review is reused.
@@ -34,34 +33,67 @@ pub fn request_body(token: &str, audience: &str) -> Result<Vec<u8>, serde_json::
     })
 }
 
-/// What the API server's answer to a TokenReview means: the caller's identity, a 401
-/// (the token is not valid for the hub) or a 503 (the hub cannot tell now). `token` is
-/// only used to make sure no message repeats it.
-pub fn interpret(
-    status: u16,
-    body: &[u8],
-    token: &str,
-    audience: &str,
-) -> Result<Identity, AuthError> {
-    let unavailable = |what: String| AuthError::Unavailable(redact(&what, token));
-    match status {
-        200 | 201 => {}
-        401 | 403 => {
-            return Err(unavailable(format!(
-                "the Kubernetes API refused the hub's TokenReview (HTTP {status}: {}); the hub's service account needs a ClusterRoleBinding to system:auth-delegator",
-                api_message(body)
+/// What became of one TokenReview request, as far as the decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A 2xx answer: its body, which should be a TokenReview (it repeats `spec.token`).
+    Body(String),
+    /// The API server refused or failed the request: the HTTP status and the message of
+    /// its `Status`.
+    Status { code: u16, message: String },
+    /// No answer: the API server at `server` could not be reached (connection, TLS, a
+    /// broken answer); `error` says why.
+    NoAnswer { server: String, error: String },
+    /// The hub's own credentials could not be put on the request (e.g. a token file that
+    /// is not a header value); `error` says why.
+    Credentials(String),
+}
+
+/// What the answer to a TokenReview means: the caller's identity, a 401 (the token is not
+/// valid for the hub) or a 503 (the hub cannot tell now). `token` is only used to make
+/// sure no message repeats it.
+pub fn interpret(answer: Answer, token: &str, audience: &str) -> Result<Identity, AuthError> {
+    // Text from outside (the API server, the client library) is redacted and shortened;
+    // the hub's own words, which say the fix, are kept whole.
+    let outside = |text: &str| shown(text, token);
+    let body = match answer {
+        Answer::Body(body) => body,
+        Answer::Status { code: 401, message } => {
+            return Err(AuthError::Unavailable(format!(
+                "the Kubernetes API did not accept the hub's own token (HTTP 401: {}); give the hub a valid service account token (--kube-token-file, or the kubeconfig's user)",
+                outside(&message)
             )));
         }
-        _ => {
-            return Err(unavailable(format!(
-                "the Kubernetes API answered the hub's TokenReview with HTTP {status} ({}); try again later",
-                api_message(body)
+        Answer::Status { code: 403, message } => {
+            return Err(AuthError::Unavailable(format!(
+                "the Kubernetes API refused the hub's TokenReview (HTTP 403: {}); bind the hub's service account to the ClusterRole system:auth-delegator",
+                outside(&message)
             )));
         }
-    }
-    let review: TokenReview = serde_json::from_slice(body).map_err(|e| {
-        unavailable(format!(
-            "the Kubernetes API's answer is not a TokenReview: {e}"
+        Answer::Status { code, message } => {
+            return Err(AuthError::Unavailable(format!(
+                "the Kubernetes API answered the hub's TokenReview with HTTP {code} ({}); try again later",
+                outside(&message)
+            )));
+        }
+        Answer::NoAnswer { server, error } => {
+            return Err(AuthError::Unavailable(format!(
+                "cannot reach the Kubernetes API at {} to check the token: {}",
+                outside(&server),
+                outside(&error)
+            )));
+        }
+        Answer::Credentials(error) => {
+            return Err(AuthError::Unavailable(format!(
+                "the hub's own credentials for the Kubernetes API cannot be used ({}); the token file must hold the token alone, without a newline",
+                outside(&error)
+            )));
+        }
+    };
+    let review: TokenReview = serde_json::from_str(&body).map_err(|e| {
+        AuthError::Unavailable(format!(
+            "the Kubernetes API's answer is not a TokenReview: {}",
+            outside(&e.to_string())
         ))
     })?;
     let status = review.status.unwrap_or_default();
@@ -70,9 +102,9 @@ pub fn interpret(
             .error
             .filter(|e| !e.trim().is_empty())
             .unwrap_or_else(|| "not authenticated".to_owned());
-        return Err(AuthError::Unauthenticated(redact(
-            &format!("the token was not accepted: {why}"),
-            token,
+        return Err(AuthError::Unauthenticated(format!(
+            "the token was not accepted: {}",
+            outside(&why)
         )));
     }
     // An audience-aware API server returns the audiences it checked; none means the
@@ -85,6 +117,20 @@ pub fn interpret(
     }
     let username = status.user.and_then(|u| u.username).unwrap_or_default();
     service_account(&username)
+}
+
+/// Why the hub's own token file cannot be used, if it cannot: the kube client sends its
+/// content as it is (no trimming), re-reading it every minute.
+pub fn check_own_token(text: &str) -> Result<(), &'static str> {
+    if text.trim().is_empty() {
+        return Err("the file is empty");
+    }
+    if text.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "the token has a newline, space or control character in it, which the Kubernetes client would send as is; write the token alone (e.g. kubectl create token NAME | tr -d '\\n' > FILE)",
+        );
+    }
+    Ok(())
 }
 
 /// `system:serviceaccount:NAMESPACE:NAME` → the identity; any other user is refused (the
@@ -203,31 +249,23 @@ impl TokenCache {
     }
 }
 
-/// The `message` of a Kubernetes `Status` body, or the start of the body.
-fn api_message(body: &[u8]) -> String {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    let message = message.trim();
-    if message.is_empty() {
-        "no message".to_owned()
-    } else {
-        truncate(message)
-    }
-}
-
 fn truncate(s: &str) -> String {
     s.chars().take(MAX_MESSAGE).collect()
 }
 
-/// `message`, shortened, with every occurrence of `token` blanked out.
-fn redact(message: &str, token: &str) -> String {
-    let message = truncate(message);
-    if token.is_empty() {
-        message
+/// Text from outside as shown in a message: every occurrence of `token` blanked out (before
+/// shortening, so no part of it is left), trimmed, shortened; "no message" when empty.
+fn shown(text: &str, token: &str) -> String {
+    let text = if token.is_empty() {
+        text.to_owned()
     } else {
-        message.replace(token, "<token>")
+        text.replace(token, "<token>")
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        "no message".to_owned()
+    } else {
+        truncate(text)
     }
 }
 
@@ -239,15 +277,23 @@ mod tests {
 
     const AUD: &str = "ssm-injector-hub";
 
-    fn answer(status: serde_json::Value) -> Vec<u8> {
-        json!({
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": "tok", "audiences": [AUD]},
-            "status": status
-        })
-        .to_string()
-        .into_bytes()
+    fn answer(status: serde_json::Value) -> Answer {
+        Answer::Body(
+            json!({
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "spec": {"token": "tok", "audiences": [AUD]},
+                "status": status
+            })
+            .to_string(),
+        )
+    }
+
+    fn status(code: u16, message: &str) -> Answer {
+        Answer::Status {
+            code,
+            message: message.to_owned(),
+        }
     }
 
     fn jwt(claims: serde_json::Value) -> String {
@@ -277,7 +323,7 @@ mod tests {
             "audiences": [AUD]
         }));
         assert_eq!(
-            interpret(201, &body, "tok", AUD),
+            interpret(body, "tok", AUD),
             Ok(Identity {
                 namespace: Some("team-a".into()),
                 name: "web".into()
@@ -288,11 +334,10 @@ mod tests {
     #[test]
     fn answers_map_to_401_or_503_without_the_token() {
         let secret = "eyJhbGciOi.secret-token.sig";
-        // (case, HTTP status, body, 401?, text in the message)
-        let cases: Vec<(&str, u16, Vec<u8>, bool, &str)> = vec![
+        // (case, answer, 401?, text in the message)
+        let cases: Vec<(&str, Answer, bool, &str)> = vec![
             (
                 "rejected, with the API server's reason",
-                201,
                 answer(
                     json!({"authenticated": false, "error": "[invalid bearer token, token has expired]"}),
                 ),
@@ -301,21 +346,18 @@ mod tests {
             ),
             (
                 "rejected without a reason",
-                201,
                 answer(json!({"authenticated": false})),
                 true,
                 "not authenticated",
             ),
             (
                 "a reason that repeats the token",
-                201,
                 answer(json!({"authenticated": false, "error": format!("bad token {secret}")})),
                 true,
                 "bad token <token>",
             ),
             (
                 "another audience",
-                201,
                 answer(
                     json!({"authenticated": true, "audiences": ["https://kubernetes.default.svc"],
                     "user": {"username": "system:serviceaccount:a:b"}}),
@@ -325,7 +367,6 @@ mod tests {
             ),
             (
                 "no audience: a token for the API server only",
-                201,
                 answer(
                     json!({"authenticated": true, "user": {"username": "system:serviceaccount:a:b"}}),
                 ),
@@ -334,7 +375,6 @@ mod tests {
             ),
             (
                 "a person",
-                201,
                 answer(
                     json!({"authenticated": true, "audiences": [AUD], "user": {"username": "alice"}}),
                 ),
@@ -343,43 +383,81 @@ mod tests {
             ),
             (
                 "the hub may not review tokens",
-                403,
-                br#"{"kind":"Status","message":"tokenreviews.authentication.k8s.io is forbidden"}"#
-                    .to_vec(),
+                status(
+                    403,
+                    "tokenreviews.authentication.k8s.io is forbidden: User \"system:serviceaccount:hub:hub\" cannot create resource",
+                ),
                 false,
-                "system:auth-delegator",
+                "bind the hub's service account to the ClusterRole system:auth-delegator",
             ),
             (
                 "the hub's own token is refused",
-                401,
-                b"Unauthorized".to_vec(),
+                status(401, "Unauthorized"),
                 false,
-                "HTTP 401: Unauthorized",
+                "did not accept the hub's own token (HTTP 401: Unauthorized)",
             ),
             (
                 "the API server fails",
-                500,
-                br#"{"kind":"Status","message":"etcdserver: request timed out"}"#.to_vec(),
+                status(500, "etcdserver: request timed out"),
                 false,
                 "HTTP 500 (etcdserver: request timed out)",
             ),
             (
+                "a failure without a message",
+                status(502, " "),
+                false,
+                "HTTP 502 (no message)",
+            ),
+            (
+                "a failure message that repeats the token",
+                status(500, &format!("cannot review {secret}")),
+                false,
+                "cannot review <token>",
+            ),
+            (
+                "a long failure message keeps the fix",
+                status(403, &"x".repeat(1000)),
+                false,
+                "; bind the hub's service account to the ClusterRole system:auth-delegator",
+            ),
+            (
+                "a token across the cut of a long message",
+                status(500, &format!("{}{secret}", "y".repeat(290))),
+                false,
+                "HTTP 500 (yyy",
+            ),
+            (
+                "no answer",
+                Answer::NoAnswer {
+                    server: "https://127.0.0.1:6443/".to_owned(),
+                    error: "Connection refused (os error 111)".to_owned(),
+                },
+                false,
+                "cannot reach the Kubernetes API at https://127.0.0.1:6443/ to check the token: Connection refused",
+            ),
+            (
+                "the hub's own token cannot be sent",
+                Answer::Credentials(
+                    "invalid bearer token: failed to parse header value".to_owned(),
+                ),
+                false,
+                "without a newline",
+            ),
+            (
                 "not JSON",
-                201,
-                b"<html>".to_vec(),
+                Answer::Body("<html>".to_owned()),
                 false,
                 "not a TokenReview",
             ),
             (
                 "another kind",
-                201,
-                br#"{"apiVersion":"v1","kind":"Status"}"#.to_vec(),
+                Answer::Body(r#"{"apiVersion":"v1","kind":"Status"}"#.to_owned()),
                 false,
                 "not a TokenReview",
             ),
         ];
-        for (case, status, body, unauthenticated, text) in cases {
-            let e = interpret(status, &body, secret, AUD).expect_err(case);
+        for (case, answer, unauthenticated, text) in cases {
+            let e = interpret(answer, secret, AUD).expect_err(case);
             assert_eq!(
                 matches!(e, AuthError::Unauthenticated(_)),
                 unauthenticated,
@@ -387,7 +465,23 @@ mod tests {
             );
             let m = e.to_string();
             assert!(m.contains(text), "{case}: {m}");
-            assert!(!m.contains(secret), "{case}: {m}");
+            assert!(!m.contains(&secret[..12]), "{case}: {m}");
+            assert!(m.len() < 1000, "{case}: {m}");
+        }
+    }
+
+    #[test]
+    fn the_hubs_own_token_file_must_hold_the_token_alone() {
+        assert_eq!(check_own_token("eyJhbGciOi.payload.sig"), Ok(()));
+        for (text, why) in [
+            ("", "empty"),
+            ("\n", "empty"),
+            ("eyJ.a.b\n", "newline"),
+            (" eyJ.a.b", "newline"),
+            ("eyJ.a\u{7f}.b", "control character"),
+        ] {
+            let e = check_own_token(text).expect_err(text);
+            assert!(e.contains(why), "{text:?}: {e}");
         }
     }
 
