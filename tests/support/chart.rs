@@ -82,10 +82,9 @@ pub struct Installed {
     /// The label value this installation's namespaces carry ([`TEST_LABEL`]).
     pub selector: String,
     /// Every object the chart rendered.
-    #[allow(dead_code)] // harness API, not read by every branch's tests
+    #[allow(dead_code)] // harness API, not read by every test file
     pub docs: Vec<Value>,
     /// The registered configuration as the API server stored it.
-    #[allow(dead_code)] // harness API, not read by every branch's tests
     pub registered: MutatingWebhookConfiguration,
     /// The running webhook (`None` when installed without one or stopped).
     pub webhook: Option<Webhook>,

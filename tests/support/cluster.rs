@@ -137,11 +137,7 @@ pub fn spawn_kept(cmd: Command) -> Child {
 
 impl Cluster {
     fn start(assets: &Path) -> Cluster {
-        let dir = tempfile::Builder::new()
-            .prefix("ssm-injector-apiserver-")
-            .tempdir()
-            .expect("tempdir")
-            .keep();
+        let dir = state_dir();
         let ca = Ca::new("envtest CA");
         let serving = ca.pair_for(
             "kube-apiserver",
@@ -331,6 +327,27 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("create the default ServiceAccount in {name}: {e}"));
         name
     }
+}
+
+/// `CARGO_TARGET_TMPDIR/apiserver-PID`: the server's files (PKI, etcd data, logs) live as
+/// long as the test process, and outlive it for a look at the logs; the directories of
+/// test processes that are gone are removed here, so they never pile up.
+fn state_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("apiserver-")
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = root.join(format!("apiserver-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the API server's state dir");
+    dir
 }
 
 /// Three different free loopback ports.
