@@ -283,16 +283,35 @@ pub struct WebhookSelfTlsArgs {
 
 /// `ssm-injector hub`.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("hub_tls")
+        .required(true)
+        .args(["cert", "tls_secret"])
+))]
 pub struct HubArgs {
     /// Address and port of the HTTPS server.
     #[arg(long, env = "SSM_INJECTOR_HUB_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: String,
-    /// PEM certificate chain, server certificate first; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_HUB_CERT", value_name = "FILE")]
-    pub cert: PathBuf,
+    /// PEM certificate chain, server certificate first; re-read when it changes. With
+    /// --key; or issue the certificate from the webhook's CA with --tls-secret instead.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
     /// PEM private key of the certificate; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_HUB_KEY", value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_KEY",
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "tls_secret"
+    )]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub self_tls: HubSelfTlsArgs,
     /// How often the certificate and key files are checked for a change.
     #[arg(long, env = "SSM_INJECTOR_HUB_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub cert_check_interval: Duration,
@@ -345,6 +364,58 @@ pub struct HubArgs {
     /// HOSTNAME, the pod name of a StatefulSet: NAME-0, NAME-1, ...].
     #[arg(long, env = "SSM_INJECTOR_HUB_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
+}
+
+/// `ssm-injector hub --tls-secret`: the hub's certificate from the webhook's own CA.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Certificate from the webhook's CA (instead of --cert and --key)")]
+pub struct HubSelfTlsArgs {
+    /// The webhook's CA Secret (`webhook --tls-secret`, in --namespace): each hub replica
+    /// issues its certificate from it in memory. The hub only reads it.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_TLS_SECRET",
+        value_name = "NAME",
+        requires = "service_name"
+    )]
+    pub tls_secret: Option<String>,
+    /// The hub's Service: the certificate is for SERVICE, SERVICE.NS, SERVICE.NS.svc and
+    /// SERVICE.NS.svc.cluster.local.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_SERVICE_NAME",
+        value_name = "NAME",
+        requires = "tls_secret"
+    )]
+    pub service_name: Option<String>,
+    /// Namespace of the Secret and the Service [default: POD_NAMESPACE, else the service
+    /// account's namespace file].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_NAMESPACE",
+        value_name = "NS",
+        requires = "tls_secret"
+    )]
+    pub namespace: Option<String>,
+    /// More DNS names or IP addresses for the certificate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_TLS_EXTRA_SAN",
+        value_name = "NAME|IP",
+        value_delimiter = ',',
+        requires = "tls_secret"
+    )]
+    pub tls_extra_san: Vec<String>,
+    /// How long a new CA is in the bundle before it signs certificates (the webhook's
+    /// --tls-ca-propagation).
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CA_PROPAGATION", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub tls_ca_propagation: Duration,
+    /// Validity of the certificate; it is reissued after two thirds of it.
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CERT_VALIDITY", value_parser = humantime::parse_duration, default_value = "720h")]
+    pub tls_cert_validity: Duration,
+    /// How often the CA Secret is read again.
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
+    pub tls_check_interval: Duration,
 }
 
 /// `ssm-injector hub --auth`.

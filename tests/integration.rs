@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, against moto's server over HTTP and, for `cluster_*`, a
 //! real kube-apiserver (`support::cluster`, from KUBEBUILDER_ASSETS).
 
+mod cluster_tls;
 mod cluster_webhook;
 mod exec;
 mod fleet;

@@ -780,12 +780,25 @@ async fn watch_configuration(
     slowest: Duration,
 ) {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client);
+    // No bookmarks: with resourceVersion 0 they make a v1.36 API server on an etcd without
+    // progress notifications (3.4) refuse the watch.
     let params = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
-        .timeout(290);
+        .timeout(290)
+        .disable_bookmarks();
     let mut version = "0".to_owned();
     let mut failures = 0u32;
-    let mut warned = false;
+    let call = Call::Configuration {
+        verb: "watch",
+        name: &name,
+    };
+    let mut last_warning = String::new();
+    let mut warn = |msg: String| {
+        if msg != last_warning {
+            tracing::warn!("{msg}; its caBundle is checked every interval instead");
+            last_warning = msg;
+        }
+    };
     loop {
         match api.watch(&params, &version).await {
             Ok(stream) => {
@@ -801,8 +814,19 @@ async fn watch_configuration(
                             version = o.metadata.resource_version.unwrap_or(version);
                         }
                         Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
-                        // 410 Gone and the like: start over from the current state.
-                        Ok(WatchEvent::Error(_)) | Err(_) => {
+                        // 410 Gone: the version is too old; start over from the current state.
+                        Ok(WatchEvent::Error(status)) if status.code == 410 => {
+                            version = "0".to_owned();
+                            break;
+                        }
+                        Ok(WatchEvent::Error(status)) => {
+                            warn(call.error(kube::Error::Api(status)).to_string());
+                            version = "0".to_owned();
+                            failures += 1;
+                            break;
+                        }
+                        Err(e) => {
+                            warn(call.error(e).to_string());
                             version = "0".to_owned();
                             failures += 1;
                             break;
@@ -812,15 +836,7 @@ async fn watch_configuration(
             }
             Err(e) => {
                 failures += 1;
-                if !warned {
-                    let e = Call::Configuration {
-                        verb: "watch",
-                        name: &name,
-                    }
-                    .error(e);
-                    tracing::warn!("{e}; its caBundle is checked every interval instead");
-                    warned = true;
-                }
+                warn(call.error(e).to_string());
             }
         }
         let backoff = Duration::from_secs(1) * 2u32.saturating_pow(failures.min(6));
