@@ -820,4 +820,54 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn the_webhook_takes_certificate_files_or_a_tls_secret_never_both_nor_neither() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["ssm-injector", "webhook"];
+            all.extend(args);
+            Cli::try_parse_from(all)
+        };
+        let Command::Webhook(w) = parse(&["--cert", "c", "--key", "k"])
+            .expect("files")
+            .command
+        else {
+            panic!("webhook");
+        };
+        assert_eq!(w.cert.as_deref(), Some(std::path::Path::new("c")));
+        let self_tls = [
+            "--tls-secret",
+            "hook-ca",
+            "--webhook-configuration",
+            "hook",
+            "--service-name",
+            "hook",
+            "--tls-extra-san",
+            "127.0.0.1,localhost",
+        ];
+        let Command::Webhook(w) = parse(&self_tls).expect("self-managed").command else {
+            panic!("webhook");
+        };
+        assert_eq!(w.self_tls.tls_extra_san, ["127.0.0.1", "localhost"]);
+        assert_eq!(
+            w.self_tls.tls_cert_validity,
+            Duration::from_secs(720 * 3600)
+        );
+
+        let mut both = self_tls.to_vec();
+        both.extend(["--cert", "c", "--key", "k"]);
+        for (args, fragment) in [
+            (both.as_slice(), "cannot be used with"),
+            (&[][..], "--cert <FILE>|--tls-secret <NAME>"),
+            (&["--cert", "c"][..], "--key <FILE>"),
+            (&["--tls-secret", "hook-ca"][..], "--webhook-configuration"),
+            (
+                &["--cert", "c", "--key", "k", "--namespace", "x"][..],
+                "--tls-secret",
+            ),
+        ] {
+            let e = parse(args).expect_err(fragment).to_string();
+            assert!(e.contains(fragment), "{args:?}: {e}");
+        }
+    }
 }

@@ -358,6 +358,30 @@ mod tests {
     use serde_json::json;
     use tower::ServiceExt;
 
+    #[test]
+    fn the_hub_ca_follows_the_ca_secret_only_when_no_hub_ca_file_is_set() {
+        let hub = |ca_file: Option<&str>| InjectConfig {
+            hub: Some(inject::HubInjection {
+                url: "https://hub.ssm.svc:8443".into(),
+                ca_file: ca_file.map(str::to_owned),
+                ca_pem: "FILE".into(),
+                audience: inject::DEFAULT_HUB_AUDIENCE.into(),
+            }),
+            ..InjectConfig::default()
+        };
+        let metrics = Arc::new(WebhookMetrics::new());
+        let from_secret = WebhookState::new(hub(None), metrics.clone());
+        from_secret.set_hub_ca_from_secret("BUNDLE");
+        let pem = |s: &WebhookState| s.config().hub.as_ref().map(|h| h.ca_pem.clone());
+        assert_eq!(pem(&from_secret).as_deref(), Some("BUNDLE"));
+        let from_file = WebhookState::new(hub(Some("/hub-ca/ca.crt")), metrics.clone());
+        from_file.set_hub_ca_from_secret("BUNDLE");
+        assert_eq!(pem(&from_file).as_deref(), Some("FILE"));
+        let no_hub = WebhookState::new(InjectConfig::default(), metrics);
+        no_hub.set_hub_ca_from_secret("BUNDLE");
+        assert!(no_hub.config().hub.is_none());
+    }
+
     fn app() -> (Router, Arc<WebhookMetrics>) {
         let metrics = Arc::new(WebhookMetrics::new());
         let state = WebhookState::new(InjectConfig::default(), metrics.clone());

@@ -83,10 +83,8 @@ pub enum SelfTlsError {
     NoNamespace,
     #[error("{0}")]
     Lifetimes(#[from] super::ca::LifetimeError),
-    #[error(
-        "no Kubernetes API credentials ({0}): in a pod, mount the service account token (automountServiceAccountToken: true); elsewhere, set KUBECONFIG"
-    )]
-    Credentials(#[source] kube::config::InferConfigError),
+    #[error("no Kubernetes API credentials: {0}")]
+    Credentials(#[source] crate::kubeconfig::KubeConfigError),
     #[error("cannot set up the Kubernetes client: {0}")]
     Client(#[source] kube::Error),
     #[error("cannot reach the Kubernetes API to {step}: {source}")]
@@ -408,7 +406,7 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// Connects with the in-cluster config (or KUBECONFIG), reads or makes the CA, issues the
+/// Connects with the in-cluster config (or KUBECONFIG: [`crate::kubeconfig`]), reads or makes the CA, issues the
 /// first serving certificate and (the webhook) sets the configuration's `caBundle`.
 /// Returns once a certificate is in hand: serve HTTPS with the resolver, then
 /// [`Manager::run`].
@@ -416,7 +414,7 @@ pub async fn start(
     settings: Settings,
     hooks: Hooks,
 ) -> Result<(Arc<CertResolver>, Manager), SelfTlsError> {
-    let config = kube::Config::infer()
+    let config = crate::kubeconfig::infer()
         .await
         .map_err(SelfTlsError::Credentials)?;
     let client = kube::Client::try_from(config).map_err(SelfTlsError::Client)?;
@@ -532,14 +530,16 @@ async fn sync_secret(
                 Err(e) => return Err(call("create").error(e)),
             }
         };
-        let data: BTreeMap<String, Vec<u8>> = secret
+        let mut data: BTreeMap<String, Vec<u8>> = secret
             .data
             .take()
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, v.0))
             .collect();
-        let set = CaSet::parse(&data).map_err(bad)?;
+        let parsed = CaSet::parse(&data);
+        data.values_mut().for_each(zeroize::Zeroize::zeroize);
+        let set = parsed.map_err(bad)?;
         if !settings.manage_ca {
             return Ok(set);
         }
