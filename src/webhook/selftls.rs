@@ -406,8 +406,9 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// Connects with the in-cluster config (or KUBECONFIG: [`crate::kubeconfig`]), reads or makes the CA, issues the
-/// first serving certificate and (the webhook) sets the configuration's `caBundle`.
+/// Connects with the in-cluster config (or KUBECONFIG: [`crate::kubeconfig`]), reads or
+/// makes the CA, issues the first serving certificate and (the webhook) sets the
+/// configuration's `caBundle`.
 /// Returns once a certificate is in hand: serve HTTPS with the resolver, then
 /// [`Manager::run`].
 pub async fn start(
@@ -734,13 +735,14 @@ impl Manager {
     /// Runs the rounds until aborted.
     pub async fn run(mut self) {
         let changed = Arc::new(tokio::sync::Notify::new());
-        let watcher = self.settings.webhook_configuration.clone().map(|name| {
-            tokio::spawn(watch_configuration(
+        // Stops with the rounds (when this future is dropped or aborted).
+        let _watcher = self.settings.webhook_configuration.clone().map(|name| {
+            AbortOnDrop(tokio::spawn(watch_configuration(
                 self.client.clone(),
                 name,
                 changed.clone(),
                 self.settings.check_interval,
-            ))
+            )))
         });
         let mut failures = 0u32;
         loop {
@@ -763,10 +765,16 @@ impl Manager {
                     }
                 }
             }
-            if watcher.as_ref().is_some_and(|w| w.is_finished()) {
-                tracing::warn!("the configuration watch ended; checks continue every interval");
-            }
         }
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
