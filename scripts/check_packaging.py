@@ -35,6 +35,12 @@
                                          pod hardened
     hub-args FILE                        the rendered hub container's args without --listen,
                                          one a line
+    check-self-tls FILE                  a rendered chart: with tls.mode self (webhook
+                                         --tls-secret), the args, Service, configuration,
+                                         token and RBAC agree, the RBAC is exactly what the
+                                         code calls (limited by name where Kubernetes can),
+                                         and nothing of cert-manager or a TLS Secret volume is
+                                         left; the same for the hub's certificate
     hub-watch URL CAFILE NAME PATH       POST /v1/watch for NAME and PATH: every key answered
                                          with a version
 """
@@ -429,24 +435,38 @@ def check_hub(path):
     (https,) = [p for p in c["ports"] if p["name"] == "https"]
     need(flags.get("listen", "").endswith(f":{https['containerPort']}"), f"--listen {flags.get('listen')} is not the https port")
     need(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "the hub's readiness probe is not /readyz")
-    vols = {v["name"]: v for v in pods["volumes"]}
-    mounts = {m["mountPath"]: vols[m["name"]] for m in c["volumeMounts"]}
-    for f in ("cert", "key"):
-        need(os.path.dirname(flags.get(f, "")) in mounts, f"--{f} {flags.get(f)} is not on a mounted volume")
-    tls_secret = mounts.get(os.path.dirname(flags.get("cert", "")), {}).get("secret", {}).get("secretName")
-    certs = [o for o in objs if o["kind"] == "Certificate" and o["spec"]["secretName"] == tls_secret]
-    need(all(host in o["spec"].get("dnsNames", []) for o in certs),
-         f"the hub's Certificate is not valid for {host}")
-    tls_from = f"Certificate {certs[0]['metadata']['name']}" if certs else f"provided Secret {tls_secret}"
-    # The webhook pods: the hub CA file of the config, from the hub's TLS Secret or a ConfigMap.
+    vols = {v["name"]: v for v in pods.get("volumes", [])}
+    mounts = {m["mountPath"]: vols[m["name"]] for m in c.get("volumeMounts", [])}
     (dep,) = [o for o in objs if o["kind"] == "Deployment"]
     wpod = dep["spec"]["template"]["spec"]
+    wflags = dict(a[2:].split("=", 1) for a in wpod["containers"][0]["args"][1:])
+    self_tls = "tls-secret" in flags
+    if self_tls:
+        # Issued from the webhook's CA Secret for the hub's Service; the webhook gives the
+        # sidecars that CA bundle (no hub-ca-file). check-self-tls checks the rest.
+        need(flags.get("service-name") == svc_name, f"the hub's --service-name {flags.get('service-name')} is not its Service {svc_name}")
+        need(flags["tls-secret"] == wflags.get("tls-secret"),
+             f"the hub's --tls-secret {flags['tls-secret']} is not the webhook's {wflags.get('tls-secret')}")
+        need("hub-ca-file" not in config, "hub-ca-file with a hub certificate from the webhook's CA")
+        tls_from = f"the webhook's CA Secret {flags['tls-secret']}"
+    else:
+        for f in ("cert", "key"):
+            need(os.path.dirname(flags.get(f, "")) in mounts, f"--{f} {flags.get(f)} is not on a mounted volume")
+        tls_secret = mounts.get(os.path.dirname(flags.get("cert", "")), {}).get("secret", {}).get("secretName")
+        certs = [o for o in objs if o["kind"] == "Certificate" and o["spec"]["secretName"] == tls_secret]
+        need(all(host in o["spec"].get("dnsNames", []) for o in certs),
+             f"the hub's Certificate is not valid for {host}")
+        tls_from = f"Certificate {certs[0]['metadata']['name']}" if certs else f"provided Secret {tls_secret}"
+    # The webhook pods: the hub CA file of the config, from the hub's TLS Secret or a ConfigMap.
     wvols = {v["name"]: v for v in wpod["volumes"]}
     ca_dir, ca_file = os.path.split(config.get("hub-ca-file", ""))
     wmounts = {m["mountPath"]: wvols[m["name"]] for m in wpod["containers"][0]["volumeMounts"]}
     ca_vol = wmounts.get(ca_dir)
     ca_from = None
-    if ca_vol is None:
+    if self_tls:
+        need("tls-secret" in wflags, "a hub certificate from the webhook's CA without webhook --tls-secret")
+        ca_from = "its CA Secret (the bundle, no file)"
+    elif ca_vol is None:
         need(False, f"the webhook pods do not mount hub-ca-file's directory {ca_dir}")
     elif "secret" in ca_vol:
         need(ca_vol["secret"].get("secretName") == tls_secret
@@ -477,15 +497,111 @@ def check_hub(path):
              "auth kubernetes: the hub's --config is not the webhook's ConfigMap (namespace-prefixes)")
         need(pods.get("automountServiceAccountToken") is True, "auth kubernetes without an API token")
     else:
-        need(auth == "none" and not crbs and pods.get("automountServiceAccountToken") is False,
-             f"auth {auth}: no token, no auth-delegator binding")
+        need(auth == "none" and not crbs and pods.get("automountServiceAccountToken") is self_tls,
+             f"auth {auth}: no auth-delegator binding, and a token only to read the CA Secret")
     pdbs = [o for o in objs if o["kind"] == "PodDisruptionBudget"
             and o["spec"]["selector"]["matchLabels"] == s["spec"]["selector"]["matchLabels"]]
     if problems:
         die(f"{path}:\n  " + "\n  ".join(problems))
     print(f"{name}: hub {url} -> StatefulSet {s['metadata']['name']} ({s['spec']['replicas']} replica{'' if s['spec']['replicas'] == 1 else 's'}, "
           f"auth {auth}{', auth-delegator bound' if crbs else ''}{', PDB' if pdbs else ''}), token audience {audience}, TLS from {tls_from}, "
-          f"webhook mounts the hub CA from {ca_from}; pods hardened, HTTPS probes")
+          f"webhook {'gives sidecars' if self_tls else 'mounts'} the hub CA from {ca_from}; pods hardened, HTTPS probes")
+
+
+def rbac_rules(objs, kind, name, namespace, sa):
+    """The rules of the Role or ClusterRole `name`, when a binding gives it to `sa`."""
+    role = next((o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name), None)
+    bound = any(o["kind"] == kind + "Binding" and o["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name}
+                and {"kind": "ServiceAccount", "name": sa, "namespace": namespace} in o["subjects"]
+                for o in objs)
+    return (role or {}).get("rules") if bound else None
+
+
+def normal_rules(rules):
+    return sorted((tuple(r.get("apiGroups", [])), tuple(r["resources"]), tuple(r.get("resourceNames", [])),
+                   tuple(sorted(r["verbs"]))) for r in rules or [])
+
+
+def check_self_tls(path):
+    """tls.mode self: what the webhook (and the hub) are told, what they may do and what is
+    rendered agree. The RBAC must be exactly what src/webhook/selftls.rs calls."""
+    objs = load_stream(path)
+    name = os.path.basename(path)
+    (dep,) = [o for o in objs if o["kind"] == "Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = [c for c in pod["containers"] if c["name"] == "webhook"]
+    flags = dict(a[2:].split("=", 1) for a in c["args"][1:] if a.startswith("--"))
+    kinds = sorted({o["kind"] for o in objs if o["apiVersion"].startswith("cert-manager.io/")})
+    if "tls-secret" not in flags:
+        if not all(f in flags for f in ("cert", "key")):
+            die(f"{path}: the webhook has neither --cert/--key nor --tls-secret")
+        print(f"{name}: certificate from files (--cert, --key){'; cert-manager: ' + ', '.join(kinds) if kinds else ''}")
+        return
+    problems = []
+
+    def need(cond, msg):
+        if not cond:
+            problems.append(msg)
+
+    ns = dep["metadata"]["namespace"]
+    secret, config, service = flags["tls-secret"], flags.get("webhook-configuration"), flags.get("service-name")
+    sa = pod["serviceAccountName"]
+    need(flags.get("namespace") == ns, f"--namespace {flags.get('namespace')} is not the release namespace {ns}")
+    need(not {"cert", "key", "cert-check-interval"} & flags.keys(), f"--tls-secret with file flags: {sorted(flags)}")
+    mwcs = [o for o in objs if o["kind"] == "MutatingWebhookConfiguration"]
+    need([m["metadata"]["name"] for m in mwcs] == [config],
+         f"--webhook-configuration {config} is not the rendered configuration {[m['metadata']['name'] for m in mwcs]}")
+    for m in mwcs:
+        need("cert-manager.io/inject-ca-from" not in m["metadata"].get("annotations", {}),
+             "the configuration still asks cert-manager for its caBundle")
+        for w in m["webhooks"]:
+            cc = w["clientConfig"]
+            need("caBundle" not in cc, f"webhook {w['name']}: a rendered caBundle (the webhook sets it)")
+            need(cc.get("service", {}).get("name") == service and cc["service"].get("namespace") == ns,
+                 f"webhook {w['name']} calls {cc.get('service')}, not --service-name {service} in {ns}")
+            need(bool(w.get("matchConditions")), f"webhook {w['name']}: no matchConditions (a caBundle not yet set would block every pod)")
+    svc = next((o for o in objs if o["kind"] == "Service" and o["metadata"]["name"] == service), None)
+    need(svc is not None and svc["spec"]["selector"].items() <= dep["spec"]["template"]["metadata"]["labels"].items(),
+         f"--service-name {service} is not a Service selecting the webhook pods")
+    need(pod.get("automountServiceAccountToken") is True, "no API token in the webhook pods")
+    need("tls" not in {v["name"] for v in pod.get("volumes", [])}, "a TLS Secret volume in the webhook pods")
+    hub_self = any(o["kind"] == "StatefulSet" and any(a.startswith("--tls-secret=") for a in o["spec"]["template"]["spec"]["containers"][0]["args"])
+                   for o in objs)
+    hub_cert_manager = any(o["kind"] == "Certificate" for o in objs)
+    need(not kinds or hub_cert_manager, f"cert-manager objects with tls.mode self: {kinds}")
+    rbac = any(o["kind"] == "Role" and o["metadata"]["name"] == f"{dep['metadata']['name']}-tls" for o in objs)
+    summary = f"webhook --tls-secret {secret}, --webhook-configuration {config}, --service-name {service}"
+    if rbac:
+        role = rbac_rules(objs, "Role", f"{dep['metadata']['name']}-tls", ns, sa)
+        want = normal_rules([
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "update"]},
+        ])
+        need(normal_rules(role) == want, f"the webhook's Role (bound to {sa}) is {role}, want exactly {want}")
+        crole = rbac_rules(objs, "ClusterRole", f"{dep['metadata']['name']}-webhook-configuration", ns, sa)
+        want = normal_rules([{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+                              "resourceNames": [config], "verbs": ["get", "watch", "patch"]}])
+        need(normal_rules(crole) == want, f"the webhook's ClusterRole (bound to {sa}) is {crole}, want exactly {want}")
+        summary += "; RBAC exactly create secrets, get/update that Secret, get/watch/patch that configuration"
+    else:
+        summary += "; no RBAC rendered (rbac.create false)"
+    if hub_self:
+        (sts,) = [o for o in objs if o["kind"] == "StatefulSet"]
+        hpod = sts["spec"]["template"]["spec"]
+        hflags = dict(a[2:].split("=", 1) for a in hpod["containers"][0]["args"][1:] if a.startswith("--"))
+        need(hflags.get("tls-secret") == secret and hflags.get("namespace") == ns,
+             f"the hub reads {hflags.get('namespace')}/{hflags.get('tls-secret')}, not {ns}/{secret}")
+        need(hpod.get("automountServiceAccountToken") is True, "no API token in the hub pods")
+        need("tls" not in {v["name"] for v in hpod.get("volumes", [])}, "a TLS Secret volume in the hub pods")
+        if rbac:
+            hsa = hpod["serviceAccountName"]
+            hrole = rbac_rules(objs, "Role", f"{sts['metadata']['name']}-tls", ns, hsa)
+            want = normal_rules([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get"]}])
+            need(normal_rules(hrole) == want, f"the hub's Role (bound to {hsa}) is {hrole}, want exactly {want}")
+        summary += f"; hub {sts['metadata']['name']} issues from the same Secret{' (get only)' if rbac else ''}"
+    if problems:
+        die(f"{path}:\n  " + "\n  ".join(problems))
+    print(f"{name}: {summary}; no cert-manager for the webhook, no TLS volume, API token mounted")
 
 
 def hub_args(path):
@@ -562,6 +678,7 @@ def main(argv):
      "config-key": lambda: config_key(*args),
      "check-hub": lambda: check_hub(*args),
      "hub-args": lambda: hub_args(*args),
+     "check-self-tls": lambda: check_self_tls(*args),
      "hub-watch": lambda: hub_watch(*args),
      }[cmd]()
 

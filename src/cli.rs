@@ -178,13 +178,25 @@ pub enum CapacityFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("webhook_tls")
+        .required(true)
+        .args(["cert", "tls_secret"])
+))]
 pub struct WebhookArgs {
-    /// PEM certificate chain, server certificate first; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_CERT", value_name = "FILE")]
-    pub cert: PathBuf,
+    /// PEM certificate chain, server certificate first; re-read when it changes. With
+    /// --key; or manage the certificate with --tls-secret instead.
+    #[arg(long, env = "SSM_INJECTOR_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_KEY", value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_KEY",
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "tls_secret"
+    )]
+    pub key: Option<PathBuf>,
     /// Address and port of the HTTPS server.
     #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: String,
@@ -199,20 +211,107 @@ pub struct WebhookArgs {
     /// How often the certificate and key files are checked for a change.
     #[arg(long, env = "SSM_INJECTOR_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub cert_check_interval: Duration,
+    #[command(flatten)]
+    pub self_tls: WebhookSelfTlsArgs,
+}
+
+/// `ssm-injector webhook --tls-secret`: the webhook runs its own CA (no cert-manager).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Self-managed TLS (instead of --cert and --key)")]
+pub struct WebhookSelfTlsArgs {
+    /// Secret (in --namespace) holding the CA: made on first start, rotated before it
+    /// expires. Each replica issues its serving certificate from it in memory.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_TLS_SECRET",
+        value_name = "NAME",
+        requires_all = ["webhook_configuration", "service_name"]
+    )]
+    pub tls_secret: Option<String>,
+    /// The MutatingWebhookConfiguration whose caBundle (every webhook in it) is kept equal
+    /// to the CA bundle.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_WEBHOOK_CONFIGURATION",
+        value_name = "NAME",
+        requires = "tls_secret"
+    )]
+    pub webhook_configuration: Option<String>,
+    /// The webhook's Service: the certificate is for SERVICE, SERVICE.NS, SERVICE.NS.svc
+    /// and SERVICE.NS.svc.cluster.local.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_SERVICE_NAME",
+        value_name = "NAME",
+        requires = "tls_secret"
+    )]
+    pub service_name: Option<String>,
+    /// Namespace of the Secret and the Service [default: POD_NAMESPACE, else the service
+    /// account's namespace file].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_NAMESPACE",
+        value_name = "NS",
+        requires = "tls_secret"
+    )]
+    pub namespace: Option<String>,
+    /// More DNS names or IP addresses for the serving certificate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_TLS_EXTRA_SAN",
+        value_name = "NAME|IP",
+        value_delimiter = ',',
+        requires = "tls_secret"
+    )]
+    pub tls_extra_san: Vec<String>,
+    /// Validity of a new CA.
+    #[arg(long, env = "SSM_INJECTOR_TLS_CA_VALIDITY", value_parser = humantime::parse_duration, default_value = "87600h")]
+    pub tls_ca_validity: Duration,
+    /// A new CA is made when the newest has less than this left.
+    #[arg(long, env = "SSM_INJECTOR_TLS_CA_RENEW_BEFORE", value_parser = humantime::parse_duration, default_value = "8760h")]
+    pub tls_ca_renew_before: Duration,
+    /// How long a new CA is trusted (in the caBundle) before it signs serving certificates.
+    #[arg(long, env = "SSM_INJECTOR_TLS_CA_PROPAGATION", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub tls_ca_propagation: Duration,
+    /// Validity of the serving certificate; it is reissued after two thirds of it.
+    #[arg(long, env = "SSM_INJECTOR_TLS_CERT_VALIDITY", value_parser = humantime::parse_duration, default_value = "720h")]
+    pub tls_cert_validity: Duration,
+    /// How often the Secret and the caBundle are checked (the caBundle is also watched).
+    #[arg(long, env = "SSM_INJECTOR_TLS_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
+    pub tls_check_interval: Duration,
 }
 
 /// `ssm-injector hub`.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("hub_tls")
+        .required(true)
+        .args(["cert", "tls_secret"])
+))]
 pub struct HubArgs {
     /// Address and port of the HTTPS server.
     #[arg(long, env = "SSM_INJECTOR_HUB_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: String,
-    /// PEM certificate chain, server certificate first; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_HUB_CERT", value_name = "FILE")]
-    pub cert: PathBuf,
+    /// PEM certificate chain, server certificate first; re-read when it changes. With
+    /// --key; or issue the certificate from the webhook's CA with --tls-secret instead.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
     /// PEM private key of the certificate; re-read when it changes.
-    #[arg(long, env = "SSM_INJECTOR_HUB_KEY", value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_KEY",
+        value_name = "FILE",
+        requires = "cert",
+        conflicts_with = "tls_secret"
+    )]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub self_tls: HubSelfTlsArgs,
     /// How often the certificate and key files are checked for a change.
     #[arg(long, env = "SSM_INJECTOR_HUB_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub cert_check_interval: Duration,
@@ -265,6 +364,58 @@ pub struct HubArgs {
     /// HOSTNAME, the pod name of a StatefulSet: NAME-0, NAME-1, ...].
     #[arg(long, env = "SSM_INJECTOR_HUB_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
+}
+
+/// `ssm-injector hub --tls-secret`: the hub's certificate from the webhook's own CA.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Certificate from the webhook's CA (instead of --cert and --key)")]
+pub struct HubSelfTlsArgs {
+    /// The webhook's CA Secret (`webhook --tls-secret`, in --namespace): each hub replica
+    /// issues its certificate from it in memory. The hub only reads it.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_TLS_SECRET",
+        value_name = "NAME",
+        requires = "service_name"
+    )]
+    pub tls_secret: Option<String>,
+    /// The hub's Service: the certificate is for SERVICE, SERVICE.NS, SERVICE.NS.svc and
+    /// SERVICE.NS.svc.cluster.local.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_SERVICE_NAME",
+        value_name = "NAME",
+        requires = "tls_secret"
+    )]
+    pub service_name: Option<String>,
+    /// Namespace of the Secret and the Service [default: POD_NAMESPACE, else the service
+    /// account's namespace file].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_NAMESPACE",
+        value_name = "NS",
+        requires = "tls_secret"
+    )]
+    pub namespace: Option<String>,
+    /// More DNS names or IP addresses for the certificate.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_TLS_EXTRA_SAN",
+        value_name = "NAME|IP",
+        value_delimiter = ',',
+        requires = "tls_secret"
+    )]
+    pub tls_extra_san: Vec<String>,
+    /// How long a new CA is in the bundle before it signs certificates (the webhook's
+    /// --tls-ca-propagation).
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CA_PROPAGATION", value_parser = humantime::parse_duration, default_value = "24h")]
+    pub tls_ca_propagation: Duration,
+    /// Validity of the certificate; it is reissued after two thirds of it.
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CERT_VALIDITY", value_parser = humantime::parse_duration, default_value = "720h")]
+    pub tls_cert_validity: Duration,
+    /// How often the CA Secret is read again.
+    #[arg(long, env = "SSM_INJECTOR_HUB_TLS_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "1m")]
+    pub tls_check_interval: Duration,
 }
 
 /// `ssm-injector hub --auth`.
@@ -661,5 +812,55 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_webhook_takes_certificate_files_or_a_tls_secret_never_both_nor_neither() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["ssm-injector", "webhook"];
+            all.extend(args);
+            Cli::try_parse_from(all)
+        };
+        let Command::Webhook(w) = parse(&["--cert", "c", "--key", "k"])
+            .expect("files")
+            .command
+        else {
+            panic!("webhook");
+        };
+        assert_eq!(w.cert.as_deref(), Some(std::path::Path::new("c")));
+        let self_tls = [
+            "--tls-secret",
+            "hook-ca",
+            "--webhook-configuration",
+            "hook",
+            "--service-name",
+            "hook",
+            "--tls-extra-san",
+            "127.0.0.1,localhost",
+        ];
+        let Command::Webhook(w) = parse(&self_tls).expect("self-managed").command else {
+            panic!("webhook");
+        };
+        assert_eq!(w.self_tls.tls_extra_san, ["127.0.0.1", "localhost"]);
+        assert_eq!(
+            w.self_tls.tls_cert_validity,
+            Duration::from_secs(720 * 3600)
+        );
+
+        let mut both = self_tls.to_vec();
+        both.extend(["--cert", "c", "--key", "k"]);
+        for (args, fragment) in [
+            (both.as_slice(), "cannot be used with"),
+            (&[][..], "--cert <FILE>|--tls-secret <NAME>"),
+            (&["--cert", "c"][..], "--key <FILE>"),
+            (&["--tls-secret", "hook-ca"][..], "--webhook-configuration"),
+            (
+                &["--cert", "c", "--key", "k", "--namespace", "x"][..],
+                "--tls-secret",
+            ),
+        ] {
+            let e = parse(args).expect_err(fragment).to_string();
+            assert!(e.contains(fragment), "{args:?}: {e}");
+        }
     }
 }

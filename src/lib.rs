@@ -14,6 +14,7 @@ pub mod https_client;
 pub mod hub;
 pub mod iam;
 pub mod inject;
+pub mod kubeconfig;
 pub mod logging;
 pub mod metrics;
 pub mod output;

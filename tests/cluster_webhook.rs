@@ -10,7 +10,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 /// A pod that PodSecurity `restricted` admits as written, with `annotations`.
-fn restricted_pod(name: &str, annotations: Value) -> Pod {
+pub fn restricted_pod(name: &str, annotations: Value) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "annotations": annotations},
         "spec": {

@@ -3,6 +3,7 @@
 
 mod cluster_access;
 mod cluster_manifests;
+mod cluster_tls;
 mod cluster_webhook;
 mod exec;
 mod fleet;

@@ -6,7 +6,8 @@
 //! Where the client's configuration comes from ([`api_source`]):
 //! 1. `--kube-api URL`: that server, trusting `--kube-ca-file` and authenticating with
 //!    `--kube-token-file` (both default to the pod's service account files).
-//! 2. Otherwise `kube::Config::infer()`: the kubeconfig of `KUBECONFIG`, else
+//! 2. Otherwise `crate::kubeconfig::infer()` (the lookup of `kube::Config::infer`): the
+//!    kubeconfig of `KUBECONFIG`, else
 //!    `~/.kube/config` (its current context), else the pod's service account
 //!    (`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`, with the token and CA under
 //!    `/var/run/secrets/kubernetes.io/serviceaccount/`).
@@ -84,7 +85,7 @@ pub enum ApiSource {
         ca_file: PathBuf,
         token_file: PathBuf,
     },
-    /// `kube::Config::infer()`: KUBECONFIG, ~/.kube/config, then the pod's service account.
+    /// `crate::kubeconfig::infer()`: KUBECONFIG, ~/.kube/config, then the pod's service account.
     Infer,
 }
 
@@ -168,7 +169,7 @@ pub async fn setup(
                     ca_file,
                     token_file,
                 } => flag_config(url, &ca_file, &token_file)?,
-                ApiSource::Infer => kube::Config::infer()
+                ApiSource::Infer => crate::kubeconfig::infer()
                     .await
                     .map_err(|e| SetupError::NoApi(e.to_string()))?,
             };

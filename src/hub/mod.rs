@@ -28,13 +28,13 @@ pub mod review;
 pub mod server;
 pub mod spread;
 
-use crate::cli::HubArgs;
+use crate::cli::{HubArgs, HubSelfTlsArgs};
 use crate::source::BudgetConfig;
 use crate::source::budget::BudgetError;
 use crate::source::queue::EventQueue;
 use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
-use crate::webhook::{server as https, tls};
+use crate::webhook::{ca, selftls, server as https, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +75,10 @@ pub enum HubError {
     Auth(#[from] kube::SetupError),
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("give --cert and --key, or --tls-secret")]
+    NoCertificate,
+    #[error("certificate from the webhook's CA: {0}")]
+    SelfTls(#[from] selftls::SelfTlsError),
 }
 
 impl HubError {
@@ -84,9 +88,41 @@ impl HubError {
         use crate::app::exit;
         match self {
             HubError::Bind { .. } | HubError::Signal(_) => exit::OTHER,
+            HubError::SelfTls(e) => e.exit_code(),
             _ => exit::USAGE,
         }
     }
+}
+
+/// The settings of `--tls-secret` (`None` without it): the hub only reads the CA.
+fn self_tls_settings(args: HubSelfTlsArgs) -> Result<Option<selftls::Settings>, HubError> {
+    let HubSelfTlsArgs {
+        tls_secret,
+        service_name,
+        namespace,
+        tls_extra_san,
+        tls_ca_propagation,
+        tls_cert_validity,
+        tls_check_interval,
+    } = args;
+    let Some(secret) = tls_secret else {
+        return Ok(None);
+    };
+    let raw = selftls::RawSettings {
+        secret,
+        webhook_configuration: None,
+        service: service_name.unwrap_or_default(),
+        namespace,
+        extra_names: tls_extra_san,
+        lifetimes: ca::Lifetimes {
+            ca_propagation: tls_ca_propagation,
+            leaf: tls_cert_validity,
+            ..ca::Lifetimes::default()
+        },
+        check_interval: tls_check_interval,
+        manage_ca: false,
+    };
+    Ok(Some(crate::webhook::settings(raw)?))
 }
 
 /// Runs the hub until SIGTERM or SIGINT; held requests are then answered at once.
@@ -95,6 +131,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         listen,
         cert,
         key,
+        self_tls,
         cert_check_interval,
         interval,
         max_wait,
@@ -133,13 +170,39 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         max_tps.unwrap_or(defaults.per_second),
         burst.unwrap_or(defaults.burst),
     )?;
+    let self_tls = self_tls_settings(self_tls)?;
     let metrics = Arc::new(metrics::HubMetrics::new());
     let (authorizer, policy) = kube::setup(auth, kube, metrics.clone()).await?;
 
     let aws = load_config(region).await?;
     let source = Arc::new(VersionSource::from_config(&aws, budget).with_observer(metrics.clone()));
-    let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
-    let tls_config = tls::server_config(resolver.clone())?;
+    // No HTTPS before a certificate is in hand.
+    let (resolver, reloader) = match (self_tls, cert, key) {
+        (Some(settings), _, _) => {
+            let m = metrics.clone();
+            let hooks = selftls::Hooks {
+                leaf: Box::new(move |ok| m.cert_reloaded(ok)),
+                ..Default::default()
+            };
+            let (resolver, manager) = selftls::start(settings, hooks).await?;
+            (resolver, tokio::spawn(manager.run()))
+        }
+        (None, Some(cert), Some(key)) => {
+            let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
+            let m = metrics.clone();
+            let reloader = tokio::spawn(tls::watch(
+                resolver.clone(),
+                cert,
+                key,
+                cert_check_interval,
+                move |ok| m.cert_reloaded(ok),
+            ));
+            (resolver, reloader)
+        }
+        // clap requires --cert and --key, or --tls-secret.
+        (None, _, _) => return Err(HubError::NoCertificate),
+    };
+    let tls_config = tls::server_config(resolver)?;
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(HubError::Signal)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -166,14 +229,6 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
             metrics.clone(),
         ))
     });
-    let reload_metrics = metrics.clone();
-    let reloader = tokio::spawn(tls::watch(
-        resolver,
-        cert,
-        key,
-        cert_check_interval,
-        move |ok| reload_metrics.cert_reloaded(ok),
-    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = server::HubState {
         registry,

@@ -74,8 +74,9 @@ impl Default for AgentResources {
 pub struct HubInjection {
     /// `https://HOST:PORT` of the hub's Service.
     pub url: String,
-    /// The file the CA was read from (webhook config `hub-ca-file`).
-    pub ca_file: String,
+    /// The file the CA was read from (webhook config `hub-ca-file`); `None`: the CA bundle
+    /// of the webhook's own CA Secret (`--tls-secret`), which also signs the hub's.
+    pub ca_file: Option<String>,
     /// The CA that signed the hub's certificate (PEM), given to the sidecar in
     /// `SSM_INJECTOR_HUB_CA_PEM`. CA certificates are public.
     pub ca_pem: String,

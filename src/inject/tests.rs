@@ -429,7 +429,7 @@ fn hub_config_with(audience: &str) -> InjectConfig {
     InjectConfig {
         hub: Some(crate::inject::HubInjection {
             url: "https://ssm-injector-hub.ssm-injector.svc:8443".into(),
-            ca_file: "/hub-ca/ca.crt".into(),
+            ca_file: Some("/hub-ca/ca.crt".into()),
             ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
             audience: audience.into(),
         }),

@@ -47,9 +47,11 @@ pub enum ConfigError {
         reason: String,
     },
     #[error(
-        "webhook config {path}: hub-url and hub-ca-file go together (the sidecars must be able to check the hub's certificate)"
+        "webhook config {path}: hub-url needs hub-ca-file, the CA that signed the hub's certificate (the sidecars check it), unless the webhook runs with --tls-secret: its CA bundle then goes to the sidecars"
     )]
     HubHalf { path: String },
+    #[error("webhook config {path}: hub-ca-file is set without hub-url; set both, or neither")]
+    HubCaWithoutUrl { path: String },
     #[error(
         "webhook config {path}: hub-url {value:?} is not an https:// URL like https://ssm-injector-hub.ssm-injector.svc:8443"
     )]
@@ -129,8 +131,13 @@ struct RawResources {
     memory_limit: Option<String>,
 }
 
-/// Reads the config file (if any) and applies `--image` over it.
-pub fn load(path: Option<&Path>, image: Option<String>) -> Result<InjectConfig, ConfigError> {
+/// Reads the config file (if any) and applies `--image` over it. `hub-ca-file` may be left
+/// out only when `ca_from_secret` (`--tls-secret`): the sidecars then get its CA bundle.
+pub fn load(
+    path: Option<&Path>,
+    image: Option<String>,
+    ca_from_secret: bool,
+) -> Result<InjectConfig, ConfigError> {
     let text = match path {
         None => None,
         Some(p) => {
@@ -143,13 +150,20 @@ pub fn load(path: Option<&Path>, image: Option<String>) -> Result<InjectConfig, 
         }
     };
     let mut config = build(text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())), image)?;
+    let shown = text.as_ref().map_or(String::new(), |(p, _)| p.clone());
     if let Some(hub) = &mut config.hub {
+        let Some(file) = hub.ca_file.clone() else {
+            return match ca_from_secret {
+                true => Ok(config),
+                false => Err(ConfigError::HubHalf { path: shown }),
+            };
+        };
         let fail = |reason: String| ConfigError::HubCa {
-            path: text.as_ref().map_or(String::new(), |(p, _)| p.clone()),
-            file: hub.ca_file.clone(),
+            path: shown.clone(),
+            file: file.clone(),
             reason,
         };
-        let pem = std::fs::read_to_string(&hub.ca_file).map_err(|e| fail(e.to_string()))?;
+        let pem = std::fs::read_to_string(&file).map_err(|e| fail(e.to_string()))?;
         if !pem.contains("-----BEGIN CERTIFICATE-----") {
             return Err(fail("no PEM certificate in it".into()));
         }
@@ -232,11 +246,11 @@ pub fn build(
                 return Err(ConfigError::HubAudience {
                     path,
                     value,
-                    reason: "is set without hub-url and hub-ca-file".to_owned(),
+                    reason: "is set without hub-url".to_owned(),
                 });
             }
         },
-        (Some(url), Some(ca_file)) => {
+        (Some(url), ca_file) => {
             let url = url.trim().trim_end_matches('/').to_owned();
             let host = url.strip_prefix("https://").unwrap_or_default();
             if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
@@ -244,12 +258,12 @@ pub fn build(
             }
             Some(HubInjection {
                 url,
-                ca_file: ca_file.trim().to_owned(),
+                ca_file: ca_file.map(|f| f.trim().to_owned()),
                 ca_pem: String::new(),
                 audience: audience.unwrap_or_else(|| DEFAULT_HUB_AUDIENCE.to_owned()),
             })
         }
-        _ => return Err(ConfigError::HubHalf { path }),
+        (None, Some(_)) => return Err(ConfigError::HubCaWithoutUrl { path }),
     };
     if let Some(paths) = default_paths {
         config.default_paths = check_default_paths(&path, paths)?;
@@ -495,7 +509,7 @@ mod tests {
     }
 
     #[test]
-    fn hub_url_and_ca_file_go_together_and_the_url_must_be_https() {
+    fn hub_url_needs_a_ca_file_unless_the_ca_comes_from_the_tls_secret() {
         let c = build(
             Some((
                 "w.yaml",
@@ -506,19 +520,26 @@ mod tests {
         .expect("valid");
         let hub = c.hub.expect("hub");
         assert_eq!(hub.url, "https://hub.ssm.svc:8443");
-        assert_eq!(hub.ca_file, "/hub-ca/ca.crt");
-        let e = build(Some(("w.yaml", "hub-url: https://hub:8443\n")), None).expect_err("half");
-        assert!(
-            e.to_string()
-                .contains("hub-url and hub-ca-file go together"),
-            "{e}"
-        );
+        assert_eq!(hub.ca_file.as_deref(), Some("/hub-ca/ca.crt"));
+        let e = build(Some(("w.yaml", "hub-ca-file: /x\n")), None).expect_err("no url");
+        assert!(e.to_string().contains("without hub-url"), "{e}");
         let e = build(
             Some(("w.yaml", "hub-url: http://hub:8443\nhub-ca-file: /x\n")),
             None,
         )
         .expect_err("http");
         assert!(e.to_string().contains("is not an https:// URL"), "{e}");
+
+        // Without hub-ca-file: only with --tls-secret, whose bundle the sidecars get.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("w.yaml");
+        std::fs::write(&file, "hub-url: https://hub:8443\n").expect("write");
+        let e = load(Some(&file), None, false).expect_err("no CA");
+        assert!(e.to_string().contains("--tls-secret"), "{e}");
+        let c = load(Some(&file), None, true).expect("the CA comes from the Secret");
+        let hub = c.hub.expect("hub");
+        assert_eq!(hub.ca_file, None);
+        assert_eq!(hub.ca_pem, "", "filled in from the Secret at start");
     }
 
     #[test]
@@ -602,7 +623,7 @@ mod tests {
             (
                 "without the hub",
                 "hub-audience: my-hub\n".into(),
-                Err("is set without hub-url and hub-ca-file"),
+                Err("is set without hub-url"),
             ),
         ];
         for (what, text, want) in cases {

@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `ssm_injector_webhook_reviews_total` | counter | `decision` (`injected`, `skipped`, `denied`, `error`) |
 //! | `ssm_injector_webhook_review_duration_seconds` | histogram | |
-//! | `ssm_injector_webhook_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept) |
+//! | `ssm_injector_webhook_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory |
+//! | `ssm_injector_webhook_ca_bundle_patches_total` | counter | (`--tls-secret`: the configuration's caBundle was set) |
 //!
 //! Labels are fixed words: never a namespace, pod or parameter name.
 
@@ -58,6 +59,7 @@ pub struct WebhookMetrics {
     reviews: Family<DecisionLabels, Counter>,
     duration: Histogram,
     cert_reloads: Family<OutcomeLabels, Counter>,
+    ca_bundle_patches: Counter,
 }
 
 impl WebhookMetrics {
@@ -67,6 +69,7 @@ impl WebhookMetrics {
             reviews: Family::default(),
             duration: Histogram::new(REVIEW_BUCKETS),
             cert_reloads: Family::default(),
+            ca_bundle_patches: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -81,8 +84,13 @@ impl WebhookMetrics {
         );
         r.register(
             "webhook_cert_reloads",
-            "Reloads of the changed certificate and key files, by outcome (error keeps the old pair)",
+            "New serving certificates: changed files reloaded, or (--tls-secret) issued in memory; by outcome (error keeps the old pair)",
             m.cert_reloads.clone(),
+        );
+        r.register(
+            "webhook_ca_bundle_patches",
+            "Times the MutatingWebhookConfiguration's caBundle was set to the CA bundle (--tls-secret)",
+            m.ca_bundle_patches.clone(),
         );
         for o in [
             Outcome::Injected,
@@ -119,6 +127,11 @@ impl WebhookMetrics {
             .inc();
     }
 
+    /// Records a patch of the configuration's caBundle.
+    pub fn ca_bundle_patched(&self) {
+        self.ca_bundle_patches.inc();
+    }
+
     /// The OpenMetrics text, ending with `# EOF\n`.
     pub fn encode(&self) -> String {
         crate::metrics::encode_registry(&self.registry)
@@ -141,6 +154,7 @@ mod tests {
         m.review(Outcome::Injected, Duration::from_micros(300));
         m.review(Outcome::Error, Duration::from_micros(50));
         m.cert_reloaded(false);
+        m.ca_bundle_patched();
         let text = m.encode();
         for line in [
             r#"ssm_injector_webhook_reviews_total{decision="injected"} 1"#,
@@ -148,6 +162,7 @@ mod tests {
             r#"ssm_injector_webhook_reviews_total{decision="error"} 1"#,
             "ssm_injector_webhook_review_duration_seconds_count 2",
             r#"ssm_injector_webhook_cert_reloads_total{outcome="error"} 1"#,
+            "ssm_injector_webhook_ca_bundle_patches_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -29,7 +29,7 @@ use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::Deserialize;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 /// Largest accepted review body: the API server caps objects at 3 MiB (etcd's limit), and
@@ -46,15 +46,39 @@ const JSON: &str = "application/json";
 /// What the handlers share.
 #[derive(Clone, Debug)]
 pub struct WebhookState {
-    config: Arc<InjectConfig>,
+    config: Arc<RwLock<Arc<InjectConfig>>>,
     metrics: Arc<WebhookMetrics>,
 }
 
 impl WebhookState {
     pub fn new(config: InjectConfig, metrics: Arc<WebhookMetrics>) -> WebhookState {
         WebhookState {
-            config: Arc::new(config),
+            config: Arc::new(RwLock::new(Arc::new(config))),
             metrics,
+        }
+    }
+
+    /// The config reviews are answered with now.
+    pub fn config(&self) -> Arc<InjectConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Gives injected sidecars `pem` as the hub's CA from now on, when the hub's CA comes
+    /// from the webhook's CA Secret (no `hub-ca-file`); otherwise does nothing.
+    pub fn set_hub_ca_from_secret(&self, pem: &str) {
+        let mut current = self.config.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(hub) = &current.hub
+            && hub.ca_file.is_none()
+            && hub.ca_pem != pem
+        {
+            let mut next = InjectConfig::clone(&current);
+            if let Some(hub) = &mut next.hub {
+                hub.ca_pem = pem.to_owned();
+            }
+            *current = Arc::new(next);
         }
     }
 }
@@ -94,7 +118,7 @@ async fn not_found() -> Response {
 
 async fn mutate(State(state): State<WebhookState>, body: Bytes) -> Response {
     let started = Instant::now();
-    let (response, outcome) = match answer(&body, &state.config) {
+    let (response, outcome) = match answer(&body, &state.config()) {
         Ok((review, outcome)) => (
             (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], review).into_response(),
             outcome,
@@ -338,6 +362,30 @@ mod tests {
     use http_body_util::BodyExt;
     use serde_json::json;
     use tower::ServiceExt;
+
+    #[test]
+    fn the_hub_ca_follows_the_ca_secret_only_when_no_hub_ca_file_is_set() {
+        let hub = |ca_file: Option<&str>| InjectConfig {
+            hub: Some(inject::HubInjection {
+                url: "https://hub.ssm.svc:8443".into(),
+                ca_file: ca_file.map(str::to_owned),
+                ca_pem: "FILE".into(),
+                audience: inject::DEFAULT_HUB_AUDIENCE.into(),
+            }),
+            ..InjectConfig::default()
+        };
+        let metrics = Arc::new(WebhookMetrics::new());
+        let from_secret = WebhookState::new(hub(None), metrics.clone());
+        from_secret.set_hub_ca_from_secret("BUNDLE");
+        let pem = |s: &WebhookState| s.config().hub.as_ref().map(|h| h.ca_pem.clone());
+        assert_eq!(pem(&from_secret).as_deref(), Some("BUNDLE"));
+        let from_file = WebhookState::new(hub(Some("/hub-ca/ca.crt")), metrics.clone());
+        from_file.set_hub_ca_from_secret("BUNDLE");
+        assert_eq!(pem(&from_file).as_deref(), Some("FILE"));
+        let no_hub = WebhookState::new(InjectConfig::default(), metrics);
+        no_hub.set_hub_ca_from_secret("BUNDLE");
+        assert!(no_hub.config().hub.is_none());
+    }
 
     fn app() -> (Router, Arc<WebhookMetrics>) {
         let metrics = Arc::new(WebhookMetrics::new());

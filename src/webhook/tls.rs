@@ -1,5 +1,6 @@
 //! TLS for the webhook: rustls on ring, TLS 1.2 and 1.3, the certificate and key from PEM
-//! files, swapped in when the files change (cert-manager rotates them).
+//! files, swapped in when the files change (cert-manager rotates them), or made in memory
+//! ([`super::selftls`]) and swapped in the same way.
 //!
 //! [`CertResolver`] hands every new handshake the current pair; [`watch`] re-reads the files
 //! every few seconds and, when their content changed and the new pair is valid (parses, and
@@ -106,6 +107,14 @@ pub struct CertResolver {
 }
 
 impl CertResolver {
+    /// Starts with a pair made in memory (`--tls-secret`); [`CertResolver::set`] replaces it.
+    pub fn new(pair: CertifiedKey) -> CertResolver {
+        CertResolver {
+            current: RwLock::new(Arc::new(pair)),
+            seen: RwLock::new((Vec::new(), Vec::new())),
+        }
+    }
+
     /// Loads the pair from the files; an error names the file at fault.
     pub fn load(cert: &Path, key: &Path) -> Result<CertResolver, TlsError> {
         let (c, k) = read_pair(cert, key)?;

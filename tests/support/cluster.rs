@@ -69,6 +69,28 @@ pub fn shared() -> Option<&'static Cluster> {
         .as_ref()
 }
 
+/// A server of the calling test's own, for tests that change cluster-wide state other
+/// tests must not see (CRDs); `None` as [`shared`]. Stopped when dropped.
+pub fn private() -> Option<Cluster> {
+    shared()?;
+    assets().ok().map(|dir| Cluster::start(&dir))
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self
+            ._children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Returns the shared cluster, or returns from the calling test (skipped) without one.
 #[macro_export]
 macro_rules! require_cluster {
@@ -329,7 +351,7 @@ impl Cluster {
     }
 }
 
-/// `CARGO_TARGET_TMPDIR/apiserver-PID`: the server's files (PKI, etcd data, logs) live as
+/// `CARGO_TARGET_TMPDIR/apiserver-PID-N`: the server's files (PKI, etcd data, logs) live as
 /// long as the test process, and outlive it for a look at the logs; the directories of
 /// test processes that are gone are removed here, so they never pile up.
 fn state_dir() -> PathBuf {
@@ -337,14 +359,22 @@ fn state_dir() -> PathBuf {
     if let Ok(entries) = std::fs::read_dir(&root) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("apiserver-")
+            let pid = name
+                .strip_prefix("apiserver-")
+                .map(|rest| rest.split('-').next().unwrap_or(rest));
+            if let Some(pid) = pid
                 && !Path::new("/proc").join(pid).exists()
             {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
-    let dir = root.join(format!("apiserver-{}", std::process::id()));
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = root.join(format!(
+        "apiserver-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the API server's state dir");
     dir

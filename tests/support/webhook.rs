@@ -18,6 +18,8 @@ pub struct Webhook {
     child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// Its command line.
+    pub args: Vec<String>,
     stderr: PathBuf,
     /// The certificate and key files it serves (rewrite them to rotate).
     pub cert: PathBuf,
@@ -66,14 +68,37 @@ impl Webhook {
     /// under `/tls/` (the pair) and `/config/` (`config` as `config.yaml`) live in a temp
     /// dir, and `--listen` becomes a free loopback port.
     pub fn start_chart(ca: &Ca, pair: &Pair, config: &str, args: &[String]) -> Webhook {
+        let mut w = Webhook::spawn(ca.client_config(), Some(pair), config, args, &[]);
+        w.wait_healthy();
+        w
+    }
+
+    /// Starts the process as [`Webhook::start_chart`] does (the pair only when given, `env`
+    /// added to an empty environment; a `--listen=127.0.0.1:PORT` is kept) without waiting
+    /// for it; `tls` is what the client trusts ([`Webhook::trust`] changes it).
+    pub fn spawn(
+        tls: Arc<rustls::ClientConfig>,
+        pair: Option<&Pair>,
+        config: &str,
+        args: &[String],
+        env: &[(&str, &Path)],
+    ) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::create_dir_all(root.join("tls")).expect("mkdir");
         std::fs::create_dir_all(root.join("config")).expect("mkdir");
         let (cert, key) = (root.join("tls/tls.crt"), root.join("tls/tls.key"));
-        write_pair(&cert, &key, pair);
+        if let Some(pair) = pair {
+            write_pair(&cert, &key, pair);
+        }
         std::fs::write(root.join("config/config.yaml"), config).expect("write config");
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--listen=127.0.0.1:"))
+            .map_or_else(
+                || format!("127.0.0.1:{}", free_port()),
+                |p| format!("127.0.0.1:{p}"),
+            );
         let args: Vec<String> = args
             .iter()
             .map(|a| match a.split_once('=') {
@@ -89,37 +114,64 @@ impl Webhook {
         cmd.args(&args)
             .env_clear()
             .envs(std::env::var_os("PATH").map(|p| ("PATH", p)))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"));
         let child = super::cluster::spawn_kept(cmd);
-        let mut w = Webhook {
+        Webhook {
             child,
             addr,
+            args,
             stderr,
             cert,
             key,
-            tls: ca.client_config(),
+            tls,
             _dir: dir,
-        };
+        }
+    }
+
+    /// Waits until `/healthz` answers over TLS (the client's trust), failing the test if
+    /// the process exits first.
+    pub fn wait_healthy(&mut self) {
         poll_until(
             Duration::from_secs(30),
             "the webhook answers /healthz",
             || {
-                if let Ok(Some(status)) = w.child.try_wait() {
-                    panic!("webhook {args:?} exited with {status}:\n{}", w.log());
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!(
+                        "webhook {:?} exited with {status}:\n{}",
+                        self.args,
+                        self.log()
+                    );
                 }
-                w.connect()
+                self.connect()
                     .and_then(|mut c| c.request("GET", "/healthz", ""))
                     .filter(|(status, _)| *status == 200)
             },
         );
-        w
+    }
+
+    /// From now on the client trusts only the CAs of `ca_pem`.
+    pub fn trust(&mut self, ca_pem: &str) {
+        self.tls = super::pki::client_config(ca_pem);
+    }
+
+    /// Waits (at most `limit`) for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        poll_until(limit, "the webhook exits", || {
+            self.child.try_wait().ok().flatten()
+        })
     }
 
     /// What it wrote to stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// A fresh TLS connection (handshake done), or `None` if nothing answers.

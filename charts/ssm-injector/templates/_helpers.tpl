@@ -234,6 +234,22 @@ tolerations:
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the webhook's own CA (tls.mode self): made by the webhook, not by
+     Helm, so `helm uninstall` leaves it. */}}
+{{- define "ssm-injector.caSecretName" -}}
+{{- printf "%s-webhook-ca" (include "ssm-injector.fullname" . | trunc 52 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Is the hub's certificate issued from the webhook's CA (hub.tls.mode self)? Checked
+     here: it needs tls.mode self. */}}
+{{- define "ssm-injector.hubSelfTls" -}}
+{{- if and .Values.hub.enabled (eq .Values.hub.tls.mode "self") }}
+{{- if ne .Values.tls.mode "self" }}
+{{- fail (printf "hub.tls.mode self needs tls.mode self (the hub's certificate comes from the webhook's own CA), not %s: set hub.tls.mode to certManager or secret" .Values.tls.mode) }}
+{{- end }}true
+{{- end }}
+{{- end }}
+
 {{/* Name of the Secret holding the serving certificate. */}}
 {{- define "ssm-injector.tlsSecretName" -}}
 {{- if eq .Values.tls.mode "secret" }}
@@ -266,7 +282,9 @@ region: {{ . | quote }}
 {{- end }}
 {{- if .Values.hub.enabled }}
 hub-url: {{ include "ssm-injector.hubUrl" . | quote }}
+{{- if not (include "ssm-injector.hubSelfTls" .) }}
 hub-ca-file: {{ include "ssm-injector.hubCaDir" . }}/ca.crt
+{{- end }}
 hub-audience: {{ .Values.hub.audience | quote }}
 {{- end }}
 {{- end }}
