@@ -1,7 +1,7 @@
 //! Watch-mode flags, checked.
 
-use super::reload::{self, Action, ReloadError, SignalTarget};
 use crate::cli::WatchArgs;
+use crate::reload_action::{self, Action, ActionError, SignalTarget};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub enum WatchConfigError {
     Reload {
         flag: &'static str,
         #[source]
-        source: ReloadError,
+        source: ActionError,
     },
 }
 
@@ -92,7 +92,7 @@ impl WatchConfig {
         match (reload_signal, target) {
             (Some(_), None) => return Err(WatchConfigError::SignalWithoutTarget),
             (sig, Some(target)) => {
-                let signal = reload::parse_signal(sig.as_deref().unwrap_or("HUP"))
+                let signal = reload_action::parse_signal(sig.as_deref().unwrap_or("HUP"))
                     .map_err(reload_err("--reload-signal"))?;
                 actions.push(Action::Signal { signal, target });
             }
@@ -100,12 +100,12 @@ impl WatchConfig {
         }
         if let Some(c) = reload_command {
             actions.push(Action::Command(
-                reload::parse_command(&c).map_err(reload_err("--reload-command"))?,
+                reload_action::parse_command(&c).map_err(reload_err("--reload-command"))?,
             ));
         }
         if let Some(u) = reload_url {
             actions.push(Action::Http(
-                reload::parse_url(&u).map_err(reload_err("--reload-url"))?,
+                reload_action::parse_url(&u).map_err(reload_err("--reload-url"))?,
             ));
         }
         // No identity at all (neither flag nor HOSTNAME): a random slot still spreads a

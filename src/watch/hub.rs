@@ -5,11 +5,11 @@
 //! the sidecar itself, with its own role, so least privilege and the audit trail stay per
 //! workload, and a hub that is down or wrong can delay a rotation but never corrupt a file.
 
+use crate::backoff::Backoff;
 use crate::https_client::{self, ClientError, Endpoint};
-use crate::hub::protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
+use crate::hub_protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};
-use crate::watch::schedule::Backoff;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,7 +136,7 @@ impl HubConfig {
             ClientError::Http(e) => HubError::Http(e),
         })?;
         if answer.status != 200 {
-            let message = serde_json::from_slice::<protocol::ErrorBody>(&answer.body)
+            let message = serde_json::from_slice::<hub_protocol::ErrorBody>(&answer.body)
                 .map(|e| e.error)
                 .unwrap_or_else(|_| {
                     String::from_utf8_lossy(&answer.body)
@@ -204,7 +204,7 @@ pub fn request_for(spec: &Spec, values: &Values) -> WatchRequest {
             path: p.path.clone(),
             recursive: p.recursive,
         };
-        known.insert(key.to_string(), protocol::path_token(under));
+        known.insert(key.to_string(), hub_protocol::path_token(under));
     }
     WatchRequest {
         names,

@@ -1,9 +1,9 @@
 //! The watch loop itself.
 
 use super::config::WatchConfig;
-use super::schedule::Backoff;
 use super::{hub, reload, schedule, spec_watch};
 use crate::admin::{self, Health};
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
 use crate::source::Source;
@@ -273,7 +273,7 @@ async fn poll_once(
     outputs: &[Prepared],
     hasher: &RandomState,
     previous: &mut Option<BTreeMap<String, (Option<i64>, u64)>>,
-    hub_requests: &tokio::sync::watch::Sender<Option<crate::hub::protocol::WatchRequest>>,
+    hub_requests: &tokio::sync::watch::Sender<Option<crate::hub_protocol::WatchRequest>>,
 ) -> Poll {
     let values = match source.fetch(spec).await {
         Ok(v) => {
