@@ -5,7 +5,7 @@
 //! protocol.
 //!
 //! - [`crate::hub_protocol`]: wire types, keys, tokens, request checks (pure), shared with
-//!   the sidecar's hub client ([`crate::watch::hub`]).
+//!   the sidecar's hub client ([`crate::watch::hub_client`]).
 //! - [`registry`]: keys → token, watchers, change generation (pure data structure).
 //! - [`spread`]: how long clients spread their re-fetch (pure).
 //! - [`poller`]: the one poll loop over [`crate::source::versions::VersionSource`].

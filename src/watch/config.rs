@@ -15,7 +15,7 @@ pub enum WatchConfigError {
     #[error("--listen {0:?} is not an address like 0.0.0.0:8099 (or \"off\")")]
     Listen(String),
     #[error(transparent)]
-    Hub(#[from] super::hub::HubConfigError),
+    Hub(#[from] super::hub_client::HubConfigError),
     #[error("--reload-signal needs a target: --reload-pid-file FILE or --reload-process NAME")]
     SignalWithoutTarget,
     #[error("{flag}: {source}")]
@@ -37,7 +37,7 @@ pub struct WatchConfig {
     pub listen: Option<SocketAddr>,
     pub stale_after: Option<Duration>,
     /// The version hub to follow, if any.
-    pub hub: Option<super::hub::HubConfig>,
+    pub hub: Option<super::hub_client::HubConfig>,
     pub actions: Vec<Action>,
     pub debounce: Duration,
     pub action_timeout: Duration,
@@ -80,7 +80,9 @@ impl WatchConfig {
         };
         let hub = hub
             .filter(|h| !h.trim().is_empty())
-            .map(|url| super::hub::HubConfig::build(url.trim(), hub_ca, hub_ca_pem, hub_token_file))
+            .map(|url| {
+                super::hub_client::HubConfig::build(url.trim(), hub_ca, hub_ca_pem, hub_token_file)
+            })
             .transpose()?;
         let reload_err = |flag| move |source| WatchConfigError::Reload { flag, source };
         let mut actions = Vec::new();
