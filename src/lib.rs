@@ -6,12 +6,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod backoff;
 pub mod capacity;
 pub mod cli;
 pub mod exec;
 pub mod format;
 pub mod https_client;
 pub mod hub;
+pub mod hub_protocol;
 pub mod iam;
 pub mod inject;
 pub mod kubeconfig;
@@ -19,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod output;
 pub mod probe;
+pub mod reload_action;
 pub mod secret;
 pub mod source;
 pub mod spec;

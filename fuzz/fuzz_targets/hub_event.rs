@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use ssm_injector::hub::events::{Change, MAX_CHANGES, Parsed, parse, same_secret};
-use ssm_injector::hub::protocol::Key;
+use ssm_injector::hub_protocol::Key;
 
 fuzz_target!(|body: &str| {
     let parsed = parse(body);

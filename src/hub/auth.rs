@@ -3,7 +3,7 @@
 //! ([`AllowAll`], or [`NamespacePolicy`]: the webhook's namespace → path-prefix policy).
 //! Everything here is pure.
 
-use super::protocol::Key;
+use crate::hub_protocol::Key;
 use crate::inject::policy::{self, Prefixes};
 use std::future::Future;
 use std::pin::Pin;

@@ -15,8 +15,8 @@
 //! a body that is not a JSON object, or one of the events above without its name, is an
 //! [`EventError`]. Errors name the shape, never the body's content.
 
-use super::protocol::Key;
 use super::registry::under;
+use crate::hub_protocol::Key;
 use crate::spec::names::SECRETS_MANAGER_PREFIX;
 use serde_json::{Map, Value};
 

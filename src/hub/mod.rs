@@ -4,7 +4,8 @@
 //! (`POST /v1/watch`) as soon as something a client watches changes. docs/hub.md has the
 //! protocol.
 //!
-//! - [`protocol`]: wire types, keys, tokens, request checks (pure).
+//! - [`crate::hub_protocol`]: wire types, keys, tokens, request checks (pure), shared with
+//!   the sidecar's hub client ([`crate::watch::hub_client`]).
 //! - [`registry`]: keys → token, watchers, change generation (pure data structure).
 //! - [`spread`]: how long clients spread their re-fetch (pure).
 //! - [`poller`]: the one poll loop over [`crate::source::versions::VersionSource`].
@@ -21,7 +22,6 @@ pub mod events;
 pub mod kube;
 pub mod metrics;
 pub mod poller;
-pub mod protocol;
 pub mod push;
 pub mod registry;
 pub mod review;

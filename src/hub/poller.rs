@@ -4,8 +4,8 @@
 //! clients arriving together share one read.
 
 use super::metrics::HubMetrics;
-use super::protocol::{Key, path_token};
 use super::registry::{Registry, State, missing};
+use crate::hub_protocol::{Key, path_token};
 use crate::source::Cause;
 use crate::source::versions::{DESCRIBE_NAMES_PER_CALL, VersionSource, reserved_prefix};
 use crate::spec::names::ParamRef;

@@ -9,8 +9,8 @@
 use super::events::{self, Parsed};
 use super::metrics::{EventOutcome, HubMetrics};
 use super::registry::Registry;
+use crate::backoff::Backoff;
 use crate::source::queue::{EventQueue, QueueOp};
-use crate::watch::schedule::Backoff;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -151,7 +151,7 @@ pub fn handle(registry: &Registry, body: &str) -> (EventOutcome, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::protocol::Key;
+    use crate::hub_protocol::Key;
     use serde_json::json;
     use std::time::Instant;
 

@@ -3,7 +3,7 @@
 //! comes in as an argument); a change generation on a `watch` channel wakes the waiting
 //! requests and a `Notify` wakes the poller for keys to read at once.
 
-use super::protocol::{Key, MISSING, UNAVAILABLE};
+use crate::hub_protocol::{Key, MISSING, UNAVAILABLE};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};

@@ -3,10 +3,10 @@
 
 use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
-use super::protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
 use super::registry::{Registry, State, compare};
 use super::spread::spread;
 use crate::admin::OPENMETRICS_CONTENT_TYPE;
+use crate::hub_protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State as AxState;
@@ -137,7 +137,7 @@ async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchRes
             ));
         }
     };
-    let checked = protocol::parse(&bytes, s.settings.max_wait)
+    let checked = hub_protocol::parse(&bytes, s.settings.max_wait)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     for key in &checked.keys {
         s.policy
@@ -231,8 +231,8 @@ fn millis(d: Duration) -> u64 {
 mod tests {
     use super::*;
     use crate::hub::auth::{AllowAll, AuthError, AuthFuture, Denied, Identity, NamespacePolicy};
-    use crate::hub::protocol::Key;
     use crate::hub::registry::State;
+    use crate::hub_protocol::Key;
     use crate::inject::policy::Prefixes;
     use serde_json::{Value, json};
     use tower::ServiceExt;

@@ -292,7 +292,7 @@ pub fn validate(
     let reload_signal = match get(a::RELOAD_SIGNAL) {
         None => None,
         Some(s) => {
-            crate::watch::reload::parse_signal(s)
+            crate::reload_action::parse_signal(s)
                 .map_err(|e| deny(a::RELOAD_SIGNAL, format!("{}: {e}", a::RELOAD_SIGNAL)))?;
             Some(s.to_owned())
         }

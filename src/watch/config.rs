@@ -1,7 +1,7 @@
 //! Watch-mode flags, checked.
 
-use super::reload::{self, Action, ReloadError, SignalTarget};
 use crate::cli::WatchArgs;
+use crate::reload_action::{self, Action, ActionError, SignalTarget};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,14 +15,14 @@ pub enum WatchConfigError {
     #[error("--listen {0:?} is not an address like 0.0.0.0:8099 (or \"off\")")]
     Listen(String),
     #[error(transparent)]
-    Hub(#[from] super::hub::HubConfigError),
+    Hub(#[from] super::hub_client::HubConfigError),
     #[error("--reload-signal needs a target: --reload-pid-file FILE or --reload-process NAME")]
     SignalWithoutTarget,
     #[error("{flag}: {source}")]
     Reload {
         flag: &'static str,
         #[source]
-        source: ReloadError,
+        source: ActionError,
     },
 }
 
@@ -37,7 +37,7 @@ pub struct WatchConfig {
     pub listen: Option<SocketAddr>,
     pub stale_after: Option<Duration>,
     /// The version hub to follow, if any.
-    pub hub: Option<super::hub::HubConfig>,
+    pub hub: Option<super::hub_client::HubConfig>,
     pub actions: Vec<Action>,
     pub debounce: Duration,
     pub action_timeout: Duration,
@@ -80,7 +80,9 @@ impl WatchConfig {
         };
         let hub = hub
             .filter(|h| !h.trim().is_empty())
-            .map(|url| super::hub::HubConfig::build(url.trim(), hub_ca, hub_ca_pem, hub_token_file))
+            .map(|url| {
+                super::hub_client::HubConfig::build(url.trim(), hub_ca, hub_ca_pem, hub_token_file)
+            })
             .transpose()?;
         let reload_err = |flag| move |source| WatchConfigError::Reload { flag, source };
         let mut actions = Vec::new();
@@ -92,7 +94,7 @@ impl WatchConfig {
         match (reload_signal, target) {
             (Some(_), None) => return Err(WatchConfigError::SignalWithoutTarget),
             (sig, Some(target)) => {
-                let signal = reload::parse_signal(sig.as_deref().unwrap_or("HUP"))
+                let signal = reload_action::parse_signal(sig.as_deref().unwrap_or("HUP"))
                     .map_err(reload_err("--reload-signal"))?;
                 actions.push(Action::Signal { signal, target });
             }
@@ -100,12 +102,12 @@ impl WatchConfig {
         }
         if let Some(c) = reload_command {
             actions.push(Action::Command(
-                reload::parse_command(&c).map_err(reload_err("--reload-command"))?,
+                reload_action::parse_command(&c).map_err(reload_err("--reload-command"))?,
             ));
         }
         if let Some(u) = reload_url {
             actions.push(Action::Http(
-                reload::parse_url(&u).map_err(reload_err("--reload-url"))?,
+                reload_action::parse_url(&u).map_err(reload_err("--reload-url"))?,
             ));
         }
         // No identity at all (neither flag nor HOSTNAME): a random slot still spreads a

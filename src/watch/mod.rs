@@ -6,7 +6,8 @@
 //! bytes write nothing and run no action. Errors keep the last good files and back off.
 
 pub mod config;
-pub mod hub;
+pub mod hub_client;
+pub mod machine;
 pub mod reload;
 mod run;
 pub mod schedule;

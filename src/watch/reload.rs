@@ -1,9 +1,11 @@
 //! Reload actions: what to do after the files changed so the application picks them up.
 //!
-//! Parsing (`parse_*`) is pure and runs once, from the flags; [`run`] does the I/O. A failed
-//! action is an error for the caller to log and count: nothing here is fatal. Errors name the
-//! action and the cause, never the contents of a file or the output of a command.
+//! Parsing is pure and runs once, from the flags ([`crate::reload_action`]); [`run`] does the
+//! I/O. A failed action is an error for the caller to log and count: nothing here is fatal.
+//! Errors name the action and the cause, never the contents of a file or the output of a
+//! command.
 
+use crate::reload_action::{Action, ActionError, SignalTarget};
 use http_body_util::Empty;
 use hyper::body::Bytes;
 use nix::sys::signal::{self, Signal};
@@ -11,32 +13,18 @@ use nix::unistd::Pid;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How much of a command's stdout and stderr is kept (and logged at debug).
 const OUTPUT_LIMIT: usize = 2048;
 
-/// Signals people use for reloads, listed in messages.
-const COMMON_SIGNALS: &str = "HUP, USR1, USR2, TERM, INT, QUIT, WINCH (or a number like 1)";
-
-/// A reload action that could not be parsed or did not succeed.
+/// A reload action that did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("{0:?} is not a signal: use a name or number, e.g. {COMMON_SIGNALS}")]
-    BadSignal(String),
-    #[error("the command is empty: give a program and its arguments, e.g. \"nginx -s reload\"")]
-    EmptyCommand,
-    #[error("the command cannot be split into words ({source}); it is run without a shell")]
-    CommandSyntax {
-        #[source]
-        source: shell_words::ParseError,
-    },
-    #[error(
-        "{reason}: give a plain http:// URL of a local endpoint, e.g. http://127.0.0.1:8080/-/reload"
-    )]
-    BadUrl { reason: &'static str },
+    /// Only for an action built by hand: [`crate::reload_action`] checks the flags.
+    #[error(transparent)]
+    Invalid(#[from] ActionError),
     #[error("signal {signal}: could not read pid file {}: {source}", .path.display())]
     PidFileRead {
         signal: Signal,
@@ -101,87 +89,6 @@ pub enum ReloadError {
         url: String,
         status: hyper::StatusCode,
     },
-}
-
-/// One reload action, parsed from flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    Signal {
-        signal: Signal,
-        target: SignalTarget,
-    },
-    /// argv, run without a shell (the image has none).
-    Command(Vec<String>),
-    /// POST with an empty body, http:// only (a local reload endpoint).
-    Http(hyper::Uri),
-}
-
-/// Which process a signal goes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignalTarget {
-    /// A file holding the process id (nginx, haproxy, ... write one).
-    PidFile(PathBuf),
-    /// Every process with this name (`comm`, or the base name of `argv[0]`); needs a shared
-    /// process namespace in a pod.
-    ProcessName(String),
-}
-
-impl Action {
-    /// The metric and log label of this kind of action.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Action::Signal { .. } => "signal",
-            Action::Command(_) => "command",
-            Action::Http(_) => "http",
-        }
-    }
-}
-
-/// Parses `HUP`, `SIGHUP`, `hup`, `1`, ...
-pub fn parse_signal(s: &str) -> Result<Signal, ReloadError> {
-    let bad = || ReloadError::BadSignal(s.to_owned());
-    let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i32 = t.parse().map_err(|_| bad())?;
-        return Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = t.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if name.is_empty() {
-        return Err(bad());
-    }
-    Signal::from_str(&format!("SIG{name}")).map_err(|_| bad())
-}
-
-/// Splits a command line into argv with shell quoting rules; there is no shell at run time.
-pub fn parse_command(s: &str) -> Result<Vec<String>, ReloadError> {
-    let argv = shell_words::split(s).map_err(|source| ReloadError::CommandSyntax { source })?;
-    if argv.is_empty() || argv[0].is_empty() {
-        return Err(ReloadError::EmptyCommand);
-    }
-    Ok(argv)
-}
-
-/// Accepts `http://host[:port][/path][?query]` only.
-pub fn parse_url(s: &str) -> Result<hyper::Uri, ReloadError> {
-    let bad = |reason| ReloadError::BadUrl { reason };
-    let uri: hyper::Uri = s.trim().parse().map_err(|_| bad("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(bad("https is not supported")),
-        Some(_) => return Err(bad("the scheme is not http")),
-        None => return Err(bad("the URL has no http:// scheme")),
-    }
-    let Some(authority) = uri.authority() else {
-        return Err(bad("the URL has no host"));
-    };
-    if authority.as_str().contains('@') {
-        return Err(bad("credentials in the URL are not supported"));
-    }
-    if authority.host().is_empty() {
-        return Err(bad("the URL has no host"));
-    }
-    Ok(uri)
 }
 
 /// Runs one action; the whole action is bounded by `timeout` (signals are immediate).
@@ -300,7 +207,7 @@ fn argv0_basename(argv0: &[u8]) -> &[u8] {
 
 async fn run_command(argv: &[String], timeout: Duration) -> Result<(), ReloadError> {
     let Some((program, args)) = argv.split_first() else {
-        return Err(ReloadError::EmptyCommand);
+        return Err(ActionError::EmptyCommand.into());
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
@@ -429,6 +336,7 @@ async fn post(uri: &hyper::Uri, timeout: Duration) -> Result<(), ReloadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reload_action::{parse_command, parse_url};
     use proptest::prelude::*;
     use std::os::unix::process::ExitStatusExt;
     use std::time::Instant;
@@ -437,141 +345,10 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(10);
 
-    #[test]
-    fn parses_signal_names_and_numbers() {
-        let table: &[(&str, Signal)] = &[
-            ("HUP", Signal::SIGHUP),
-            ("SIGHUP", Signal::SIGHUP),
-            ("hup", Signal::SIGHUP),
-            ("sigHup", Signal::SIGHUP),
-            (" USR1 ", Signal::SIGUSR1),
-            ("usr2", Signal::SIGUSR2),
-            ("TERM", Signal::SIGTERM),
-            ("1", Signal::SIGHUP),
-            ("15", Signal::SIGTERM),
-            ("WINCH", Signal::SIGWINCH),
-        ];
-        for (input, want) in table {
-            assert_eq!(parse_signal(input).unwrap(), *want, "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn rejects_unknown_signals_and_lists_common_ones() {
-        for input in [
-            "",
-            " ",
-            "SIG",
-            "HUPP",
-            "0",
-            "-1",
-            "65",
-            "99999999999",
-            "SIG 1",
-            "1.0",
-        ] {
-            let err = parse_signal(input).unwrap_err();
-            assert!(
-                matches!(err, ReloadError::BadSignal(_)),
-                "{input:?}: {err:?}"
-            );
-            let msg = err.to_string();
-            assert!(msg.contains("HUP") && msg.contains("USR1"), "{msg}");
-        }
-    }
-
-    #[test]
-    fn splits_commands_like_a_shell_without_running_one() {
-        let table: &[(&str, &[&str])] = &[
-            ("nginx -s reload", &["nginx", "-s", "reload"]),
-            (
-                "/bin/sh -c 'kill -HUP 1'",
-                &["/bin/sh", "-c", "kill -HUP 1"],
-            ),
-            (r#"echo "a b" c\ d"#, &["echo", "a b", "c d"]),
-            ("  touch   /tmp/x  ", &["touch", "/tmp/x"]),
-        ];
-        for (input, want) in table {
-            assert_eq!(parse_command(input).unwrap(), *want, "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn rejects_empty_and_unbalanced_commands() {
-        for input in ["", "   ", "''"] {
-            assert!(
-                matches!(parse_command(input), Err(ReloadError::EmptyCommand)),
-                "{input:?}"
-            );
-        }
-        for input in ["echo 'abc", "echo \"abc"] {
-            assert!(
-                matches!(parse_command(input), Err(ReloadError::CommandSyntax { .. })),
-                "{input:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn accepts_plain_http_urls() {
-        for input in [
-            "http://127.0.0.1:8080/-/reload",
-            "http://localhost/reload",
-            "http://[::1]:9000/",
-            "http://app:80/admin/reload?force=1",
-        ] {
-            let uri = parse_url(input).unwrap();
-            assert_eq!(uri.scheme_str(), Some("http"), "{input}");
-        }
-    }
-
-    #[test]
-    fn rejects_https_and_other_urls_and_says_what_to_give() {
-        let table = [
-            ("https://127.0.0.1/reload", "https is not supported"),
-            ("ftp://host/x", "scheme is not http"),
-            ("127.0.0.1:8080/reload", "not a URL"),
-            ("/reload", "no http:// scheme"),
-            ("", "not a URL"),
-            ("http://user:secret@host/reload", "credentials"),
-            ("http:// bad/", "not a URL"),
-        ];
-        for (input, want) in table {
-            let err = parse_url(input).unwrap_err();
-            let msg = err.to_string();
-            assert!(msg.contains(want), "{input:?}: {msg}");
-            assert!(msg.contains("http://127.0.0.1:8080/-/reload"), "{msg}");
-            assert!(!msg.contains("secret"), "{msg}");
-        }
-    }
-
-    #[test]
-    fn labels_name_the_kind_of_action() {
-        let sig = Action::Signal {
-            signal: Signal::SIGHUP,
-            target: SignalTarget::ProcessName("x".into()),
-        };
-        assert_eq!(sig.label(), "signal");
-        assert_eq!(Action::Command(vec!["true".into()]).label(), "command");
-        assert_eq!(
-            Action::Http(parse_url("http://h/").unwrap()).label(),
-            "http"
-        );
-    }
-
     proptest! {
         #[test]
-        fn parsers_never_panic(s in any::<String>()) {
-            let _ = parse_signal(&s);
-            let _ = parse_command(&s);
-            let _ = parse_url(&s);
+        fn parse_pid_never_panics(s in any::<String>()) {
             let _ = parse_pid(&s);
-        }
-
-        #[test]
-        fn parsers_never_panic_on_url_like_input(s in "[a-zA-Z:/@\\[\\]%?#0-9. -]{0,40}") {
-            let _ = parse_url(&s);
-            let _ = parse_url(&format!("http://{s}"));
         }
     }
 

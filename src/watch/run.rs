@@ -1,9 +1,12 @@
-//! The watch loop itself.
+//! The watch loop's I/O: it performs what [`Machine`] decides (fetch and write, reload,
+//! wait, stop) and feeds the results, signals, hub news and spec changes back to it.
 
 use super::config::WatchConfig;
-use super::schedule::Backoff;
-use super::{hub, reload, schedule, spec_watch};
+use super::hub_client::{self, HubEvent};
+use super::machine::{Action, Machine, Now, Polled, SpecChange, Stop, Timing};
+use super::{reload, spec_watch};
 use crate::admin::{self, Health};
+use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
 use crate::source::Source;
@@ -14,7 +17,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Why the watch loop could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,30 +47,24 @@ pub struct Watch {
     pub spec_file: Option<(PathBuf, Rebuild)>,
 }
 
-/// One poll's result.
-enum Poll {
-    Ok {
-        changed: bool,
-    },
-    /// `label` for metrics (the first cause), `message` for the log.
-    Failed {
-        label: &'static str,
-        message: String,
-    },
+/// Why a poll wrote nothing: `label` for metrics (the first cause), `message` for the log.
+struct Failure {
+    label: &'static str,
+    message: String,
 }
 
 /// Runs until SIGTERM or SIGINT; returns after the current write finished.
 pub async fn run(w: Watch) -> Result<(), WatchError> {
     let Watch {
         config,
-        mut spec,
-        mut outputs,
+        spec,
+        outputs,
         source,
         spec_file,
     } = w;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(config.stale_after));
-    let mut source = source.with_observer(metrics.clone());
+    let source = source.with_observer(metrics.clone());
     tracing::info!(
         interval_s = config.interval.as_secs_f64(),
         slot_percent = (config.slot * 100.0).round() as u32,
@@ -92,8 +89,7 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
             }
         });
     }
-    let mut sigterm = signal(SignalKind::terminate()).map_err(WatchError::Signals)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(WatchError::Signals)?;
+    let mut signals = Signals::install().map_err(WatchError::Signals)?;
     let (_spec_watcher, mut spec_changed, rebuild) = match spec_file {
         Some((path, rebuild)) => {
             let (watcher, rx) =
@@ -107,133 +103,128 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     };
 
     // The version hub, if any: a task long-polls it and tells the loop when to fetch.
-    let (hub_events_tx, mut hub_events) = tokio::sync::mpsc::channel::<hub::HubEvent>(16);
+    let (hub_events_tx, mut hub_events) = tokio::sync::mpsc::channel::<HubEvent>(16);
     let (hub_requests, hub_requests_rx) = tokio::sync::watch::channel(None);
     let hub_task = config.hub.clone().map(|h| {
         tracing::info!(hub = %h.address(), "following the version hub; polling AWS myself only while it is away");
-        tokio::spawn(hub::run(h, hub_requests_rx, hub_events_tx, metrics.clone()))
+        tokio::spawn(hub_client::run(h, hub_requests_rx, hub_events_tx, metrics.clone()))
     });
-    let mut hub_covering = false;
-    let mut hub_fetch_at: Option<tokio::time::Instant>;
 
-    let mut backoff = Backoff::new(
-        config.interval.min(Duration::from_secs(1)),
-        config.max_backoff,
-    );
-    let mut previous: Option<BTreeMap<String, (Option<i64>, u64)>> = None;
-    let mut reload_due: Option<Instant> = None;
-    let mut last_reload: Option<Instant> = None;
-    let hasher = RandomState::new();
-    let mut first = true;
     // A sidecar restarted after a crash may find rotated values: then the app must reload.
-    let mut existed = outputs.iter().any(|o| o.spec.file.exists());
+    let existed = outputs.iter().any(|o| o.spec.file.exists());
+    let timing = Timing {
+        interval: config.interval,
+        slot: config.slot,
+        jitter: config.jitter,
+        max_backoff: config.max_backoff,
+        debounce: config.debounce,
+        reloads: !config.actions.is_empty(),
+    };
+    let mut machine = Machine::new(timing, existed, fastrand::f64);
+    let mut poller = Poller {
+        source,
+        spec,
+        outputs,
+        hasher: RandomState::new(),
+        previous: None,
+        hub_requests,
+        metrics: metrics.clone(),
+    };
 
     loop {
-        let started = Instant::now();
-        hub_fetch_at = None;
-        let poll = poll_once(
-            &source,
-            &spec,
-            &outputs,
-            &hasher,
-            &mut previous,
-            &hub_requests,
-        )
-        .await;
-        let wait = match poll {
-            Poll::Ok { changed } => {
-                metrics.poll_succeeded(started.elapsed(), changed && !first, unix_now());
-                health.record_success(Instant::now());
-                if backoff.failures() > 0 {
-                    tracing::info!(failures = backoff.failures(), "recovered");
-                }
-                backoff.reset();
-                if changed && (!first || existed) && !config.actions.is_empty() {
-                    reload_due = Some(schedule::reload_at(
-                        Instant::now(),
-                        last_reload,
-                        config.debounce,
-                    ));
-                }
-                first = false;
-                existed = true;
-                schedule::next_poll(
-                    unix_time(),
-                    config.interval,
-                    config.slot,
-                    config.jitter,
-                    fastrand::f64(),
-                )
+        match machine.next(now()) {
+            Action::Stop(signal) => return stop(stop_admin, hub_task, signal.name()),
+            Action::Fetch => {
+                let started = Instant::now();
+                let result = signals.during(&mut machine, poller.poll()).await;
+                let polled = machine.on_poll(result, now());
+                report(polled, started, &metrics, &health);
             }
-            Poll::Failed { label, message } => {
-                metrics.poll_failed(label);
-                let delay = backoff.next_delay(fastrand::f64());
-                tracing::error!(
-                    failures = backoff.failures(),
-                    retry_in_ms = delay.as_millis() as u64,
-                    "poll failed, keeping the last good files: {message}"
-                );
-                delay
+            Action::Reload => {
+                signals
+                    .during(&mut machine, run_actions(&config, &metrics))
+                    .await
             }
-        };
-
-        let mut next_poll = tokio::time::Instant::now() + wait;
-        loop {
-            let reload_at = reload_due.map(tokio::time::Instant::from_std);
-            tokio::select! {
-                _ = sigterm.recv() => return stop(stop_admin, hub_task, "SIGTERM"),
-                _ = sigint.recv() => return stop(stop_admin, hub_task, "SIGINT"),
-                _ = tokio::time::sleep_until(next_poll) => {
-                    if hub_covering && backoff.failures() == 0 {
-                        // The hub watches AWS for us: skip this poll, keep the slot.
-                        next_poll = tokio::time::Instant::now() + schedule::next_poll(
-                            unix_time(), config.interval, config.slot, config.jitter, fastrand::f64(),
-                        );
-                        continue;
+            Action::Wait { until } => tokio::select! {
+                s = signals.recv() => machine.on_signal(s),
+                _ = tokio::time::sleep_until(until.into()) => {}
+                Some(event) = hub_events.recv() => {
+                    let keys = match event {
+                        HubEvent::Changed { keys, .. } => keys,
+                        HubEvent::Covering(_) => 0,
+                    };
+                    if let Some(delay) = machine.on_hub(event, now()) {
+                        tracing::debug!(keys, in_ms = delay.as_millis() as u64, "fetch scheduled after a hub change");
                     }
-                    break;
-                }
-                _ = sleep_until_opt(hub_fetch_at) => break,
-                Some(event) = hub_events.recv() => match event {
-                    hub::HubEvent::Covering(c) => hub_covering = c,
-                    hub::HubEvent::Changed { keys, spread } => {
-                        let at = tokio::time::Instant::now() + spread.mul_f64(fastrand::f64());
-                        hub_fetch_at = Some(hub_fetch_at.map_or(at, |t| t.min(at)));
-                        tracing::debug!(keys, in_ms = at.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64, "fetch scheduled after a hub change");
-                    }
-                },
-                _ = sleep_until_opt(reload_at) => {
-                    reload_due = None;
-                    last_reload = Some(Instant::now());
-                    run_actions(&config, &metrics).await;
                 }
                 Some(()) = recv_opt(&mut spec_changed) => {
-                    let Some(rebuild) = &rebuild else { continue };
-                    match rebuild().and_then(|s| prepare_outputs(&s).map(|o| (s, o)).map_err(|e| e.to_string())) {
-                        Ok((new_spec, new_outputs)) => {
-                            if new_spec.region != spec.region || new_spec.concurrency != spec.concurrency || new_spec.budget != spec.budget {
-                                match Source::from_env(new_spec.region.clone(), new_spec.concurrency, new_spec.budget).await {
-                                    Ok(s) => source = s.with_observer(metrics.clone()),
-                                    Err(e) => {
-                                        metrics.spec_reloaded(false);
-                                        tracing::error!("new spec not used, keeping the old one: {e}");
-                                        continue;
-                                    }
-                                }
-                            }
-                            tracing::info!("spec file changed: re-read it, polling now");
-                            metrics.spec_reloaded(true);
-                            spec = new_spec;
-                            outputs = new_outputs;
-                            previous = None;
-                            break;
-                        }
-                        Err(e) => {
-                            metrics.spec_reloaded(false);
-                            tracing::error!("spec file changed but is not valid, keeping the old spec: {e}");
-                        }
+                    if let Some(rebuild) = &rebuild {
+                        machine.on_spec(poller.respec(rebuild).await);
                     }
                 }
+            },
+        }
+    }
+}
+
+/// Counts and logs a poll's outcome.
+fn report(polled: Polled<Failure>, started: Instant, metrics: &Metrics, health: &Health) {
+    match polled {
+        Polled::Succeeded {
+            rotated,
+            recovered_after,
+        } => {
+            metrics.poll_succeeded(started.elapsed(), rotated, unix_now());
+            health.record_success(Instant::now());
+            if let Some(failures) = recovered_after {
+                tracing::info!(failures, "recovered");
+            }
+        }
+        Polled::Failed {
+            failure,
+            failures,
+            retry_in,
+        } => {
+            metrics.poll_failed(failure.label);
+            tracing::error!(
+                failures,
+                retry_in_ms = retry_in.as_millis() as u64,
+                "poll failed, keeping the last good files: {}",
+                failure.message
+            );
+        }
+    }
+}
+
+/// SIGTERM and SIGINT.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) -> Stop {
+        tokio::select! {
+            _ = self.term.recv() => Stop::Term,
+            _ = self.int.recv() => Stop::Interrupt,
+        }
+    }
+
+    /// Runs `work` to its end; a signal meanwhile goes to the machine, which stops the loop
+    /// afterwards (a write is never cut off).
+    async fn during<T>(&mut self, machine: &mut Machine, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                s = self.recv() => machine.on_signal(s),
             }
         }
     }
@@ -252,13 +243,6 @@ fn stop(
     Ok(())
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn recv_opt(rx: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {
     match rx {
         Some(rx) => rx.recv().await,
@@ -266,60 +250,109 @@ async fn recv_opt(rx: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()
     }
 }
 
-/// Fetches, formats and writes; logs which parameters changed (by name and version).
-async fn poll_once(
-    source: &Source,
-    spec: &Spec,
-    outputs: &[Prepared],
-    hasher: &RandomState,
-    previous: &mut Option<BTreeMap<String, (Option<i64>, u64)>>,
-    hub_requests: &tokio::sync::watch::Sender<Option<crate::hub::protocol::WatchRequest>>,
-) -> Poll {
-    let values = match source.fetch(spec).await {
-        Ok(v) => {
-            if !hub_requests.is_closed() {
-                hub_requests.send_replace(Some(hub::request_for(spec, &v)));
+/// What a fetch works with; a new spec replaces the spec, the outputs and, when its
+/// region, concurrency or budget differ, the source.
+struct Poller {
+    source: Source,
+    spec: Spec,
+    outputs: Vec<Prepared>,
+    hasher: RandomState,
+    /// The fingerprints of the values last fetched, to log what changed.
+    previous: Option<BTreeMap<String, (Option<i64>, u64)>>,
+    hub_requests: tokio::sync::watch::Sender<Option<WatchRequest>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Poller {
+    /// Fetches, formats and writes; logs which parameters changed (by name and version).
+    /// `Ok(changed)`: whether any file changed.
+    async fn poll(&mut self) -> Result<bool, Failure> {
+        let values = match self.source.fetch(&self.spec).await {
+            Ok(v) => {
+                if !self.hub_requests.is_closed() {
+                    self.hub_requests
+                        .send_replace(Some(hub_client::request_for(&self.spec, &v)));
+                }
+                v
             }
-            v
+            Err(f) => {
+                return Err(Failure {
+                    label: f.errors.first().map_or("error", |e| e.cause.label()),
+                    message: f.to_string(),
+                });
+            }
+        };
+        let changed = write_outputs(&self.outputs, &values).map_err(|e| Failure {
+            label: "output",
+            message: e.to_string(),
+        })?;
+        let now = fingerprints(&values, &self.hasher);
+        if let Some(before) = self.previous.as_ref() {
+            let rotated: Vec<String> = now
+                .iter()
+                .filter(|(name, fp)| before.get(*name) != Some(fp))
+                .map(|(name, (version, _))| match version {
+                    Some(v) => format!("{name} (version {v})"),
+                    None => name.clone(),
+                })
+                .collect();
+            let removed = before.keys().filter(|k| !now.contains_key(*k)).count();
+            if !rotated.is_empty() || removed > 0 {
+                tracing::info!(
+                    files_changed = changed,
+                    removed,
+                    "changed: {}",
+                    rotated.join(", ")
+                );
+            }
         }
-        Err(f) => {
-            return Poll::Failed {
-                label: f.errors.first().map_or("error", |e| e.cause.label()),
-                message: f.to_string(),
-            };
-        }
-    };
-    let changed = match write_outputs(outputs, &values) {
-        Ok(c) => c,
-        Err(e) => {
-            return Poll::Failed {
-                label: "output",
-                message: e.to_string(),
-            };
-        }
-    };
-    let now = fingerprints(&values, hasher);
-    if let Some(before) = previous.as_ref() {
-        let rotated: Vec<String> = now
-            .iter()
-            .filter(|(name, fp)| before.get(*name) != Some(fp))
-            .map(|(name, (version, _))| match version {
-                Some(v) => format!("{name} (version {v})"),
-                None => name.clone(),
-            })
-            .collect();
-        let removed = before.keys().filter(|k| !now.contains_key(*k)).count();
-        if !rotated.is_empty() || removed > 0 {
-            tracing::info!(
-                files_changed = changed,
-                removed,
-                "changed: {}",
-                rotated.join(", ")
-            );
-        }
+        self.previous = Some(now);
+        Ok(changed)
     }
-    *previous = Some(now);
-    Poll::Ok { changed }
+
+    /// Re-reads the spec after the spec file changed; keeps the old one if the new one is
+    /// not valid or its AWS client cannot be built.
+    async fn respec(&mut self, rebuild: &Rebuild) -> SpecChange {
+        let rebuilt = rebuild().and_then(|s| {
+            prepare_outputs(&s)
+                .map(|o| (s, o))
+                .map_err(|e| e.to_string())
+        });
+        let (new_spec, new_outputs) = match rebuilt {
+            Ok(new) => new,
+            Err(e) => {
+                self.metrics.spec_reloaded(false);
+                tracing::error!("spec file changed but is not valid, keeping the old spec: {e}");
+                return SpecChange::Rejected;
+            }
+        };
+        let spec = &self.spec;
+        if new_spec.region != spec.region
+            || new_spec.concurrency != spec.concurrency
+            || new_spec.budget != spec.budget
+        {
+            match Source::from_env(
+                new_spec.region.clone(),
+                new_spec.concurrency,
+                new_spec.budget,
+            )
+            .await
+            {
+                Ok(s) => self.source = s.with_observer(self.metrics.clone()),
+                Err(e) => {
+                    self.metrics.spec_reloaded(false);
+                    tracing::error!("new spec not used, keeping the old one: {e}");
+                    return SpecChange::Rejected;
+                }
+            }
+        }
+        tracing::info!("spec file changed: re-read it, polling now");
+        self.metrics.spec_reloaded(true);
+        self.spec = new_spec;
+        self.outputs = new_outputs;
+        self.previous = None;
+        SpecChange::Applied
+    }
 }
 
 /// Name → (version, keyed hash of the value). The hash key is random per process, and
@@ -348,6 +381,13 @@ async fn run_actions(config: &WatchConfig, metrics: &Metrics) {
                 tracing::warn!(action = action.label(), "reload action failed: {e}");
             }
         }
+    }
+}
+
+fn now() -> Now {
+    Now {
+        at: tokio::time::Instant::now().into_std(),
+        unix: unix_time(),
     }
 }
 

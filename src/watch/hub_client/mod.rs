@@ -1,25 +1,27 @@
-//! The sidecar's side of the version hub (`--hub URL`): what to ask the hub for, computed
-//! from the spec and the values last fetched (pure), and the HTTPS long-poll itself.
+//! The sidecar's hub client (`--hub URL`; the hub server is [`crate::hub`]): what to ask the
+//! hub for, computed from the spec and the values last fetched (pure), the client's
+//! decisions ([`machine`], pure), and the HTTPS long-poll that performs them.
 //!
 //! The hub only ever says *that* something changed. Values are always fetched from AWS by
 //! the sidecar itself, with its own role, so least privilege and the audit trail stay per
 //! workload, and a hub that is down or wrong can delay a rotation but never corrupt a file.
 
+pub mod machine;
+
 use crate::https_client::{self, ClientError, Endpoint};
-use crate::hub::protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
+use crate::hub_protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};
-use crate::watch::schedule::Backoff;
+use machine::{Action, LONG_POLL, Machine, OnRequest};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+
+pub use machine::HubEvent;
 
 /// Largest answer read from the hub.
 const MAX_ANSWER: usize = 1024 * 1024;
-/// Longest hold asked of the hub (it may clamp it lower).
-pub const LONG_POLL: Duration = Duration::from_secs(50);
 
 /// A bad `--hub*` flag.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +138,7 @@ impl HubConfig {
             ClientError::Http(e) => HubError::Http(e),
         })?;
         if answer.status != 200 {
-            let message = serde_json::from_slice::<protocol::ErrorBody>(&answer.body)
+            let message = serde_json::from_slice::<hub_protocol::ErrorBody>(&answer.body)
                 .map(|e| e.error)
                 .unwrap_or_else(|_| {
                     String::from_utf8_lossy(&answer.body)
@@ -204,7 +206,7 @@ pub fn request_for(spec: &Spec, values: &Values) -> WatchRequest {
             path: p.path.clone(),
             recursive: p.recursive,
         };
-        known.insert(key.to_string(), protocol::path_token(under));
+        known.insert(key.to_string(), hub_protocol::path_token(under));
     }
     WatchRequest {
         names,
@@ -214,127 +216,95 @@ pub fn request_for(spec: &Spec, values: &Values) -> WatchRequest {
     }
 }
 
-/// What the hub task tells the watch loop.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HubEvent {
-    /// Whether the hub currently tracks every watched key (then the loop skips its own
-    /// polls); false while the hub is unreachable, refuses, or cannot track some keys.
-    Covering(bool),
-    /// Something watched changed: fetch from AWS at a random point within `spread`.
-    Changed { keys: usize, spread: Duration },
-}
-
-/// Long-polls the hub for as long as the loop runs. `requests` carries the latest
-/// [`request_for`] (after every successful fetch); events go to the loop.
+/// Long-polls the hub for as long as the loop runs: performs what [`Machine`] decides.
+/// `requests` carries the latest [`request_for`] (after every successful fetch); events go
+/// to the loop.
 pub async fn run(
     hub: HubConfig,
     mut requests: watch::Receiver<Option<WatchRequest>>,
     events: mpsc::Sender<HubEvent>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    // The hub's tokens from its last answer; None after a failure or a new spec, when the
-    // tokens computed from our own fetch are sent instead.
-    let mut known: Option<BTreeMap<String, String>> = None;
-    let mut failing = false;
+    let mut machine = Machine::new(fastrand::f64);
     loop {
-        let Some(mut base) = requests.borrow_and_update().clone() else {
-            if requests.changed().await.is_err() {
-                return;
+        let latest = requests.borrow_and_update().clone();
+        match machine.next(latest.as_ref(), now()) {
+            Action::AwaitRequest => {
+                if requests.changed().await.is_err() {
+                    return;
+                }
             }
-            continue;
-        };
-        let mut req = base.clone();
-        match &known {
-            Some(k) => req.known = k.clone(),
-            // First contact (start, a new spec, after a failure): an answer at once tells
-            // whether the hub covers every key, so own polling can stop without waiting
-            // out a long poll.
-            None => req.wait_seconds = Some(0.0),
-        }
-        let call = tokio::time::timeout(LONG_POLL + Duration::from_secs(15), hub.watch(&req));
-        tokio::pin!(call);
-        let answer = loop {
-            tokio::select! {
-                r = &mut call => break Some(r.unwrap_or_else(|_| Err(HubError::Http("no answer in time".into())))),
+            Action::Wait { until } => tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
                 c = requests.changed() => {
                     if c.is_err() {
                         return;
                     }
-                    let new = requests.borrow_and_update().clone();
-                    match new {
-                        Some(n) if n.names == base.names && n.paths == base.paths => base = n,
-                        _ => {
-                            // A new spec: ask again about the new set.
-                            known = None;
-                            break None;
+                    machine.on_request(requests.borrow_and_update().as_ref());
+                }
+            },
+            Action::Ask { request, deadline } => {
+                let call = tokio::time::timeout_at(deadline.into(), hub.watch(&request));
+                tokio::pin!(call);
+                let answer = loop {
+                    tokio::select! {
+                        r = &mut call => break Some(r.unwrap_or_else(|_| Err(HubError::Http("no answer in time".into())))),
+                        c = requests.changed() => {
+                            if c.is_err() {
+                                return;
+                            }
+                            let new = requests.borrow_and_update().clone();
+                            if machine.on_request(new.as_ref()) == OnRequest::AskAgain {
+                                break None;
+                            }
+                        }
+                    }
+                };
+                match answer {
+                    None => {}
+                    Some(Ok(resp)) => {
+                        let a = machine.on_answer(resp);
+                        metrics.hub_answer(a.label());
+                        if a.recovered {
+                            tracing::info!(hub = %hub.address(), "hub answers again: following it");
+                        }
+                        if !a.covering() {
+                            tracing::warn!(
+                                keys = a.unavailable,
+                                "the hub cannot track some watched keys: polling AWS myself as well"
+                            );
+                        }
+                        metrics.hub_up(a.covering());
+                        if a.changed > 0 {
+                            tracing::info!(
+                                keys = a.changed,
+                                spread_ms = a.spread.as_millis() as u64,
+                                "hub: watched parameters changed"
+                            );
+                        }
+                        for event in a.events() {
+                            let _ = events.send(event).await;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        metrics.hub_answer("error");
+                        metrics.hub_up(false);
+                        let _ = events.send(HubEvent::Covering(false)).await;
+                        let f = machine.on_error(matches!(e, HubError::Refused { .. }), now());
+                        if f.warn {
+                            tracing::warn!(
+                                hub = %hub.address(),
+                                retry_in_ms = f.retry_in.as_millis() as u64,
+                                "{e}; polling AWS myself until the hub answers"
+                            );
                         }
                     }
                 }
             }
-        };
-        let Some(answer) = answer else { continue };
-        match answer {
-            Ok(resp) => {
-                metrics.hub_answer(if resp.changed.is_empty() {
-                    "unchanged"
-                } else {
-                    "changed"
-                });
-                if failing {
-                    tracing::info!(hub = %hub.address(), "hub answers again: following it");
-                    failing = false;
-                }
-                backoff.reset();
-                let covering = resp.unavailable.is_empty();
-                if !covering {
-                    tracing::warn!(
-                        keys = resp.unavailable.len(),
-                        "the hub cannot track some watched keys: polling AWS myself as well"
-                    );
-                }
-                metrics.hub_up(covering);
-                let _ = events.send(HubEvent::Covering(covering)).await;
-                if !resp.changed.is_empty() {
-                    let spread = Duration::from_millis(resp.spread_ms);
-                    tracing::info!(
-                        keys = resp.changed.len(),
-                        spread_ms = resp.spread_ms,
-                        "hub: watched parameters changed"
-                    );
-                    let _ = events
-                        .send(HubEvent::Changed {
-                            keys: resp.changed.len(),
-                            spread,
-                        })
-                        .await;
-                }
-                known = Some(resp.versions);
-            }
-            Err(e) => {
-                metrics.hub_answer("error");
-                metrics.hub_up(false);
-                let _ = events.send(HubEvent::Covering(false)).await;
-                known = None;
-                let refused = matches!(e, HubError::Refused { .. });
-                let delay = if refused {
-                    Duration::from_secs(60)
-                } else {
-                    backoff.next_delay(fastrand::f64())
-                };
-                if !failing || refused {
-                    tracing::warn!(
-                        hub = %hub.address(),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "{e}; polling AWS myself until the hub answers"
-                    );
-                }
-                failing = true;
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    c = requests.changed() => if c.is_err() { return; },
-                }
-            }
         }
     }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }

@@ -1,5 +1,6 @@
 //! The wire protocol of `POST /v1/watch` (docs/hub.md): serde types, keys, tokens and the
-//! checks of a request. Pure: no I/O, no time.
+//! checks of a request, shared by the hub server ([`crate::hub`]) and the sidecar's hub
+//! client ([`crate::watch::hub_client`]). Pure: no I/O, no time.
 
 use crate::spec::names::{self, ParamRef};
 use serde::{Deserialize, Serialize};
