@@ -183,7 +183,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
     let values = source.fetch(&spec).await?;
     tracing::info!(
         values = values.len(),
-        api_calls = source.calls.total(),
+        api_calls = source.calls().total(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "fetched"
     );
@@ -236,7 +236,7 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
     tracing::info!(
         command = %program.to_string_lossy(),
         variables = vars.len(),
-        api_calls = source.calls.total(),
+        api_calls = source.calls().total(),
         "exec"
     );
     let err = std::process::Command::new(program)

@@ -200,10 +200,7 @@ fn concurrent_refreshes_of_the_same_names_share_one_call() {
     assert_eq!(emu.calls_of("GetParameters"), 3, "{:?}", emu.calls());
     assert_eq!(emu.calls_of("GetParametersByPath"), 2, "{:?}", emu.calls());
     assert_eq!(
-        source
-            .calls
-            .coalesced
-            .load(std::sync::atomic::Ordering::Relaxed),
+        source.calls().coalesced(),
         7 * (3 + 1),
         "7 of 8 refreshes were answered by the first one's calls"
     );

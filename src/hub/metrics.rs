@@ -21,9 +21,7 @@
 //! Labels are fixed words: never a parameter name, path or token.
 
 use crate::metrics::{OutcomeLabels, encode_registry, outcome};
-use crate::source::Cause;
-use crate::source::queue::QueueOp;
-use crate::source::versions::{VersionObserver, VersionOp};
+use crate::source::{CallObserver, Cause, Operation};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -360,24 +358,21 @@ impl HubMetrics {
         self.event_delay.observe(delay.as_secs_f64());
     }
 
-    /// One SQS call finished.
-    pub fn queue_call(&self, op: QueueOp, failure: Option<&Cause>) {
-        self.queue_calls
-            .get_or_create(&CallLabels {
-                operation: op.as_str(),
-                outcome: failure.map_or("ok", Cause::label),
-            })
-            .inc();
-    }
-
     pub fn encode(&self) -> String {
         encode_registry(&self.registry)
     }
 }
 
-impl VersionObserver for HubMetrics {
-    fn observe(&self, op: VersionOp, failure: Option<&Cause>) {
-        self.calls
+/// The version reads count in `hub_api_calls`, the push queue's SQS calls in
+/// `hub_queue_calls`.
+impl CallObserver for HubMetrics {
+    fn observe(&self, op: Operation, failure: Option<&Cause>) {
+        let family = if op.is_queue() {
+            &self.queue_calls
+        } else {
+            &self.calls
+        };
+        family
             .get_or_create(&CallLabels {
                 operation: op.as_str(),
                 outcome: failure.map_or("ok", Cause::label),
@@ -389,7 +384,7 @@ impl VersionObserver for HubMetrics {
         self.budget_wait.inc_by(waited.as_secs_f64());
     }
 
-    fn coalesced(&self, op: VersionOp) {
+    fn coalesced(&self, op: Operation) {
         self.coalesced
             .get_or_create(&OperationLabels {
                 operation: op.as_str(),
@@ -405,13 +400,13 @@ mod tests {
     #[test]
     fn the_exposition_has_the_documented_series() {
         let m = HubMetrics::new();
-        m.observe(VersionOp::DescribeParameters, None);
-        m.observe(VersionOp::DescribeSecret, Some(&Cause::NotFound));
+        m.observe(Operation::DescribeParameters, None);
+        m.observe(Operation::DescribeSecret, Some(&Cause::NotFound));
         m.answered(Reason::First);
         m.sizes(20, 1000);
         m.poll(true, true, 2);
         m.event(EventOutcome::Matched, 3);
-        m.queue_call(QueueOp::ReceiveMessage, Some(&Cause::NotFound));
+        m.observe(Operation::ReceiveMessage, Some(&Cause::NotFound));
         m.token_reviewed(ReviewOutcome::Unauthenticated);
         let text = m.encode();
         for series in [
@@ -432,5 +427,9 @@ mod tests {
         ] {
             assert!(text.contains(series), "{series} missing:\n{text}");
         }
+        assert!(
+            !text.contains("ssm_injector_hub_api_calls_total{operation=\"ReceiveMessage\""),
+            "SQS calls count apart:\n{text}"
+        );
     }
 }

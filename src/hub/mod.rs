@@ -224,7 +224,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     let pusher = queue_url.map(|url| {
         tracing::info!(queue = %url, "push: reading change events from SQS");
         tokio::spawn(push::run(
-            Arc::new(EventQueue::new(&aws, url)),
+            Arc::new(EventQueue::new(&aws, url).with_observer(metrics.clone())),
             registry.clone(),
             metrics.clone(),
         ))

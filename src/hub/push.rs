@@ -10,7 +10,7 @@ use super::events::{self, Parsed};
 use super::metrics::{EventOutcome, HubMetrics};
 use super::registry::Registry;
 use crate::backoff::Backoff;
-use crate::source::queue::{EventQueue, QueueOp};
+use crate::source::queue::EventQueue;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -71,9 +71,7 @@ pub async fn run(queue: Arc<EventQueue>, registry: Arc<Registry>, metrics: Arc<H
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     loop {
         let started = tokio::time::Instant::now();
-        let received = queue.receive().await;
-        metrics.queue_call(QueueOp::ReceiveMessage, received.as_ref().err());
-        let messages = match received {
+        let messages = match queue.receive().await {
             Ok(messages) => {
                 if backoff.failures() > 0 {
                     tracing::info!(queue = queue.url(), "SQS answers again: push is back");
@@ -107,9 +105,7 @@ pub async fn run(queue: Arc<EventQueue>, registry: Arc<Registry>, metrics: Arc<H
             }
             receipts.push(m.receipt);
         }
-        let deleted = queue.delete(&receipts).await;
-        metrics.queue_call(QueueOp::DeleteMessageBatch, deleted.as_ref().err());
-        match deleted {
+        match queue.delete(&receipts).await {
             Ok(0) => {}
             Ok(failed) => tracing::warn!(
                 failed,

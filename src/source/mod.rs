@@ -1,10 +1,12 @@
 //! Where values come from. `batch` and `field` are pure, `budget` (token bucket) and
 //! `coalesce` (identical calls in flight share one answer) guard every call; `ssm` (values),
 //! `versions` (the hub's reads, never decrypted) and `queue` (the hub's push events, SQS)
-//! are the only AWS code.
+//! are the only AWS code, and each makes its calls through `caller` (budget, attempts,
+//! classification, metrics).
 
 pub mod batch;
 pub mod budget;
+pub mod caller;
 pub mod coalesce;
 pub mod error;
 pub mod field;
@@ -13,5 +15,6 @@ pub mod ssm;
 pub mod versions;
 
 pub use budget::BudgetConfig;
+pub use caller::{CallObserver, Operation};
 pub use error::{Cause, FetchError, FetchFailure, Kind};
-pub use ssm::{CallObserver, Fetched, Operation, Source};
+pub use ssm::{Fetched, Source};

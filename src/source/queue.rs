@@ -2,13 +2,15 @@
 //! queue. These calls do not wait for the call budget ([`super::budget`]): SQS has its own
 //! quotas, far above what one long-polling reader uses (at most one ReceiveMessage per
 //! 20 s while the queue is empty), and the budget guards Parameter Store's shared quota.
-//! The reads an event leads to do go through the budget.
+//! The reads an event leads to do go through the budget. The calls go through a
+//! [`Caller`] without budget, which classifies, counts and reports them.
 
+use super::caller::{CallObserver, Caller, Operation};
 use super::error::Cause;
-use super::ssm::classify;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// ReceiveMessage's long-poll wait (AWS's maximum).
@@ -20,22 +22,6 @@ pub const WAIT_SECONDS: i32 = 20;
 const VISIBILITY_SECONDS: i32 = 10;
 /// Messages per ReceiveMessage and per DeleteMessageBatch (AWS's maximum).
 pub const BATCH: usize = 10;
-
-/// An SQS operation, as labelled in metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum QueueOp {
-    ReceiveMessage,
-    DeleteMessageBatch,
-}
-
-impl QueueOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueOp::ReceiveMessage => "ReceiveMessage",
-            QueueOp::DeleteMessageBatch => "DeleteMessageBatch",
-        }
-    }
-}
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +37,7 @@ pub struct Message {
 pub struct EventQueue {
     client: aws_sdk_sqs::Client,
     url: String,
-    attempts: u32,
+    caller: Caller,
 }
 
 impl EventQueue {
@@ -71,8 +57,14 @@ impl EventQueue {
         EventQueue {
             client: aws_sdk_sqs::Client::from_conf(sqs),
             url,
-            attempts: config.retry_config().map_or(1, |r| r.max_attempts()),
+            caller: Caller::without_budget(config),
         }
+    }
+
+    /// Reports every finished call to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.caller = self.caller.with_observer(observer);
+        self
     }
 
     /// The queue's URL.
@@ -83,17 +75,18 @@ impl EventQueue {
     /// Up to [`BATCH`] messages, waiting up to [`WAIT_SECONDS`] for the first one.
     /// Messages without a receipt handle or body are dropped (SQS always sends both).
     pub async fn receive(&self) -> Result<Vec<Message>, Cause> {
-        let out = self
+        let call = self
             .client
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(BATCH as i32)
             .wait_time_seconds(WAIT_SECONDS)
             .visibility_timeout(VISIBILITY_SECONDS)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.attempts))?;
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp);
+        let out = self
+            .caller
+            .call(Operation::ReceiveMessage, || call.send())
+            .await?;
         Ok(out
             .messages
             .unwrap_or_default()
@@ -132,14 +125,15 @@ impl EventQueue {
         if entries.is_empty() {
             return Ok(0);
         }
-        let out = self
+        let call = self
             .client
             .delete_message_batch()
             .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.attempts))?;
+            .set_entries(Some(entries));
+        let out = self
+            .caller
+            .call(Operation::DeleteMessageBatch, || call.send())
+            .await?;
         Ok(out.failed().len())
     }
 }

@@ -12,61 +12,28 @@
 //! DescribeParameters is not one of the three operations that share Parameter Store's
 //! 40 calls/s (GetParameter, GetParameters, GetParametersByPath) and it reads five times
 //! the names per call; it cannot resolve labels, so selectors use GetParameters. Every
-//! call waits for the process's [`Budget`] and identical calls in flight are coalesced,
-//! like the sidecar's [`super::Source`].
+//! call goes through the [`Caller`] (the process's budget, classification, metrics) and
+//! identical calls in flight are coalesced, like the sidecar's [`super::Source`].
 
-use super::batch::{self, Returned};
-use super::budget::{Budget, BudgetConfig};
-use super::coalesce::{Coalescer, Served};
+use super::batch::{self, Answer};
+use super::budget::BudgetConfig;
+use super::caller::{CallObserver, Caller, Operation, ReadParameters, read_batch};
+use super::coalesce::Coalescer;
 use super::error::Cause;
-use super::ssm::{SetupError, classify, load_config};
+use super::ssm::{SetupError, get_parameter, get_parameters, get_parameters_by_path, load_config};
 use crate::spec::names::{ParamRef, SECRETS_MANAGER_PREFIX, Selector};
 use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterStringFilter;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Names per DescribeParameters `Name Equals` filter (AWS's limit on filter values).
 pub const DESCRIBE_NAMES_PER_CALL: usize = 50;
 /// DescribeParameters page size (AWS's maximum).
 const DESCRIBE_PAGE: i32 = 50;
-/// GetParametersByPath page size (AWS's maximum).
-const BY_PATH_PAGE: i32 = 10;
 /// Pages followed for one DescribeParameters query before giving up (AWS may answer a
 /// filtered query with short or empty pages and a NextToken).
 const MAX_PAGES: usize = 10_000;
-
-/// An AWS operation of the version reads, as counted and labelled in metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VersionOp {
-    DescribeParameters,
-    GetParameters,
-    GetParameter,
-    GetParametersByPath,
-    DescribeSecret,
-}
-
-impl VersionOp {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VersionOp::DescribeParameters => "DescribeParameters",
-            VersionOp::GetParameters => "GetParameters",
-            VersionOp::GetParameter => "GetParameter",
-            VersionOp::GetParametersByPath => "GetParametersByPath",
-            VersionOp::DescribeSecret => "DescribeSecret",
-        }
-    }
-}
-
-/// Told about every finished call (after the SDK's retries); metrics implement it.
-pub trait VersionObserver: Send + Sync {
-    fn observe(&self, op: VersionOp, failure: Option<&Cause>);
-    /// A call waited this long for the call budget.
-    fn budget_waited(&self, _waited: Duration) {}
-    /// A call was not made because an identical one in flight answered it.
-    fn coalesced(&self, _op: VersionOp) {}
-}
 
 /// Name → version, as read.
 pub type Versions = HashMap<String, i64>;
@@ -79,9 +46,7 @@ pub struct VersionSource {
     ssm: aws_sdk_ssm::Client,
     sm: aws_sdk_secretsmanager::Client,
     region: String,
-    attempts: u32,
-    budget: Budget,
-    observer: Option<Arc<dyn VersionObserver>>,
+    caller: Caller,
     described: Coalescer<Vec<String>, Result<Versions, Cause>>,
     paths: Coalescer<(String, bool), Result<Versions, Cause>>,
 }
@@ -108,17 +73,15 @@ impl VersionSource {
                 .region()
                 .map(|r| r.as_ref().to_owned())
                 .unwrap_or_default(),
-            attempts: config.retry_config().map_or(1, |r| r.max_attempts()),
-            budget: Budget::new(budget),
-            observer: None,
+            caller: Caller::new(config, budget),
             described: Coalescer::default(),
             paths: Coalescer::default(),
         }
     }
 
     /// Reports every finished call to `observer`.
-    pub fn with_observer(mut self, observer: Arc<dyn VersionObserver>) -> Self {
-        self.observer = Some(observer);
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.caller = self.caller.with_observer(observer);
         self
     }
 
@@ -131,12 +94,11 @@ impl VersionSource {
     /// `Name Equals`, every page). A name that is not there is absent from the answer.
     pub async fn describe_names(&self, names: &[String]) -> Result<Versions, Cause> {
         let key = names.to_vec();
-        let (answer, served) = self
-            .described
-            .run(key, || self.call_describe(filter("Name", "Equals", names)))
-            .await;
-        self.note(served, VersionOp::DescribeParameters);
-        answer
+        self.caller
+            .coalesce(Operation::DescribeParameters, &self.described, key, || {
+                self.call_describe(filter("Name", "Equals", names))
+            })
+            .await
     }
 
     /// Versions of every parameter under `path` (DescribeParameters with a `Path` filter;
@@ -144,9 +106,13 @@ impl VersionSource {
     /// filter refuses).
     pub async fn path_versions(&self, path: &str, recursive: bool) -> Result<Versions, Cause> {
         let key = (path.to_owned(), recursive);
-        let (answer, served) = self
-            .paths
-            .run(key, || async {
+        let op = if reserved_prefix(path) {
+            Operation::GetParametersByPath
+        } else {
+            Operation::DescribeParameters
+        };
+        self.caller
+            .coalesce(op, &self.paths, key, || async {
                 if reserved_prefix(path) {
                     self.call_by_path(path, recursive).await
                 } else {
@@ -167,52 +133,16 @@ impl VersionSource {
                         .collect())
                 }
             })
-            .await;
-        self.note(
-            served,
-            if reserved_prefix(path) {
-                VersionOp::GetParametersByPath
-            } else {
-                VersionOp::DescribeParameters
-            },
-        );
-        answer
+            .await
     }
 
     /// The version each request resolves to (GetParameters without decryption, 10 per call,
     /// selectors of one name in separate calls; an ARN GetParameters reports invalid is
     /// asked again alone with GetParameter). `Ok(None)`: no such parameter, version or label.
-    pub async fn selected_versions(
-        &self,
-        refs: &[ParamRef],
-    ) -> Vec<(ParamRef, Result<Option<i64>, Cause>)> {
+    pub async fn selected_versions(&self, refs: &[ParamRef]) -> Vec<(ParamRef, Answer<i64>)> {
         let mut out = Vec::with_capacity(refs.len());
         for b in batch::plan(refs) {
-            let answers = match self.call_get_parameters(&b.requests).await {
-                Ok(found) => found.into_iter().map(Ok).collect(),
-                Err(Cause::NotFound) if b.requests.len() == 1 => vec![Ok(None)],
-                Err(cause) if !cause.is_transient() && b.requests.len() > 1 => {
-                    let mut alone = Vec::with_capacity(b.requests.len());
-                    for r in &b.requests {
-                        alone.push(
-                            match self.call_get_parameters(std::slice::from_ref(r)).await {
-                                Ok(mut v) => Ok(v.pop().flatten()),
-                                Err(Cause::NotFound) => Ok(None),
-                                Err(c) => Err(c),
-                            },
-                        );
-                    }
-                    alone
-                }
-                Err(cause) => vec![Err(cause); b.requests.len()],
-            };
-            for (r, answer) in b.requests.into_iter().zip(answers) {
-                let answer = match answer {
-                    Ok(None) if r.arn.is_some() => self.call_get_parameter(&r).await,
-                    other => other,
-                };
-                out.push((r, answer));
-            }
+            out.extend(read_batch(self, b).await);
         }
         out
     }
@@ -225,15 +155,11 @@ impl VersionSource {
             return Ok(None);
         };
         tracing::debug!(secret, "DescribeSecret");
-        self.wait_for_budget().await;
+        let call = self.sm.describe_secret().secret_id(secret);
         let result = self
-            .sm
-            .describe_secret()
-            .secret_id(secret)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.attempts));
-        self.record(VersionOp::DescribeSecret, &result);
+            .caller
+            .call(Operation::DescribeSecret, || call.send())
+            .await;
         let out = match result {
             Ok(out) => out,
             Err(Cause::NotFound) => return Ok(None),
@@ -257,7 +183,7 @@ impl VersionSource {
     ) -> Result<Versions, Cause> {
         let filter = filter?;
         let filter_key = filter.key().to_owned();
-        self.paged(VersionOp::DescribeParameters, |token| {
+        self.paged(Operation::DescribeParameters, |token| {
             tracing::debug!(filter = %filter_key, "DescribeParameters");
             let call = self
                 .ssm
@@ -266,7 +192,10 @@ impl VersionSource {
                 .max_results(DESCRIBE_PAGE)
                 .set_next_token(token);
             async move {
-                let page = call.send().await.map_err(|e| classify(&e, self.attempts))?;
+                let page = self
+                    .caller
+                    .call(Operation::DescribeParameters, || call.send())
+                    .await?;
                 let found = page.parameters.unwrap_or_default().into_iter();
                 Ok((
                     found.map(|p| (p.name, p.version)).collect(),
@@ -278,32 +207,22 @@ impl VersionSource {
     }
 
     async fn call_by_path(&self, path: &str, recursive: bool) -> Result<Versions, Cause> {
-        self.paged(VersionOp::GetParametersByPath, |token| {
-            tracing::debug!(path, "GetParametersByPath (no decryption)");
-            let call = self
-                .ssm
-                .get_parameters_by_path()
-                .path(path)
-                .recursive(recursive)
-                .with_decryption(false)
-                .max_results(BY_PATH_PAGE)
-                .set_next_token(token);
-            async move {
-                let page = call.send().await.map_err(|e| classify(&e, self.attempts))?;
-                let found = page.parameters.unwrap_or_default().into_iter();
-                Ok((
-                    found.map(|p| (p.name, p.version)).collect(),
-                    page.next_token,
-                ))
-            }
+        self.paged(Operation::GetParametersByPath, |token| async move {
+            let page =
+                get_parameters_by_path(&self.caller, &self.ssm, false, path, recursive, token)
+                    .await?;
+            let found = page.parameters.unwrap_or_default().into_iter();
+            Ok((
+                found.map(|p| (p.name, p.version)).collect(),
+                page.next_token,
+            ))
         })
         .await
     }
 
-    /// Follows the pages of `op` (at most [`MAX_PAGES`]), each call within the budget and
-    /// recorded: `page(token)` makes one call and gives its `(name, version)`s and the next
-    /// token.
-    async fn paged<F, Fut>(&self, op: VersionOp, mut page: F) -> Result<Versions, Cause>
+    /// Follows the pages of `op` (at most [`MAX_PAGES`]): `page(token)` makes one call
+    /// through the [`Caller`] and gives its `(name, version)`s and the next token.
+    async fn paged<F, Fut>(&self, op: Operation, mut page: F) -> Result<Versions, Cause>
     where
         F: FnMut(Option<String>) -> Fut,
         Fut: std::future::Future<Output = Result<Page, Cause>>,
@@ -311,10 +230,7 @@ impl VersionSource {
         let mut found = Versions::new();
         let mut token = None;
         for _ in 0..MAX_PAGES {
-            self.wait_for_budget().await;
-            let result = page(token).await;
-            self.record(op, &result);
-            let (items, next) = result?;
+            let (items, next) = page(token).await?;
             found.extend(items.into_iter().filter_map(|(n, v)| Some((n?, v))));
             token = next.filter(|t| !t.is_empty());
             if token.is_none() {
@@ -326,78 +242,28 @@ impl VersionSource {
             message: format!("{} still had more after {MAX_PAGES} pages", op.as_str()),
         })
     }
+}
 
-    /// GetParameters without decryption for up to 10 requests: each one's version.
-    async fn call_get_parameters(&self, requests: &[ParamRef]) -> Result<Vec<Option<i64>>, Cause> {
+/// The reads of [`read_batch`], without decryption: versions only.
+impl ReadParameters for VersionSource {
+    type Found = i64;
+
+    /// GetParameters without decryption for up to 10 requests (all in this source's
+    /// region): each one's version.
+    async fn read_many(
+        &self,
+        _region: Option<&str>,
+        requests: &[ParamRef],
+    ) -> Result<Vec<Option<i64>>, Cause> {
         let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
-        tracing::debug!(names = ?names, "GetParameters (no decryption)");
-        self.wait_for_budget().await;
-        let result = self
-            .ssm
-            .get_parameters()
-            .set_names(Some(names))
-            .with_decryption(false)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.attempts));
-        self.record(VersionOp::GetParameters, &result);
-        let out = result?;
-        let params = out.parameters.unwrap_or_default();
-        let invalid = out.invalid_parameters.unwrap_or_default();
-        let returned: Vec<Returned<'_>> = params
-            .iter()
-            .map(|p| Returned {
-                name: p.name.as_deref().unwrap_or_default(),
-                arn: p.arn.as_deref(),
-            })
-            .collect();
-        let matched = batch::match_results(requests, &returned, &invalid);
-        Ok(matched
-            .into_iter()
-            .map(|i| i.and_then(|i| params.get(i)).map(|p| p.version))
-            .collect())
+        let found = get_parameters(&self.caller, &self.ssm, false, requests, names).await?;
+        Ok(found.into_iter().map(|p| p.map(|p| p.version)).collect())
     }
 
     /// GetParameter without decryption (ARNs some implementations only take here).
-    async fn call_get_parameter(&self, r: &ParamRef) -> Result<Option<i64>, Cause> {
-        self.wait_for_budget().await;
-        let result = self
-            .ssm
-            .get_parameter()
-            .name(r.request())
-            .with_decryption(false)
-            .send()
-            .await
-            .map_err(|e| classify(&e, self.attempts));
-        self.record(VersionOp::GetParameter, &result);
-        match result {
-            Ok(out) => Ok(out.parameter.map(|p| p.version)),
-            Err(Cause::NotFound) => Ok(None),
-            Err(c) => Err(c),
-        }
-    }
-
-    async fn wait_for_budget(&self) {
-        let waited = self.budget.acquire().await;
-        if !waited.is_zero()
-            && let Some(o) = &self.observer
-        {
-            o.budget_waited(waited);
-        }
-    }
-
-    fn note(&self, served: Served, op: VersionOp) {
-        if served == Served::Shared
-            && let Some(o) = &self.observer
-        {
-            o.coalesced(op);
-        }
-    }
-
-    fn record<T>(&self, op: VersionOp, result: &Result<T, Cause>) {
-        if let Some(o) = &self.observer {
-            o.observe(op, result.as_ref().err());
-        }
+    async fn read_one(&self, _region: Option<&str>, r: &ParamRef) -> Result<Option<i64>, Cause> {
+        let found = get_parameter(&self.caller, &self.ssm, false, r).await?;
+        Ok(found.map(|p| p.version))
     }
 }
 
