@@ -360,10 +360,7 @@ fn capacity(args: crate::cli::CapacityArgs) -> Result<(), AppError> {
     let text = match format {
         CapacityFormat::Text => capacity::text(&estimate),
         CapacityFormat::Json => {
-            let mut t = serde_json::to_string_pretty(&estimate)
-                .map_err(|e| AppError::Stdout(std::io::Error::other(e)))?;
-            t.push('\n');
-            t
+            capacity::json(&estimate).map_err(|e| AppError::Stdout(std::io::Error::other(e)))?
         }
     };
     let mut out = std::io::stdout().lock();

@@ -12,6 +12,7 @@
 
 use crate::support::chart::{kubectl, repo};
 use crate::support::cluster::{Cluster, private};
+use crate::support::wait::eventually_ok;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
@@ -50,9 +51,9 @@ async fn cert_manager_stand_ins(client: &kube::Client) {
         }
     }
     // Served once Established.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for plural in ["certificates", "issuers", "clusterissuers"] {
-        loop {
+    let what = "the stand-in CRDs established";
+    eventually_ok(Duration::from_secs(60), what, || async {
+        for plural in ["certificates", "issuers", "clusterissuers"] {
             let crd = crds
                 .get(&format!("{plural}.cert-manager.io"))
                 .await
@@ -63,16 +64,13 @@ async fn cert_manager_stand_ins(client: &kube::Client) {
                 .into_iter()
                 .flatten()
                 .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
+            if !established {
+                return Err(format!("{plural} not established"));
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{plural} never established"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
+        Ok(())
+    })
+    .await;
 }
 
 /// `kubectl apply --server-side --dry-run=server` of `manifests` (what a user runs), with

@@ -1,10 +1,11 @@
 //! `ssm-injector exec` against moto: a real child process sees the values in its
 //! environment, byte for byte, and ssm-injector leaves no wrapper process behind.
 
+use crate::support::wait::within;
 use crate::support::{Emulator, shared, unique_prefix};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `ssm-injector exec ARGS…` with a clean environment pointed at moto (like
 /// `support::Run`, but spawned here so the test can see the pid and raw stdout bytes).
@@ -43,13 +44,12 @@ struct Finished {
 
 /// Waits for the child (killed and failed after 60 s).
 fn finish(mut child: Child) -> Finished {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ssm-injector exec did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let exited = within(Duration::from_secs(60), || {
+        child.try_wait().expect("wait").ok_or(())
+    });
+    if exited.is_err() {
+        let _ = child.kill();
+        panic!("ssm-injector exec did not finish within 60 s");
     }
     let out = child.wait_with_output().expect("output");
     Finished {

@@ -2,7 +2,8 @@
 //! calls in flight, and polls spread over the interval by each pod's own slot.
 
 use crate::support::emulator::Request;
-use crate::support::sidecar::{Sidecar, SidecarCmd, poll_until};
+use crate::support::sidecar::{Sidecar, SidecarCmd};
+use crate::support::wait::poll_until;
 use crate::support::{Emulator, Run, shared, unique_prefix};
 use serde_json::json;
 use ssm_injector::source::{BudgetConfig, Source};

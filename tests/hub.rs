@@ -2,7 +2,8 @@
 //! reading versions from moto through the counting proxy, with rotations made by boto3.
 
 use crate::support::emulator::Request;
-use crate::support::hub::HubProcess;
+use crate::support::hub::{HubProcess, WAITING};
+use crate::support::wait::eventually;
 use crate::support::{Emulator, shared, unique_prefix};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -18,23 +19,35 @@ fn known(answer: &Value) -> Value {
     answer["versions"].clone()
 }
 
-/// Polls `f` every 20 ms until it returns `Some`, failing after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Longest time from a change to the answer of a request held on it: a few hub intervals
+/// (500 ms), far less than the 30 s the held requests wait, so an answer that came only
+/// because the wait ran out (no wake-up) fails.
+const WOKEN_WITHIN: Duration = Duration::from_secs(10);
+
+/// Sends `held` (a watch with the current tokens), waits until the hub holds it (its
+/// waiting-clients gauge), then makes `change` (blocking calls to the emulator). Returns
+/// the answer and when the change was made; fails if the request was answered before the
+/// change or not within [`WOKEN_WITHIN`] of it.
+async fn answer_to_change<R>(
+    hub: &HubProcess,
+    held: &Value,
+    change: impl FnOnce() -> R,
+) -> ((u16, Value), Instant) {
+    let watch = hub.watch(held);
+    tokio::pin!(watch);
+    tokio::select! {
+        early = &mut watch => panic!("answered before the change: {early:?}"),
+        () = hub.wait_holding(1.0, Duration::from_secs(10)) => {}
     }
+    let _ = tokio::task::block_in_place(change);
+    let changed_at = Instant::now();
+    let answer = watch.await;
+    assert!(
+        changed_at.elapsed() < WOKEN_WITHIN,
+        "answered {:?} after the change: not woken by it; {answer:?}",
+        changed_at.elapsed()
+    );
+    (answer, changed_at)
 }
 
 /// Lowercase hex SHA-256 of the sorted `"<name> <version>\n"` lines, computed here
@@ -81,17 +94,9 @@ async fn a_first_request_gets_tokens_at_once_and_a_rotation_wakes_a_held_poll() 
     assert_eq!(hub.get("/readyz").await.map(|r| r.0), Some(200));
 
     // Held with the current tokens; a rotation answers it within a few intervals.
-    let held = {
-        let req = json!({"names": [a, b, missing], "known": known(&first), "wait_seconds": 30});
-        let hub = &hub;
-        async move { hub.watch(&req).await }
-    };
-    let rotate = async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        tokio::task::block_in_place(|| emu.put_secure(&a, "two"));
-        Instant::now()
-    };
-    let ((status, answer), rotated_at) = tokio::join!(held, rotate);
+    let held = json!({"names": [a, b, missing], "known": known(&first), "wait_seconds": 30});
+    let ((status, answer), rotated_at) =
+        answer_to_change(&hub, &held, || emu.put_secure(&a, "two")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["changed"], json!([ka]));
     assert_eq!(answer["versions"][&ka], "2");
@@ -163,7 +168,7 @@ async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() 
         async move { hub.watch(&held).await }
     };
     let phase_one = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        hub.wait_holding(1.0, Duration::from_secs(10)).await;
         requests_over_five_polls(&emu, &hub, Duration::from_secs(20), "one client").await
     };
     let single = tokio::select! {
@@ -188,13 +193,13 @@ async fn a_thousand_clients_watching_the_same_names_cost_the_aws_calls_of_one() 
     };
     let phase_two = async {
         eventually(Duration::from_secs(60), "1,000 clients waiting", || async {
-            let n = hub.metric("ssm_injector_hub_waiting_clients").await?;
+            let n = hub.metric(WAITING).await?;
             (n >= 1000.0).then_some(())
         })
         .await;
         let requests =
             requests_over_five_polls(&emu, &hub, Duration::from_secs(30), "1,000 clients").await;
-        let waiting = hub.metric("ssm_injector_hub_waiting_clients").await;
+        let waiting = hub.metric(WAITING).await;
         (requests, waiting)
     };
     let (many, waiting) = tokio::select! {
@@ -246,11 +251,7 @@ async fn a_path_token_is_the_digest_of_its_names_and_versions_and_moves_when_one
 
     let new = format!("{path}sub/new");
     let held = json!({"paths": req["paths"], "known": known(&first), "wait_seconds": 30});
-    let (answer, ()) = tokio::join!(hub.watch(&held), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tokio::task::block_in_place(|| emu.put_str(&new, "n"));
-    });
-    let (status, answer) = answer;
+    let ((status, answer), _) = answer_to_change(&hub, &held, || emu.put_str(&new, "n")).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["changed"], json!([key_r]), "only the recursive path");
     assert_eq!(
@@ -286,17 +287,14 @@ async fn moving_a_label_changes_the_label_token() {
     assert_eq!(first["versions"][format!("name:{plain}")], "2");
 
     let held = json!({"names": [live, v2, plain], "known": known(&first), "wait_seconds": 30});
-    let (answer, ()) = tokio::join!(hub.watch(&held), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tokio::task::block_in_place(|| {
-            emu.aws(
-                "ssm",
-                "label_parameter_version",
-                json!({"Name": name, "ParameterVersion": 2, "Labels": ["live"]}),
-            )
-        });
-    });
-    let (status, answer) = answer;
+    let ((status, answer), _) = answer_to_change(&hub, &held, || {
+        emu.aws(
+            "ssm",
+            "label_parameter_version",
+            json!({"Name": name, "ParameterVersion": 2, "Labels": ["live"]}),
+        );
+    })
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["changed"], json!([key]));
     assert_eq!(answer["versions"][&key], "2");
@@ -333,17 +331,14 @@ async fn a_secrets_manager_reference_is_tracked_by_its_current_version_id() {
     assert_eq!(first["versions"][&key], current(emu));
 
     let held = json!({"names": [name], "known": known(&first), "wait_seconds": 30});
-    let (answer, ()) = tokio::join!(hub.watch(&held), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tokio::task::block_in_place(|| {
-            emu.aws(
-                "secretsmanager",
-                "put_secret_value",
-                json!({"SecretId": secret, "SecretString": "s2"}),
-            )
-        });
-    });
-    let (status, answer) = answer;
+    let ((status, answer), _) = answer_to_change(&hub, &held, || {
+        emu.aws(
+            "secretsmanager",
+            "put_secret_value",
+            json!({"SecretId": secret, "SecretString": "s2"}),
+        );
+    })
+    .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["changed"], json!([key]));
     assert_eq!(answer["versions"][&key], current(emu));

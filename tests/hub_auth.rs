@@ -10,7 +10,8 @@ use crate::support::cluster::Cluster;
 use crate::support::hub::HubProcess;
 use crate::support::relay::Relay;
 use crate::support::run::Run;
-use crate::support::sidecar::{Sidecar, SidecarCmd, poll_until};
+use crate::support::sidecar::{Sidecar, SidecarCmd};
+use crate::support::wait::{eventually, eventually_ok, poll_until};
 use crate::support::{Emulator, shared, unique_prefix};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenReview};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -18,7 +19,7 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The hub's audience (the webhook's default hub-audience).
 const AUDIENCE: &str = "ssm-injector-hub";
@@ -95,14 +96,11 @@ async fn accepted(client: &kube::Client, token: &str, audience: &str) -> bool {
 
 /// Waits until the API server no longer accepts `token` (its service account is gone).
 async fn until_refused(client: &kube::Client, token: &str, audience: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while accepted(client, token, audience).await {
-        assert!(
-            Instant::now() < deadline,
-            "the API server still accepts the token 20 s after its service account was deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = "the API server refusing the token of a deleted service account";
+    eventually(Duration::from_secs(20), what, || async {
+        (!accepted(client, token, audience).await).then_some(())
+    })
+    .await;
 }
 
 fn write_token(path: &Path, token: &str) {
@@ -463,19 +461,15 @@ async fn a_hub_without_the_auth_delegator_binding_answers_503_naming_it_and_serv
 
     // The binding arrives later (e.g. applied after the hub): no restart needed.
     bind_auth_delegator(&s.client, &s.hub_ns, HUB_SA).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually_ok(Duration::from_secs(20), "200 after binding", || async {
         let (status, v) = s.watch(&a, req.clone()).await;
         if status == 200 {
-            break;
+            return Ok(());
         }
         assert_eq!(status, 503, "{v}");
-        assert!(
-            Instant::now() < deadline,
-            "still {status} 20 s after binding: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Err(format!("{status}: {v}"))
+    })
+    .await;
     assert!(!s.hub.log().contains(&a));
 }
 
@@ -546,20 +540,20 @@ async fn the_hub_reads_its_rotated_token_file_again_when_the_api_server_refuses_
     // read the file again. (At most one re-read a second: a request right after the
     // previous one may still get a 503.)
     let a = s.token_in(&s.team_a).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, v) = s.watch(&a, req.clone()).await;
-        if status == 200 {
-            break;
-        }
-        assert_eq!(status, 503, "{v}");
-        assert!(error_of(&v).contains("HTTP 401"), "{v}");
-        assert!(
-            Instant::now() < deadline,
-            "still refused 10 s after the rotation: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually_ok(
+        Duration::from_secs(10),
+        "200 after the rotation",
+        || async {
+            let (status, v) = s.watch(&a, req.clone()).await;
+            if status == 200 {
+                return Ok(());
+            }
+            assert_eq!(status, 503, "{v}");
+            assert!(error_of(&v).contains("HTTP 401"), "{v}");
+            Err(format!("{status}: {v}"))
+        },
+    )
+    .await;
     let log = s.hub.log();
     assert!(log.contains("read the credentials again"), "{log}");
     assert!(!log.contains(&old) && !log.contains(&next), "{log}");

@@ -3,8 +3,10 @@
 //! when something changes, and their own polling whenever the hub is away or untrusted.
 
 use crate::support::emulator::Request;
-use crate::support::hub::{HubProcess, test_pki};
-use crate::support::sidecar::{Sidecar, SidecarCmd, poll_until};
+use crate::support::hub::HubProcess;
+use crate::support::pki::Ca;
+use crate::support::sidecar::{Sidecar, SidecarCmd};
+use crate::support::wait::poll_until;
 use crate::support::{Emulator, shared, unique_prefix};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -169,7 +171,7 @@ fn a_hub_whose_certificate_is_not_trusted_is_not_followed() {
     let hub = HubProcess::start(emu, "300ms", &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let other_ca = dir.path().join("other-ca.crt");
-    std::fs::write(&other_ca, test_pki().0).expect("write");
+    std::fs::write(&other_ca, Ca::new("another CA").pem()).expect("write");
     let out = dir.path().join("app.env");
     let mut sc = follower(emu, &prefix, &out, &hub.url, &other_ca);
     poll_until(Duration::from_secs(20), "a failed TLS handshake", || {

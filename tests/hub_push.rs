@@ -4,7 +4,8 @@
 
 use crate::hub_follow::dotenv_value;
 use crate::support::hub::HubProcess;
-use crate::support::sidecar::{Sidecar, SidecarCmd, poll_until};
+use crate::support::sidecar::{Sidecar, SidecarCmd};
+use crate::support::wait::poll_until;
 use crate::support::{Emulator, Run, shared, unique_prefix};
 use serde_json::{Value, json};
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! with boto3 reach the files, readers never see a torn file, crashes and outages never
 //! leave a broken one, reload actions run once per change, SIGTERM exits 0.
 
-use crate::support::sidecar::{Sidecar, SidecarCmd, http, poll_until, temp_leftovers};
+use crate::support::sidecar::{Sidecar, SidecarCmd, http, temp_leftovers};
+use crate::support::wait::{poll_until, within};
 use crate::support::{Emulator, Run, shared, unique_prefix};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,20 +61,21 @@ fn wait_for_env(sc: &mut Sidecar, file: &Path, want: &[(&str, &str)], limit: Dur
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let deadline = Instant::now() + limit;
-    loop {
+    let reached = within(limit, || {
         sc.assert_running();
         let got = read_env(file);
         if got.as_ref() == Some(&want) {
-            return;
+            Ok(())
+        } else {
+            Err(got)
         }
-        assert!(
-            Instant::now() < deadline,
+    });
+    if let Err(got) = reached {
+        panic!(
             "{} is {got:?}, not {want:?}, after {limit:?}; stderr:\n{}",
             file.display(),
             sc.stderr()
         );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

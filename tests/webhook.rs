@@ -3,7 +3,7 @@
 //! returned JSONPatch applied to the original pod and the result read as a k8s-openapi Pod.
 
 use crate::support::pki::Ca;
-use crate::support::sidecar::poll_until;
+use crate::support::wait::poll_until;
 use crate::support::webhook::{Webhook, write_pair};
 use k8s_openapi::api::core::v1::Pod;
 use rustls::pki_types::CertificateDer;

@@ -4,6 +4,7 @@
 //! (`POST /v1/watch`) as soon as something a client watches changes. docs/hub.md has the
 //! protocol.
 //!
+//! - [`flags`]: the flags → checked [`HubSettings`] (pure).
 //! - [`crate::hub_protocol`]: wire types, keys, tokens, request checks (pure), shared with
 //!   the sidecar's hub client ([`crate::watch::hub_client`]).
 //! - [`registry`]: keys → token, watchers, change generation (pure data structure).
@@ -19,6 +20,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod flags;
 pub mod kube;
 pub mod metrics;
 pub mod poller;
@@ -29,8 +31,6 @@ pub mod server;
 pub mod spread;
 
 use crate::cli::{HubArgs, HubSelfTlsArgs};
-use crate::source::BudgetConfig;
-use crate::source::budget::BudgetError;
 use crate::source::queue::EventQueue;
 use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
@@ -39,26 +39,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Shortest `--interval`.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
-/// Longest `--max-wait` (load balancers and proxies cut idle requests after minutes).
-pub const MAX_MAX_WAIT: Duration = Duration::from_secs(600);
+pub use flags::{FlagError, HubSettings};
 
 /// Everything that stops the hub from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
-    BadListen { value: String },
-    #[error("--interval must be at least {MIN_INTERVAL:?}, not {0:?}")]
-    Interval(Duration),
-    #[error("--max-wait must be at most {MAX_MAX_WAIT:?}, not {0:?}")]
-    MaxWait(Duration),
-    #[error("--client-budget must be a number of calls per second above 0, not {0}")]
-    ClientBudget(f64),
-    #[error("--concurrency must be between 1 and 64, not {0}")]
-    Concurrency(usize),
     #[error("{0}")]
-    Budget(#[from] BudgetError),
+    Flags(#[from] FlagError),
     #[error("{0}")]
     Setup(#[from] SetupError),
     #[error("{0}")]
@@ -69,8 +56,6 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    QueueUrl(#[from] push::QueueUrlError),
     #[error("{0}")]
     Auth(#[from] kube::SetupError),
     #[error("cannot install the SIGTERM handler: {0}")]
@@ -127,8 +112,8 @@ fn self_tls_settings(args: HubSelfTlsArgs) -> Result<Option<selftls::Settings>, 
 
 /// Runs the hub until SIGTERM or SIGINT; held requests are then answered at once.
 pub async fn run(args: HubArgs) -> Result<(), HubError> {
-    let HubArgs {
-        listen,
+    let HubSettings {
+        addr,
         cert,
         key,
         self_tls,
@@ -140,36 +125,10 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         auth,
         kube,
         region,
-        max_tps,
-        burst,
+        budget,
         concurrency,
         queue_url,
-        instance_id,
-    } = args;
-    let addr: SocketAddr = listen
-        .trim()
-        .parse()
-        .map_err(|_| HubError::BadListen { value: listen })?;
-    if interval < MIN_INTERVAL {
-        return Err(HubError::Interval(interval));
-    }
-    if max_wait > MAX_MAX_WAIT {
-        return Err(HubError::MaxWait(max_wait));
-    }
-    if client_budget.is_nan() || client_budget <= 0.0 || client_budget.is_infinite() {
-        return Err(HubError::ClientBudget(client_budget));
-    }
-    if !(1..=64).contains(&concurrency) {
-        return Err(HubError::Concurrency(concurrency));
-    }
-    let queue_url = queue_url
-        .map(|template| push::queue_url(&template, instance_id.as_deref()))
-        .transpose()?;
-    let defaults = BudgetConfig::default();
-    let budget = BudgetConfig::new(
-        max_tps.unwrap_or(defaults.per_second),
-        burst.unwrap_or(defaults.burst),
-    )?;
+    } = HubSettings::build(args)?;
     let self_tls = self_tls_settings(self_tls)?;
     let metrics = Arc::new(metrics::HubMetrics::new());
     let (authorizer, policy) = kube::setup(auth, kube, metrics.clone()).await?;

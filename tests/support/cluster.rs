@@ -14,7 +14,8 @@
 //! failure.
 
 use super::pki::Ca;
-use super::sidecar::{free_port, poll_until};
+use super::sidecar::free_port;
+use super::wait::poll_until;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use serde_json::json;

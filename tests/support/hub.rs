@@ -1,57 +1,24 @@
-//! A real `ssm-injector hub` process for tests: HTTPS with a test CA (rcgen), reading
-//! versions from the emulator through its counting proxy, and an HTTPS client for it
-//! (watch requests with or without a bearer token, `/metrics`).
+//! A real `ssm-injector hub` process for tests: HTTPS with a certificate of the test CA
+//! ([`super::pki`]), reading versions from the emulator through its counting proxy, and an
+//! HTTPS client for it (watch requests with or without a bearer token, `/metrics`).
 
 use super::Emulator;
+use super::pki::Ca;
 use super::run::clean_env;
-use super::sidecar::{free_port, metric_value, poll_until};
+use super::sidecar::{free_port, metric_value};
+use super::wait::{eventually, poll_until};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsConnector;
 
-/// A test CA and a server certificate it signs for localhost and 127.0.0.1, as PEM:
-/// `(ca, server certificate, server key)`.
-pub fn test_pki() -> (String, String, String) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "hub test CA");
-    let issuer = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().expect("key"))
-        .expect("CA");
-    let server = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("server params");
-    let key = rcgen::KeyPair::generate().expect("server key");
-    let cert = server.signed_by(&key, &issuer).expect("signed");
-    (issuer.pem(), cert.pem(), key.serialize_pem())
-}
-
-/// A TLS client that trusts only the CA of `ca_pem`.
-pub fn client_trusting(ca_pem: &str) -> TlsConnector {
-    TlsConnector::from(client_config(ca_pem))
-}
-
-/// A rustls client configuration (ring) that trusts only the CA of `ca_pem`.
-pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM"))
-        .expect("root");
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Arc::new(client)
-}
+/// The `/metrics` gauge of the watch requests the hub holds now.
+pub const WAITING: &str = "ssm_injector_hub_waiting_clients";
 
 /// A running hub; killed when dropped.
 pub struct HubProcess {
@@ -84,11 +51,12 @@ impl HubProcess {
         env: &[(&str, &str)],
     ) -> HubProcess {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (ca, cert, key) = test_pki();
+        let ca = Ca::new("hub test CA");
+        let pair = ca.server_pair("hub");
         let ca_file = dir.path().join("ca.crt");
-        std::fs::write(&ca_file, &ca).expect("write ca");
-        std::fs::write(dir.path().join("tls.crt"), cert).expect("write cert");
-        std::fs::write(dir.path().join("tls.key"), key).expect("write key");
+        std::fs::write(&ca_file, ca.pem()).expect("write ca");
+        std::fs::write(dir.path().join("tls.crt"), pair.cert).expect("write cert");
+        std::fs::write(dir.path().join("tls.key"), pair.key).expect("write key");
         let port = free_port();
         let mut all: Vec<String> = ["hub", "--interval", interval]
             .iter()
@@ -107,7 +75,7 @@ impl HubProcess {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             endpoint: emu.proxy.clone(),
-            tls: client_trusting(&ca),
+            tls: TlsConnector::from(ca.client_config()),
         };
         hub.restart();
         hub
@@ -222,6 +190,16 @@ impl HubProcess {
     pub async fn metric(&self, series: &str) -> Option<f64> {
         let (_, text) = self.get("/metrics").await?;
         metric_value(&text, series)
+    }
+
+    /// Waits until the hub holds at least `n` watch requests ([`WAITING`]): what a test
+    /// waits for before it makes the change that must wake them.
+    pub async fn wait_holding(&self, n: f64, limit: Duration) {
+        let what = format!("the hub holding {n} watch requests");
+        eventually(limit, &what, || async {
+            (self.metric(WAITING).await? >= n).then_some(())
+        })
+        .await;
     }
 }
 

@@ -1,5 +1,5 @@
 //! Test support: the AWS emulator (moto's server + a fault proxy, driven by
-//! `emulator.py`), a runner for the real binary, and a deadline poller.
+//! `emulator.py`), a runner for the real binary, and the deadline poller ([`wait`]).
 
 pub mod chart;
 pub mod cluster;
@@ -9,6 +9,7 @@ pub mod pki;
 pub mod relay;
 pub mod run;
 pub mod sidecar;
+pub mod wait;
 pub mod webhook;
 
 pub use emulator::{Emulator, shared};

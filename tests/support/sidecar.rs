@@ -1,6 +1,6 @@
 //! The binary in sidecar mode (`render --watch`): spawned with the same clean environment
 //! as [`super::Run`], kept running, killed when dropped; plus a tiny HTTP/1.1 client for its
-//! admin port and a deadline poller.
+//! admin port.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -8,24 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Calls `f` until it returns `Some` and returns that; panics naming `what` when `limit`
-/// passes first. Checks every 10 ms.
-#[track_caller]
-pub fn poll_until<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use super::wait::{poll_until, within};
 
 /// A loopback port that was free a moment ago (bind to port 0, read it, close).
 pub fn free_port() -> u16 {
@@ -210,39 +195,37 @@ impl Sidecar {
     /// Waits until `/readyz` answers 200 (panics with stderr if it exits first).
     #[track_caller]
     pub fn wait_ready(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
+        let ready = within(limit, || {
             self.assert_running();
-            if let Some((200, _)) = self.get("/readyz") {
-                return;
+            match self.get("/readyz") {
+                Some((200, _)) => Ok(()),
+                other => Err(other),
             }
-            assert!(
-                Instant::now() < deadline,
-                "not ready within {limit:?}; stderr:\n{}",
+        });
+        if let Err(last) = ready {
+            panic!(
+                "not ready within {limit:?} (last answer {last:?}); stderr:\n{}",
                 self.stderr()
             );
-            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     /// Waits until `ssm_injector_polls_total{outcome="ok"}` reaches at least `n`.
     #[track_caller]
     pub fn wait_ok_polls(&mut self, n: f64, limit: Duration) -> f64 {
-        let deadline = Instant::now() + limit;
-        loop {
+        let polls = within(limit, || {
             self.assert_running();
             let got = self
                 .metric(r#"ssm_injector_polls_total{outcome="ok"}"#)
                 .unwrap_or(0.0);
-            if got >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
+            if got >= n { Ok(got) } else { Err(got) }
+        });
+        match polls {
+            Ok(got) => got,
+            Err(got) => panic!(
                 "only {got} good polls (wanted {n}) within {limit:?}; stderr:\n{}",
                 self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            ),
         }
     }
 

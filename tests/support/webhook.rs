@@ -3,7 +3,8 @@
 //! it, and [`https_get`] for any loopback HTTPS server (the API server's `/readyz`).
 
 use super::pki::{Ca, Pair};
-use super::sidecar::{free_port, poll_until};
+use super::sidecar::free_port;
+use super::wait::poll_until;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,311 @@
+//! `ssm-injector hub` flags → checked settings (pure). [`HubSettings::build`] applies every
+//! default and checks every bound, in the order of the flags, like `Spec::build`; the first
+//! flag out of range is the error, which names it and what is allowed. Files (certificate,
+//! key, --config) are read later, by [`super::run`], and the `--auth kubernetes` flags by
+//! [`super::kube::setup`].
+
+use super::push::{self, QueueUrlError};
+use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
+use crate::source::BudgetConfig;
+use crate::source::budget::BudgetError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Shortest `--interval`.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Longest `--max-wait` (load balancers and proxies cut idle requests after minutes).
+pub const MAX_MAX_WAIT: Duration = Duration::from_secs(600);
+/// Most AWS calls in flight at once (`--concurrency`).
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// A flag out of range; the message names it and what is allowed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
+    BadListen { value: String },
+    #[error("--interval must be at least {MIN_INTERVAL:?}, not {0:?}")]
+    Interval(Duration),
+    #[error("--max-wait must be at most {MAX_MAX_WAIT:?}, not {0:?}")]
+    MaxWait(Duration),
+    #[error("--client-budget must be a number of calls per second above 0, not {0}")]
+    ClientBudget(f64),
+    #[error("--concurrency must be between 1 and {MAX_CONCURRENCY}, not {0}")]
+    Concurrency(usize),
+    #[error("{0}")]
+    QueueUrl(#[from] QueueUrlError),
+    #[error("{0}")]
+    Budget(#[from] BudgetError),
+}
+
+/// The hub's flags, checked, with their defaults applied.
+#[derive(Debug)]
+pub struct HubSettings {
+    /// `--listen`.
+    pub addr: SocketAddr,
+    /// `--cert`, `--key`: read (and re-read) by the TLS set-up; or `--tls-secret` and its
+    /// flags (clap requires one of the two), checked by the TLS set-up.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub self_tls: HubSelfTlsArgs,
+    pub cert_check_interval: Duration,
+    /// At least [`MIN_INTERVAL`].
+    pub interval: Duration,
+    /// At most [`MAX_MAX_WAIT`].
+    pub max_wait: Duration,
+    /// Finite and above 0.
+    pub client_budget: f64,
+    pub max_spread: Duration,
+    pub auth: HubAuth,
+    /// Checked by [`super::kube::setup`], which reads `--config`.
+    pub kube: HubKubeArgs,
+    pub region: Option<String>,
+    /// `--max-tps`, `--burst`.
+    pub budget: BudgetConfig,
+    /// 1 to [`MAX_CONCURRENCY`].
+    pub concurrency: usize,
+    /// `--queue-url` with `{ordinal}` filled in from `--instance-id`.
+    pub queue_url: Option<String>,
+}
+
+impl HubSettings {
+    /// Checks the flags (no I/O: `--instance-id` comes in already defaulted from HOSTNAME).
+    pub fn build(args: HubArgs) -> Result<HubSettings, FlagError> {
+        let HubArgs {
+            listen,
+            cert,
+            key,
+            self_tls,
+            cert_check_interval,
+            interval,
+            max_wait,
+            client_budget,
+            max_spread,
+            auth,
+            kube,
+            region,
+            max_tps,
+            burst,
+            concurrency,
+            queue_url,
+            instance_id,
+        } = args;
+        let addr: SocketAddr = listen
+            .trim()
+            .parse()
+            .map_err(|_| FlagError::BadListen { value: listen })?;
+        if interval < MIN_INTERVAL {
+            return Err(FlagError::Interval(interval));
+        }
+        if max_wait > MAX_MAX_WAIT {
+            return Err(FlagError::MaxWait(max_wait));
+        }
+        if client_budget.is_nan() || client_budget <= 0.0 || client_budget.is_infinite() {
+            return Err(FlagError::ClientBudget(client_budget));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
+            return Err(FlagError::Concurrency(concurrency));
+        }
+        let queue_url = queue_url
+            .map(|template| push::queue_url(&template, instance_id.as_deref()))
+            .transpose()?;
+        let defaults = BudgetConfig::default();
+        let budget = BudgetConfig::new(
+            max_tps.unwrap_or(defaults.per_second),
+            burst.unwrap_or(defaults.burst),
+        )?;
+        Ok(HubSettings {
+            addr,
+            cert,
+            key,
+            self_tls,
+            cert_check_interval,
+            interval,
+            max_wait,
+            client_budget,
+            max_spread,
+            auth,
+            kube,
+            region,
+            budget,
+            concurrency,
+            queue_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    /// `ssm-injector hub --cert c --key k FLAGS…` as clap reads it.
+    fn args(flags: &[&str]) -> HubArgs {
+        let argv = ["ssm-injector", "hub", "--cert=c", "--key=k"]
+            .into_iter()
+            .chain(flags.iter().copied());
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Hub(a)) => a,
+            other => panic!("{flags:?}: {other:?}"),
+        }
+    }
+
+    fn build(flags: &[&str]) -> Result<HubSettings, FlagError> {
+        HubSettings::build(args(flags))
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let s = build(&[]).expect("defaults are valid");
+        assert_eq!(s.addr, "0.0.0.0:8443".parse().expect("address"));
+        assert_eq!(s.interval, Duration::from_secs(30));
+        assert_eq!(s.max_wait, Duration::from_secs(55));
+        assert_eq!(s.client_budget, 20.0);
+        assert_eq!(s.max_spread, Duration::from_secs(20 * 60));
+        assert_eq!(s.concurrency, 4);
+        assert_eq!(s.budget, BudgetConfig::default());
+        assert_eq!(s.queue_url, None);
+        assert_eq!(s.auth, HubAuth::None);
+        assert_eq!(
+            (s.cert, s.key),
+            (Some(PathBuf::from("c")), Some(PathBuf::from("k")))
+        );
+    }
+
+    #[test]
+    fn the_bounds_themselves_are_allowed() {
+        let s = build(&[
+            "--listen= 127.0.0.1:0 ",
+            "--interval=100ms",
+            "--max-wait=600s",
+            "--client-budget=0.001",
+            "--concurrency=64",
+            "--max-tps=10000",
+            "--burst=10000",
+        ])
+        .expect("valid");
+        assert_eq!(s.addr, "127.0.0.1:0".parse().expect("address"));
+        assert_eq!(s.interval, MIN_INTERVAL);
+        assert_eq!(s.max_wait, MAX_MAX_WAIT);
+        assert_eq!(s.concurrency, MAX_CONCURRENCY);
+        assert_eq!(
+            s.budget,
+            BudgetConfig::new(10_000.0, 10_000).expect("valid")
+        );
+        assert_eq!(build(&["--concurrency=1"]).expect("valid").concurrency, 1);
+    }
+
+    #[test]
+    fn a_bad_flag_is_an_error_that_names_it_and_what_is_allowed() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["--listen=localhost:8443"],
+                r#"--listen "localhost:8443": not an address and port (for example 0.0.0.0:8443)"#,
+            ),
+            (
+                &["--interval=99ms"],
+                "--interval must be at least 100ms, not 99ms",
+            ),
+            (
+                &["--max-wait=601s"],
+                "--max-wait must be at most 600s, not 601s",
+            ),
+            (
+                &["--client-budget=0"],
+                "--client-budget must be a number of calls per second above 0, not 0",
+            ),
+            (
+                &["--client-budget=-1"],
+                "--client-budget must be a number of calls per second above 0, not -1",
+            ),
+            (
+                &["--client-budget=NaN"],
+                "--client-budget must be a number of calls per second above 0, not NaN",
+            ),
+            (
+                &["--client-budget=inf"],
+                "--client-budget must be a number of calls per second above 0, not inf",
+            ),
+            (
+                &["--concurrency=0"],
+                "--concurrency must be between 1 and 64, not 0",
+            ),
+            (
+                &["--concurrency=65"],
+                "--concurrency must be between 1 and 64, not 65",
+            ),
+            (
+                &["--queue-url=ftp://x"],
+                r#"--queue-url "ftp://x" is not an http:// or https:// URL"#,
+            ),
+            (
+                &["--queue-url=https://sqs/q-{ordinal}", "--instance-id=hub"],
+                r#"--queue-url contains {ordinal}, but --instance-id "hub" does not end in -N"#,
+            ),
+            (
+                &["--max-tps=0"],
+                "--max-tps must be between 0.001 and 10000 calls per second, not 0",
+            ),
+            (
+                &["--burst=0"],
+                "--burst must be between 1 and 10000 calls, not 0",
+            ),
+        ];
+        for (flags, want) in cases {
+            let e = build(flags).expect_err(want);
+            assert!(e.to_string().starts_with(want), "{flags:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_first_bad_flag_in_flag_order_is_the_one_reported() {
+        let chain = [
+            "--listen=nonsense",
+            "--interval=1ms",
+            "--max-wait=1h",
+            "--client-budget=0",
+            "--concurrency=0",
+            "--queue-url=ftp://x",
+            "--max-tps=0",
+        ];
+        let flags = |e: &FlagError| match e {
+            FlagError::BadListen { .. } => "--listen",
+            FlagError::Interval(_) => "--interval",
+            FlagError::MaxWait(_) => "--max-wait",
+            FlagError::ClientBudget(_) => "--client-budget",
+            FlagError::Concurrency(_) => "--concurrency",
+            FlagError::QueueUrl(_) => "--queue-url",
+            FlagError::Budget(_) => "--max-tps",
+        };
+        for skip in 0..chain.len() {
+            let e = build(&chain[skip..]).expect_err("bad");
+            assert!(
+                chain[skip].starts_with(flags(&e)),
+                "{:?}: {e}",
+                &chain[skip..]
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_stops_the_hub_with_the_usage_exit_code_and_the_same_message() {
+        let e = build(&["--concurrency=0"]).expect_err("bad");
+        let text = e.to_string();
+        let e = crate::hub::HubError::from(e);
+        assert_eq!(e.exit_code(), crate::app::exit::USAGE);
+        assert_eq!(e.to_string(), text);
+    }
+
+    #[test]
+    fn the_queue_url_takes_the_ordinal_of_the_instance_id() {
+        let s = build(&[
+            "--queue-url= https://sqs/q-{ordinal} ",
+            "--instance-id=hub-3",
+        ])
+        .expect("valid");
+        assert_eq!(s.queue_url.as_deref(), Some("https://sqs/q-3"));
+        let s = build(&["--queue-url=https://sqs/fixed"]).expect("valid");
+        assert_eq!(s.queue_url.as_deref(), Some("https://sqs/fixed"));
+    }
+}
