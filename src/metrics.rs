@@ -20,7 +20,7 @@
 //! | `ssm_injector_up_to_date` | gauge | |
 //! | `ssm_injector_render_duration_seconds` | histogram | |
 //! | `ssm_injector_reload_actions_total` | counter | `action` (`signal`, `command`, `http`), `outcome` |
-//! | `ssm_injector_spec_reloads_total` | counter | `outcome` (`ok`, `error`) |
+//! | `ssm_injector_spec_reloads_total` | counter | `outcome` (`ok`, `error`, `unchanged`: a file event with the same spec and templates) |
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -273,6 +273,15 @@ impl Metrics {
         self.spec_reloads
             .get_or_create(&OutcomeLabels {
                 outcome: outcome(ok),
+            })
+            .inc();
+    }
+
+    /// The spec file had an event but the spec and its templates are the same.
+    pub fn spec_unchanged(&self) {
+        self.spec_reloads
+            .get_or_create(&OutcomeLabels {
+                outcome: "unchanged",
             })
             .inc();
     }

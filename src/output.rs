@@ -32,6 +32,7 @@ pub enum OutputError {
 
 /// An output with its template read and its directory checked: everything that can be
 /// known wrong before any AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     pub spec: OutputSpec,
     pub options: FormatOptions,

@@ -683,6 +683,21 @@ fn a_changed_spec_file_is_reread_and_a_broken_one_is_ignored() {
     );
     let before = stamp(&out);
 
+    // The same content again (a touch, a ConfigMap re-sync): seen, and nothing re-read.
+    replace_file(&spec, &format!("params:\n  A: {a}\n  B: {b}\n{outputs}"));
+    poll_until(
+        Duration::from_secs(10),
+        "the unchanged spec is seen",
+        || {
+            (sc.metric(r#"ssm_injector_spec_reloads_total{outcome="unchanged"}"#)? >= 1.0)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        sc.metric(r#"ssm_injector_spec_reloads_total{outcome="ok"}"#),
+        Some(1.0)
+    );
+
     replace_file(&spec, "params: [unclosed\n");
     poll_until(
         Duration::from_secs(10),

@@ -85,6 +85,9 @@ pub enum SpecChange {
     Applied,
     /// Not valid, or its AWS client could not be built: the old spec and its schedule stay.
     Rejected,
+    /// The same spec and templates as in use (a touch, or a second event of one rename):
+    /// nothing to do.
+    Unchanged,
 }
 
 /// The watch loop's state.
@@ -222,7 +225,7 @@ impl Machine {
     pub fn on_spec(&mut self, change: SpecChange) {
         match change {
             SpecChange::Applied => self.poll_at = None,
-            SpecChange::Rejected => {}
+            SpecChange::Rejected | SpecChange::Unchanged => {}
         }
     }
 

@@ -326,6 +326,12 @@ impl Poller {
                 return SpecChange::Rejected;
             }
         };
+        if new_spec == self.spec && new_outputs == self.outputs {
+            // One rename can reach us as several file events; a touch changes nothing.
+            tracing::debug!("spec file event, but the spec and its templates are unchanged");
+            self.metrics.spec_unchanged();
+            return SpecChange::Unchanged;
+        }
         let spec = &self.spec;
         if new_spec.region != spec.region
             || new_spec.concurrency != spec.concurrency

@@ -163,6 +163,36 @@ impl HubProcess {
         Some((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// POSTs a watch request whose headers declare `declared` body bytes but sends only
+    /// `prefix` of it, then reads the answer: what a server that refuses by the declared
+    /// size answers, with no race against the client's own writes (a client still sending a
+    /// large body may see the connection close before it reads the answer).
+    pub async fn send_declared(&self, declared: usize, prefix: &[u8]) -> Option<(u16, String)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        let mut tls = self.tls.connect(name, tcp).await.ok()?;
+        let head = format!(
+            "POST /v1/watch HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {declared}\r\n\r\n"
+        );
+        tls.write_all(head.as_bytes()).await.ok()?;
+        tls.write_all(prefix).await.ok()?;
+        tls.flush().await.ok()?;
+        let mut raw = Vec::new();
+        // The server closes after its answer; an unclean close still leaves the answer read.
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        // The body may be chunked; the JSON object is the part between the first { and last }.
+        let json = body
+            .find('{')
+            .and_then(|a| body.rfind('}').map(|b| body[a..=b].to_owned()))
+            .unwrap_or_default();
+        Some((status, json))
+    }
+
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
         self.send("GET", path, Vec::new(), None).await
     }
