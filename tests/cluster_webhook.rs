@@ -516,3 +516,87 @@ async fn injected_containers_get_the_irsa_wiring_the_pod_identity_webhook_gave_t
         );
     }
 }
+
+#[tokio::test]
+async fn the_sidecars_admin_port_and_its_probe_move_off_a_port_the_app_declares() {
+    let cluster = require_cluster!();
+    let client = cluster.client().await;
+    let chart = Installed::install(&client, "", true).await;
+    let ns = chart.namespace(cluster, &client, true).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let mut pod = serde_json::to_value(restricted_pod(
+        "busy-8099",
+        json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/app/prod/", "ssm-injector.io/mode": "sidecar"}),
+    ))
+    .expect("JSON");
+    pod["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 8099}, {"containerPort": 8100}]);
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pod.clone()).expect("Pod"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", chart.log()));
+    let spec = created.spec.expect("spec");
+    let sidecar = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "ssm-injector")
+        .expect("the native sidecar");
+    let args = sidecar.args.clone().unwrap_or_default();
+    let listen = args
+        .iter()
+        .position(|a| a == "--listen")
+        .map(|i| args[i + 1].clone())
+        .expect("--listen");
+    let port: i32 = listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    assert!(![8099, 8100].contains(&port), "{listen}");
+    let probe = sidecar
+        .startup_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref())
+        .map(|h| h.port.clone());
+    assert_eq!(
+        probe,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port))
+    );
+
+    // Named explicitly, and refused when the app declares it.
+    pod["metadata"]["name"] = json!("named");
+    pod["metadata"]["annotations"]["ssm-injector.io/admin-port"] = json!("9300");
+    let named = pods
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pod.clone()).expect("Pod"),
+        )
+        .await
+        .expect("admin-port 9300");
+    let args = named.spec.expect("spec").init_containers.expect("inits")[0]
+        .args
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        args.windows(2).any(|w| w == ["--listen", "0.0.0.0:9300"]),
+        "{args:?}"
+    );
+    pod["metadata"]["name"] = json!("clash");
+    pod["metadata"]["annotations"]["ssm-injector.io/admin-port"] = json!("8099");
+    let message = api_message(
+        pods.create(
+            &PostParams::default(),
+            &serde_json::from_value(pod).expect("Pod"),
+        )
+        .await
+        .expect_err("a declared port"),
+    );
+    assert!(
+        message.contains("ssm-injector.io/admin-port") && message.contains("app"),
+        "{message}"
+    );
+}
