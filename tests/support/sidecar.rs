@@ -12,12 +12,30 @@ use std::time::Duration;
 
 use super::wait::{poll_until, within};
 
-/// A loopback port that was free a moment ago (bind to port 0, read it, close).
+/// A loopback port for a server the test starts: free now, and never handed out twice in
+/// this process. It comes from below the kernel's ephemeral range, so no `bind(:0)` and no
+/// outgoing connection of any process (moto, etcd, the apiserver, the binary under test) can
+/// take it between this call and the server's own bind; asking the kernel for port 0 and
+/// closing it did exactly that under a loaded CI run (`Address already in use`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(12000, 65000);
+    let (base, span) = (10000, low - 10000);
+    // Different test binaries of one run start at different places in the range.
+    let start = std::process::id() * 997 % span;
+    for _ in 0..span {
+        let port = base + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(port).expect("ports stay below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}")
 }
 
 /// One HTTP/1.1 exchange on loopback: `(status, body)`, or `None` if nothing answered
