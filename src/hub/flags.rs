@@ -293,7 +293,7 @@ mod tests {
         let e = build(&["--concurrency=0"]).expect_err("bad");
         let text = e.to_string();
         let e = crate::hub::HubError::from(e);
-        assert_eq!(e.exit_code(), crate::app::exit::USAGE);
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
         assert_eq!(e.to_string(), text);
     }
 

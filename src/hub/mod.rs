@@ -70,7 +70,7 @@ impl HubError {
     /// The process exit code: bad flags, region or certificate files are usage errors
     /// (2); the rest (port taken, signals) are other errors (1).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
+        use crate::exit;
         match self {
             HubError::Bind { .. } | HubError::Signal(_) => exit::OTHER,
             HubError::SelfTls(e) => e.exit_code(),

@@ -46,10 +46,10 @@ pub enum WebhookError {
 }
 
 impl WebhookError {
-    /// The process exit code (`app::exit`): bad flags, config or certificate files are
+    /// The process exit code ([`crate::exit`]): bad flags, config or certificate files are
     /// usage errors (2); the rest (port taken, signals) are other errors (1).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
+        use crate::exit;
         match self {
             WebhookError::Config(_) | WebhookError::BadListen { .. } | WebhookError::Tls(_) => {
                 exit::USAGE

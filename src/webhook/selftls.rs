@@ -133,9 +133,9 @@ impl SelfTlsError {
         )
     }
 
-    /// The process exit code (`app::exit`).
+    /// The process exit code ([`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
+        use crate::exit;
         match self {
             SelfTlsError::Forbidden { .. } => exit::DENIED,
             SelfTlsError::Unreachable { .. } | SelfTlsError::NoSecret { .. } => exit::UNAVAILABLE,
@@ -926,7 +926,7 @@ mod tests {
         for (r, flag) in cases {
             let e = Settings::build(r, Some("ns".into()), None).expect_err(flag);
             assert!(e.to_string().contains(flag), "{flag}: {e}");
-            assert_eq!(e.exit_code(), crate::app::exit::USAGE);
+            assert_eq!(e.exit_code(), crate::exit::USAGE);
         }
     }
 
@@ -1007,7 +1007,7 @@ mod tests {
                 .contains("patch MutatingWebhookConfiguration hook"),
             "{forbidden}"
         );
-        assert_eq!(forbidden.exit_code(), crate::app::exit::DENIED);
+        assert_eq!(forbidden.exit_code(), crate::exit::DENIED);
         let down = get.error(kube::Error::Api(Box::new(kube::core::Status {
             code: 503,
             ..Default::default()
