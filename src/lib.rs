@@ -12,7 +12,7 @@ pub mod cli;
 pub mod exec;
 pub mod exit;
 pub mod format;
-pub mod https_client;
+pub mod https;
 pub mod hub;
 pub mod hub_protocol;
 pub mod iam;

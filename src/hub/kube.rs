@@ -206,7 +206,7 @@ fn flag_config(url: Uri, ca_file: &Path, token_file: &Path) -> Result<kube::Conf
         reason,
     };
     let pem = std::fs::read(ca_file).map_err(|e| ca_err(e.to_string()))?;
-    let roots = crate::https_client::certificates(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let roots = crate::https::client::certificates(&pem).map_err(|e| ca_err(e.to_string()))?;
     let token_err = |reason: String| SetupError::Token {
         path: token_file.display().to_string(),
         reason,

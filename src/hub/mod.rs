@@ -34,7 +34,7 @@ use crate::cli::{HubArgs, HubSelfTlsArgs};
 use crate::source::queue::EventQueue;
 use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
-use crate::webhook::{ca, selftls, server as https, tls};
+use crate::https::{ca, selftls, server as https, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,17 +9,14 @@
 //!
 //! Routes: `POST /mutate`, `GET /healthz`, `GET /metrics` (see [`metrics`]).
 
-pub mod ca;
 pub mod config;
 pub mod metrics;
 pub mod review;
-pub mod selftls;
-pub mod server;
-pub mod tls;
 
 pub use review::{WebhookState, router};
 
 use crate::cli::{WebhookArgs, WebhookSelfTlsArgs};
+use crate::https::{ca, selftls, server, tls};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

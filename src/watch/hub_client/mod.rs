@@ -8,7 +8,7 @@
 
 pub mod machine;
 
-use crate::https_client::{self, ClientError, Endpoint};
+use crate::https::client::{self as https_client, ClientError, Endpoint};
 use crate::hub_protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};

@@ -106,7 +106,7 @@ pub fn trusting(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, CaError> {
             .add(cert)
             .map_err(|e| CaError::Unusable(e.to_string()))?;
     }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::webhook::tls::provider())
+    let tls = rustls::ClientConfig::builder_with_provider(super::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| CaError::Setup(e.to_string()))?
         .with_root_certificates(roots)
