@@ -1,6 +1,6 @@
 //! A small HTTPS/1.1 client on rustls (ring): one request per connection, a CA bundle of
 //! our own, no proxy. The sidecar reaches the hub with it ([`crate::watch::hub_client`]); the
-//! hub reaches the Kubernetes API with the kube client ([`crate::hub::kube`]), using
+//! hub reaches the Kubernetes API with the kube client ([`crate::hub::token_reviewer`]), using
 //! [`certificates`] for its `--kube-ca-file`.
 
 use http_body_util::{BodyExt, Full, Limited};

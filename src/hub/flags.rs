@@ -2,7 +2,7 @@
 //! default and checks every bound, in the order of the flags, like `Spec::build`; the first
 //! flag out of range is the error, which names it and what is allowed. Files (certificate,
 //! key, --config) are read later, by [`super::run`], and the `--auth kubernetes` flags by
-//! [`super::kube::setup`].
+//! [`super::token_reviewer::setup`].
 
 use super::push::{self, QueueUrlError};
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
@@ -57,7 +57,7 @@ pub struct HubSettings {
     pub client_budget: f64,
     pub max_spread: Duration,
     pub auth: HubAuth,
-    /// Checked by [`super::kube::setup`], which reads `--config`.
+    /// Checked by [`super::token_reviewer::setup`], which reads `--config`.
     pub kube: HubKubeArgs,
     pub region: Option<String>,
     /// `--max-tps`, `--burst`.

@@ -13,28 +13,29 @@
 //! - [`server`]: the axum router; HTTPS by [`crate::webhook::server`] and
 //!   [`crate::webhook::tls`].
 //! - [`auth`]: the authentication and policy seams, and the namespace policy (pure).
-//! - [`review`]: TokenReview answers, service account names, the token cache (pure).
-//! - [`kube`]: `--auth kubernetes`: TokenReview against the API server (the `kube` client).
+//! - [`token_review`]: TokenReview answers, service account names, the token cache (pure).
+//! - [`token_reviewer`]: `--auth kubernetes`: sends the TokenReviews to the API server (the
+//!   `kube` client).
 //! - [`events`]: push events (SQS message bodies) → what changed (pure).
 //! - [`push`]: the SQS consumer that re-reads the keys an event moves at once.
 
 pub mod auth;
 pub mod events;
 pub mod flags;
-pub mod kube;
 pub mod metrics;
 pub mod poller;
 pub mod push;
 pub mod registry;
-pub mod review;
 pub mod server;
 pub mod spread;
+pub mod token_review;
+pub mod token_reviewer;
 
 use crate::cli::{HubArgs, HubSelfTlsArgs};
+use crate::https::{ca, selftls, server as https, tls};
 use crate::source::queue::EventQueue;
 use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
-use crate::https::{ca, selftls, server as https, tls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,7 @@ pub enum HubError {
         source: std::io::Error,
     },
     #[error("{0}")]
-    Auth(#[from] kube::SetupError),
+    Auth(#[from] token_reviewer::SetupError),
     #[error("cannot install the SIGTERM handler: {0}")]
     Signal(#[source] std::io::Error),
     #[error("give --cert and --key, or --tls-secret")]
@@ -131,7 +132,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     } = HubSettings::build(args)?;
     let self_tls = self_tls_settings(self_tls)?;
     let metrics = Arc::new(metrics::HubMetrics::new());
-    let (authorizer, policy) = kube::setup(auth, kube, metrics.clone()).await?;
+    let (authorizer, policy) = token_reviewer::setup(auth, kube, metrics.clone()).await?;
 
     let aws = load_config(region).await?;
     let source = Arc::new(VersionSource::from_config(&aws, budget).with_observer(metrics.clone()));

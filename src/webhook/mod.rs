@@ -1,7 +1,7 @@
 //! `ssm-injector webhook`: the Kubernetes mutating admission webhook, HTTPS only.
 //!
 //! The HTTP side only decodes the `admission.k8s.io/v1` AdmissionReview, calls the pure
-//! [`crate::inject::mutate`] and encodes its decision ([`review`]). The server is a
+//! [`crate::inject::mutate`] and encodes its decision ([`admission`]). The server is a
 //! tokio-rustls accept loop with one hyper HTTP/1.1 connection per client ([`server`]); its
 //! certificate comes from files and is swapped in when they change ([`tls`]), or, with
 //! `--tls-secret`, is issued in memory from a CA the webhook keeps in a Secret
@@ -9,11 +9,11 @@
 //!
 //! Routes: `POST /mutate`, `GET /healthz`, `GET /metrics` (see [`metrics`]).
 
+pub mod admission;
 pub mod config;
 pub mod metrics;
-pub mod review;
 
-pub use review::{WebhookState, router};
+pub use admission::{WebhookState, router};
 
 use crate::cli::{WebhookArgs, WebhookSelfTlsArgs};
 use crate::https::{ca, selftls, server, tls};
