@@ -6,6 +6,7 @@
 
 use super::push::{self, QueueUrlError};
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
+use crate::https::listen::{BadListen, parse_listen};
 use crate::source::BudgetConfig;
 use crate::source::budget::BudgetError;
 use std::net::SocketAddr;
@@ -22,8 +23,8 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// A flag out of range; the message names it and what is allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
-    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
-    BadListen { value: String },
+    #[error("{0}")]
+    BadListen(#[from] BadListen),
     #[error("--interval must be at least {MIN_INTERVAL:?}, not {0:?}")]
     Interval(Duration),
     #[error("--max-wait must be at most {MAX_MAX_WAIT:?}, not {0:?}")]
@@ -90,10 +91,7 @@ impl HubSettings {
             queue_url,
             instance_id,
         } = args;
-        let addr: SocketAddr = listen
-            .trim()
-            .parse()
-            .map_err(|_| FlagError::BadListen { value: listen })?;
+        let addr = parse_listen(&listen)?;
         if interval < MIN_INTERVAL {
             return Err(FlagError::Interval(interval));
         }
