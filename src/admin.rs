@@ -1,7 +1,9 @@
-//! The sidecar's local HTTP endpoints: `/healthz`, `/readyz` and `/metrics`.
+//! The sidecar's local HTTP endpoints: `/healthz`, `/readyz` and `/metrics`, served over
+//! plain HTTP by the shared server ([`crate::https::Server::http`]).
 //!
-//! - `GET /healthz` answers `200 ok` whenever the process is alive and serving. It does not
-//!   look at AWS: a failing poll must not get a working sidecar restarted.
+//! - `GET /healthz` answers `200 ok` whenever the process is alive and serving
+//!   ([`crate::https::routes::healthz`]). It does not look at AWS: a failing poll must not
+//!   get a working sidecar restarted.
 //! - `GET /readyz` answers `503 not ready: no successful render yet` until the first render
 //!   has written every file, then `200 ready`. Ready means the files exist and are complete.
 //!   While later polls fail (throttling, network, a revoked permission) the files stay as
@@ -17,7 +19,6 @@
 //! No response ever contains a parameter value or name: the bodies are fixed words, numbers
 //! of seconds, and metric labels (operation names and cause labels).
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,13 +28,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::https::routes::{self, TEXT_CONTENT_TYPE};
 use crate::metrics::Metrics;
-
-/// The `Content-Type` of `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// Readiness of the sidecar, as answered by `/readyz`.
 ///
@@ -104,34 +100,18 @@ struct AdminState {
     health: Arc<Health>,
 }
 
-/// The admin endpoints (see the module documentation), ready for [`serve`].
+/// The admin endpoints (see the module documentation).
 pub fn router(metrics: Arc<Metrics>, health: Arc<Health>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .with_state(AdminState { metrics, health })
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in
-/// flight and returns.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 fn text(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response()
-}
-
-async fn healthz() -> Response {
-    text(StatusCode::OK, "ok\n".to_owned())
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
@@ -142,12 +122,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        state.metrics.encode(),
-    )
-        .into_response()
+    routes::metrics(state.metrics.encode())
 }
 
 async fn not_found() -> Response {
@@ -157,6 +132,7 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::https::routes::OPENMETRICS_CONTENT_TYPE;
     use crate::source::{CallObserver, Operation};
     use axum::body::Body;
     use axum::http::Request;
@@ -318,44 +294,5 @@ mod tests {
         let (_, _, router) = app(None);
         let (status, _, _) = call(router, "POST", "/metrics").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    }
-
-    #[tokio::test]
-    async fn serve_answers_on_a_real_socket_and_shuts_down_gracefully() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        let (_, health, router) = app(None);
-        health.record_success(Instant::now());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, async {
-            let _ = stopped.await;
-        }));
-
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-            stream
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await
-                .expect("write");
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await.expect("read");
-            String::from_utf8(response).expect("utf-8")
-        };
-        let response = tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .expect("answered in time");
-        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-        assert!(response.ends_with("\r\n\r\nready\n"), "{response}");
-
-        stop.send(()).expect("server still running");
-        let result = tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("shut down in time")
-            .expect("no panic");
-        assert!(result.is_ok(), "{result:?}");
     }
 }

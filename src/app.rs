@@ -1,10 +1,11 @@
 //! Per-subcommand glue: reads files, builds the spec, calls the source, formats, writes.
-//! Owns the exit codes.
+//! Maps every command's error to its exit code ([`crate::exit`]).
 
 use crate::cli::{
     Cli, Command, ExecArgs, IamPolicyArgs, OutputArgs, PolicyFormat, RenderArgs, SpecArgs,
 };
 use crate::exec::ExecError;
+use crate::exit;
 use crate::format::KeyCase;
 use crate::iam::{self, IamError, Target};
 use crate::output::{OutputError, prepare_outputs, write_outputs};
@@ -14,28 +15,6 @@ use crate::spec::{At, Spec, SpecError, SpecInput};
 use crate::watch::config::{WatchConfig, WatchConfigError};
 use crate::watch::{Rebuild, Watch, WatchError};
 use std::time::Instant;
-
-/// Exit codes (also in `--help` and the README).
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// Anything not covered below (unexpected AWS answers, internal errors).
-    pub const OTHER: u8 = 1;
-    /// Bad flags, spec file, name, variable or template file.
-    pub const USAGE: u8 = 2;
-    /// A required parameter, path content or JSON field is not there.
-    pub const NOT_FOUND: u8 = 3;
-    /// IAM or KMS denied access, or no credentials.
-    pub const DENIED: u8 = 4;
-    /// Throttled after retries, AWS 5xx, network down, timeout.
-    pub const UNAVAILABLE: u8 = 5;
-    /// An output could not be formatted or written; for `exec`, the environment could not
-    /// be built (key clash with an existing variable, invalid name, NUL in a value).
-    pub const OUTPUT: u8 = 6;
-    /// `exec`: the command was found but could not be run (permissions, not executable).
-    pub const EXEC_FAILED: u8 = 126;
-    /// `exec`: the command was not found.
-    pub const EXEC_NOT_FOUND: u8 = 127;
-}
 
 /// Everything that can stop a subcommand. Messages name the parameter, flag, key or file.
 #[derive(Debug, thiserror::Error)]

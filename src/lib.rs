@@ -1,7 +1,7 @@
 //! ssm-injector: AWS SSM Parameter Store values and Secrets Manager secrets into containers.
 //!
 //! Pure logic (`spec`, `format`, `source::batch`) is kept apart from I/O (`source::ssm`,
-//! `writer`); `app` glues them together per subcommand and owns the exit codes.
+//! `writer`); `app` glues them together per subcommand; `exit` is the table of exit codes.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -10,8 +10,9 @@ pub mod backoff;
 pub mod capacity;
 pub mod cli;
 pub mod exec;
+pub mod exit;
 pub mod format;
-pub mod https_client;
+pub mod https;
 pub mod hub;
 pub mod hub_protocol;
 pub mod iam;

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use ssm_injector::{app, cli::Cli, logging};
+use ssm_injector::{app, cli::Cli, exit, logging};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("could not start the async runtime: {e}");
-            return ExitCode::from(app::exit::OTHER);
+            return ExitCode::from(exit::OTHER);
         }
     };
     ExitCode::from(runtime.block_on(app::run(cli)))

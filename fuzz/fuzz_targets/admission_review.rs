@@ -1,4 +1,4 @@
-//! AdmissionReview bodies → `webhook::review::answer`: any bytes give either a reason for a
+//! AdmissionReview bodies → `webhook::admission::answer`: any bytes give either a reason for a
 //! 400 (non-empty, one line) or a well-formed `admission.k8s.io/v1` AdmissionReview whose
 //! response carries a uid and, when it has a patch, a base64 JSONPatch. Never a panic.
 #![no_main]
@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use ssm_injector::inject::InjectConfig;
-use ssm_injector::webhook::review::answer;
+use ssm_injector::webhook::admission::answer;
 
 fuzz_target!(|data: &[u8]| {
     let config = InjectConfig::default();

@@ -1,5 +1,5 @@
 //! Who may ask the hub about what: the [`Authorizer`] seam (`--auth none`: [`AllowAll`];
-//! `--auth kubernetes`: [`super::kube::TokenReviewer`]) and the [`Policy`] seam
+//! `--auth kubernetes`: [`super::token_reviewer::TokenReviewer`]) and the [`Policy`] seam
 //! ([`AllowAll`], or [`NamespacePolicy`]: the webhook's namespace → path-prefix policy).
 //! Everything here is pure.
 

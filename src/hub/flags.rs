@@ -2,10 +2,11 @@
 //! default and checks every bound, in the order of the flags, like `Spec::build`; the first
 //! flag out of range is the error, which names it and what is allowed. Files (certificate,
 //! key, --config) are read later, by [`super::run`], and the `--auth kubernetes` flags by
-//! [`super::kube::setup`].
+//! [`super::token_reviewer::setup`].
 
 use super::push::{self, QueueUrlError};
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
+use crate::https::listen::{BadListen, parse_listen};
 use crate::source::BudgetConfig;
 use crate::source::budget::BudgetError;
 use std::net::SocketAddr;
@@ -22,8 +23,8 @@ pub const MAX_CONCURRENCY: usize = 64;
 /// A flag out of range; the message names it and what is allowed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlagError {
-    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
-    BadListen { value: String },
+    #[error("{0}")]
+    BadListen(#[from] BadListen),
     #[error("--interval must be at least {MIN_INTERVAL:?}, not {0:?}")]
     Interval(Duration),
     #[error("--max-wait must be at most {MAX_MAX_WAIT:?}, not {0:?}")]
@@ -57,7 +58,7 @@ pub struct HubSettings {
     pub client_budget: f64,
     pub max_spread: Duration,
     pub auth: HubAuth,
-    /// Checked by [`super::kube::setup`], which reads `--config`.
+    /// Checked by [`super::token_reviewer::setup`], which reads `--config`.
     pub kube: HubKubeArgs,
     pub region: Option<String>,
     /// `--max-tps`, `--burst`.
@@ -90,10 +91,7 @@ impl HubSettings {
             queue_url,
             instance_id,
         } = args;
-        let addr: SocketAddr = listen
-            .trim()
-            .parse()
-            .map_err(|_| FlagError::BadListen { value: listen })?;
+        let addr = parse_listen(&listen)?;
         if interval < MIN_INTERVAL {
             return Err(FlagError::Interval(interval));
         }
@@ -293,7 +291,7 @@ mod tests {
         let e = build(&["--concurrency=0"]).expect_err("bad");
         let text = e.to_string();
         let e = crate::hub::HubError::from(e);
-        assert_eq!(e.exit_code(), crate::app::exit::USAGE);
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
         assert_eq!(e.to_string(), text);
     }
 

@@ -12,7 +12,7 @@
 //! | `ssm_injector_hub_answers_total` | counter | `reason` (`changed`, `timeout`, `first`) |
 //! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `413`, `503`) |
 //! | `ssm_injector_hub_token_reviews_total` | counter | `outcome` (`authenticated`, `unauthenticated`, `unavailable`) |
-//! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept) |
+//! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory ([`CertReloads`]) |
 //! | `ssm_injector_hub_events_total` | counter | `outcome` (`matched`, `unwatched`, `ignored`, `malformed`) |
 //! | `ssm_injector_hub_event_keys_total` | counter | |
 //! | `ssm_injector_hub_event_delay_seconds` | histogram | |
@@ -20,7 +20,8 @@
 //!
 //! Labels are fixed words: never a parameter name, path or token.
 
-use crate::metrics::{OutcomeLabels, encode_registry, outcome};
+use crate::https::CertReloads;
+use crate::metrics::{encode_registry, outcome};
 use crate::source::{CallObserver, Cause, Operation};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -165,7 +166,7 @@ pub struct HubMetrics {
     answers: Family<ReasonLabels, Counter>,
     refusals: Family<StatusLabels, Counter>,
     token_reviews: Family<ReviewLabels, Counter>,
-    cert_reloads: Family<OutcomeLabels, Counter>,
+    cert_reloads: CertReloads,
     events: Family<EventLabels, Counter>,
     event_keys: Counter,
     event_delay: Histogram,
@@ -192,7 +193,7 @@ impl HubMetrics {
             answers: Family::default(),
             refusals: Family::default(),
             token_reviews: Family::default(),
-            cert_reloads: Family::default(),
+            cert_reloads: CertReloads::default(),
             events: Family::default(),
             event_keys: Counter::default(),
             event_delay: Histogram::new(EVENT_DELAY_BUCKETS),
@@ -249,11 +250,7 @@ impl HubMetrics {
             "TokenReviews sent to the Kubernetes API (--auth kubernetes; cached answers are not counted), by outcome",
             m.token_reviews.clone(),
         );
-        r.register(
-            "hub_cert_reloads",
-            "Certificate reloads, by outcome (error keeps the old certificate)",
-            m.cert_reloads.clone(),
-        );
+        m.cert_reloads = CertReloads::register(r, "hub");
         r.register(
             "hub_events",
             "Push events (SQS messages) by outcome: matched (watched keys re-read at once), unwatched (no AWS call), ignored, malformed",
@@ -335,12 +332,9 @@ impl HubMetrics {
             .inc();
     }
 
-    pub fn cert_reloaded(&self, ok: bool) {
-        self.cert_reloads
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome(ok),
-            })
-            .inc();
+    /// New serving certificates (reloaded files, or issued in memory).
+    pub fn cert_reloads(&self) -> &CertReloads {
+        &self.cert_reloads
     }
 
     /// One push event handled; `keys` watched keys queued for a read.

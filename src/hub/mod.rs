@@ -10,32 +10,33 @@
 //! - [`registry`]: keys → token, watchers, change generation (pure data structure).
 //! - [`spread`]: how long clients spread their re-fetch (pure).
 //! - [`poller`]: the one poll loop over [`crate::source::versions::VersionSource`].
-//! - [`server`]: the axum router; HTTPS by [`crate::webhook::server`] and
-//!   [`crate::webhook::tls`].
+//! - [`server`]: the axum router; HTTPS by the shared [`crate::https::Server`], the
+//!   certificate from files ([`crate::https::tls`]) or the webhook's CA
+//!   ([`crate::https::selftls`]).
 //! - [`auth`]: the authentication and policy seams, and the namespace policy (pure).
-//! - [`review`]: TokenReview answers, service account names, the token cache (pure).
-//! - [`kube`]: `--auth kubernetes`: TokenReview against the API server (the `kube` client).
+//! - [`token_review`]: TokenReview answers, service account names, the token cache (pure).
+//! - [`token_reviewer`]: `--auth kubernetes`: sends the TokenReviews to the API server (the
+//!   `kube` client).
 //! - [`events`]: push events (SQS message bodies) → what changed (pure).
 //! - [`push`]: the SQS consumer that re-reads the keys an event moves at once.
 
 pub mod auth;
 pub mod events;
 pub mod flags;
-pub mod kube;
 pub mod metrics;
 pub mod poller;
 pub mod push;
 pub mod registry;
-pub mod review;
 pub mod server;
 pub mod spread;
+pub mod token_review;
+pub mod token_reviewer;
 
 use crate::cli::{HubArgs, HubSelfTlsArgs};
+use crate::https::{self, ServeError, ca, selftls, tls};
 use crate::source::queue::EventQueue;
 use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
-use crate::webhook::{ca, selftls, server as https, tls};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,18 +49,11 @@ pub enum HubError {
     Flags(#[from] FlagError),
     #[error("{0}")]
     Setup(#[from] SetupError),
+    /// The certificate files, the port, the signal handlers.
     #[error("{0}")]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    Serve(#[from] ServeError),
     #[error("{0}")]
-    Auth(#[from] kube::SetupError),
-    #[error("cannot install the SIGTERM handler: {0}")]
-    Signal(#[source] std::io::Error),
+    Auth(#[from] token_reviewer::SetupError),
     #[error("give --cert and --key, or --tls-secret")]
     NoCertificate,
     #[error("certificate from the webhook's CA: {0}")]
@@ -70,9 +64,9 @@ impl HubError {
     /// The process exit code: bad flags, region or certificate files are usage errors
     /// (2); the rest (port taken, signals) are other errors (1).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
+        use crate::exit;
         match self {
-            HubError::Bind { .. } | HubError::Signal(_) => exit::OTHER,
+            HubError::Serve(e) => e.exit_code(),
             HubError::SelfTls(e) => e.exit_code(),
             _ => exit::USAGE,
         }
@@ -95,7 +89,6 @@ fn self_tls_settings(args: HubSelfTlsArgs) -> Result<Option<selftls::Settings>, 
     };
     let raw = selftls::RawSettings {
         secret,
-        webhook_configuration: None,
         service: service_name.unwrap_or_default(),
         namespace,
         extra_names: tls_extra_san,
@@ -107,7 +100,7 @@ fn self_tls_settings(args: HubSelfTlsArgs) -> Result<Option<selftls::Settings>, 
         check_interval: tls_check_interval,
         manage_ca: false,
     };
-    Ok(Some(crate::webhook::settings(raw)?))
+    Ok(Some(selftls::settings(raw)?))
 }
 
 /// Runs the hub until SIGTERM or SIGINT; held requests are then answered at once.
@@ -131,42 +124,28 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
     } = HubSettings::build(args)?;
     let self_tls = self_tls_settings(self_tls)?;
     let metrics = Arc::new(metrics::HubMetrics::new());
-    let (authorizer, policy) = kube::setup(auth, kube, metrics.clone()).await?;
+    let (authorizer, policy) = token_reviewer::setup(auth, kube, metrics.clone()).await?;
 
     let aws = load_config(region).await?;
     let source = Arc::new(VersionSource::from_config(&aws, budget).with_observer(metrics.clone()));
     // No HTTPS before a certificate is in hand.
+    let reloads = metrics.cert_reloads().clone();
     let (resolver, reloader) = match (self_tls, cert, key) {
         (Some(settings), _, _) => {
-            let m = metrics.clone();
             let hooks = selftls::Hooks {
-                leaf: Box::new(move |ok| m.cert_reloaded(ok)),
+                reloads,
                 ..Default::default()
             };
-            let (resolver, manager) = selftls::start(settings, hooks).await?;
+            let (resolver, manager) = selftls::start(settings, hooks, None).await?;
             (resolver, tokio::spawn(manager.run()))
         }
         (None, Some(cert), Some(key)) => {
-            let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
-            let m = metrics.clone();
-            let reloader = tokio::spawn(tls::watch(
-                resolver.clone(),
-                cert,
-                key,
-                cert_check_interval,
-                move |ok| m.cert_reloaded(ok),
-            ));
-            (resolver, reloader)
+            tls::from_files(cert, key, cert_check_interval, reloads).map_err(ServeError::from)?
         }
         // clap requires --cert and --key, or --tls-secret.
         (None, _, _) => return Err(HubError::NoCertificate),
     };
-    let tls_config = tls::server_config(resolver)?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(HubError::Signal)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| HubError::Bind { addr, source })?;
+    let (https_server, stop) = https::Server::https(addr, resolver).await?;
 
     let registry = Arc::new(registry::Registry::new());
     let poller = tokio::spawn(poller::run(
@@ -211,20 +190,11 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         "hub serving HTTPS"
     );
     let shutdown = async move {
-        tokio::select! {
-            _ = sigterm.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        stop.wait().await;
         tracing::info!("shutting down: answering the held requests");
         let _ = stop_tx.send(true);
     };
-    https::serve(
-        listener,
-        Arc::new(tls_config),
-        server::router(state),
-        shutdown,
-    )
-    .await;
+    https_server.serve(server::router(state), shutdown).await;
     poller.abort();
     reloader.abort();
     if let Some(p) = pusher {

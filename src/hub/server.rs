@@ -1,11 +1,11 @@
 //! The hub's HTTP side: `POST /v1/watch` (the long poll), `/healthz`, `/readyz` and
-//! `/metrics`. Served over HTTPS by the webhook's server ([`crate::webhook::server`]).
+//! `/metrics`. Served over HTTPS by the shared server ([`crate::https::Server`]).
 
 use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
 use super::registry::{Registry, State, compare};
 use super::spread::spread;
-use crate::admin::OPENMETRICS_CONTENT_TYPE;
+use crate::https::routes;
 use crate::hub_protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
 use axum::Router;
 use axum::body::Body;
@@ -48,7 +48,7 @@ pub struct HubState {
 pub fn router(state: HubState) -> Router {
     Router::new()
         .route("/v1/watch", post(watch_handler))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found".to_owned()) })
@@ -76,11 +76,7 @@ async fn readyz(AxState(s): AxState<HubState>) -> Response {
 async fn metrics(AxState(s): AxState<HubState>) -> Response {
     let (watched, waiting) = s.registry.sizes();
     s.metrics.sizes(watched, waiting);
-    (
-        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        s.metrics.encode(),
-    )
-        .into_response()
+    routes::metrics(s.metrics.encode())
 }
 
 async fn watch_handler(AxState(s): AxState<HubState>, headers: HeaderMap, body: Body) -> Response {

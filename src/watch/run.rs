@@ -6,6 +6,7 @@ use super::hub_client::{self, HubEvent};
 use super::machine::{Action, Machine, Now, Polled, SpecChange, Stop, Timing};
 use super::{reload, spec_watch};
 use crate::admin::{self, Health};
+use crate::https::{ServeError, Server};
 use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
@@ -22,12 +23,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// Why the watch loop could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The admin port (`--listen`) cannot be bound.
+    #[error("{0}")]
+    Admin(#[from] ServeError),
     #[error("cannot install the signal handler: {0}")]
     Signals(#[source] std::io::Error),
     #[error("cannot watch the spec file {path}: {reason}")]
@@ -75,19 +73,12 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = config.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| WatchError::Listen { addr, source })?;
+        let server = Server::http(addr).await?;
         let router = admin::router(metrics.clone(), health.clone());
         tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
-        tokio::spawn(async move {
-            let shutdown = async {
-                let _ = admin_stopped.await;
-            };
-            if let Err(e) = admin::serve(listener, router, shutdown).await {
-                tracing::error!("admin server stopped: {e}");
-            }
-        });
+        tokio::spawn(server.serve(router, async {
+            let _ = admin_stopped.await;
+        }));
     }
     let mut signals = Signals::install().map_err(WatchError::Signals)?;
     let (_spec_watcher, mut spec_changed, rebuild) = match spec_file {

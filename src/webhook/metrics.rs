@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `ssm_injector_webhook_reviews_total` | counter | `decision` (`injected`, `skipped`, `denied`, `error`) |
 //! | `ssm_injector_webhook_review_duration_seconds` | histogram | |
-//! | `ssm_injector_webhook_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory |
+//! | `ssm_injector_webhook_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory ([`CertReloads`]) |
 //! | `ssm_injector_webhook_ca_bundle_patches_total` | counter | (`--tls-secret`: the configuration's caBundle was set) |
 //!
 //! Labels are fixed words: never a namespace, pod or parameter name.
@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::metrics::OutcomeLabels;
+use crate::https::CertReloads;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the review duration buckets: 100 µs up to 1 s.
@@ -58,7 +58,7 @@ pub struct WebhookMetrics {
     registry: Registry,
     reviews: Family<DecisionLabels, Counter>,
     duration: Histogram,
-    cert_reloads: Family<OutcomeLabels, Counter>,
+    cert_reloads: CertReloads,
     ca_bundle_patches: Counter,
 }
 
@@ -68,7 +68,7 @@ impl WebhookMetrics {
             registry: Registry::with_prefix(crate::metrics::PREFIX),
             reviews: Family::default(),
             duration: Histogram::new(REVIEW_BUCKETS),
-            cert_reloads: Family::default(),
+            cert_reloads: CertReloads::default(),
             ca_bundle_patches: Counter::default(),
         };
         let r = &mut m.registry;
@@ -82,11 +82,7 @@ impl WebhookMetrics {
             "Time to decode, decide and encode one admission review",
             m.duration.clone(),
         );
-        r.register(
-            "webhook_cert_reloads",
-            "New serving certificates: changed files reloaded, or (--tls-secret) issued in memory; by outcome (error keeps the old pair)",
-            m.cert_reloads.clone(),
-        );
+        m.cert_reloads = CertReloads::register(r, "webhook");
         r.register(
             "webhook_ca_bundle_patches",
             "Times the MutatingWebhookConfiguration's caBundle was set to the CA bundle (--tls-secret)",
@@ -102,9 +98,6 @@ impl WebhookMetrics {
                 decision: o.label(),
             }));
         }
-        for outcome in ["ok", "error"] {
-            drop(m.cert_reloads.get_or_create(&OutcomeLabels { outcome }));
-        }
         m
     }
 
@@ -118,13 +111,9 @@ impl WebhookMetrics {
         self.duration.observe(took.as_secs_f64());
     }
 
-    /// Records a reload of changed certificate files.
-    pub fn cert_reloaded(&self, ok: bool) {
-        self.cert_reloads
-            .get_or_create(&OutcomeLabels {
-                outcome: crate::metrics::outcome(ok),
-            })
-            .inc();
+    /// New serving certificates (reloaded files, or issued in memory).
+    pub fn cert_reloads(&self) -> &CertReloads {
+        &self.cert_reloads
     }
 
     /// Records a patch of the configuration's caBundle.
@@ -153,7 +142,7 @@ mod tests {
         let m = WebhookMetrics::new();
         m.review(Outcome::Injected, Duration::from_micros(300));
         m.review(Outcome::Error, Duration::from_micros(50));
-        m.cert_reloaded(false);
+        m.cert_reloads().record(false);
         m.ca_bundle_patched();
         let text = m.encode();
         for line in [

@@ -1,26 +1,24 @@
 //! `ssm-injector webhook`: the Kubernetes mutating admission webhook, HTTPS only.
 //!
 //! The HTTP side only decodes the `admission.k8s.io/v1` AdmissionReview, calls the pure
-//! [`crate::inject::mutate`] and encodes its decision ([`review`]). The server is a
-//! tokio-rustls accept loop with one hyper HTTP/1.1 connection per client ([`server`]); its
-//! certificate comes from files and is swapped in when they change ([`tls`]), or, with
-//! `--tls-secret`, is issued in memory from a CA the webhook keeps in a Secret
-//! ([`selftls`], [`ca`]); either way a new one never touches open connections.
+//! [`crate::inject::mutate`] and encodes its decision ([`admission`]). The server is the
+//! shared one ([`crate::https::Server`]); its certificate comes from files and is swapped in
+//! when they change ([`crate::https::tls`]), or, with `--tls-secret`, is issued in memory
+//! from a CA the webhook keeps in a Secret ([`crate::https::selftls`]), whose bundle it also
+//! keeps in its MutatingWebhookConfiguration ([`ca_bundle`]); either way a new certificate
+//! never touches open connections.
 //!
 //! Routes: `POST /mutate`, `GET /healthz`, `GET /metrics` (see [`metrics`]).
 
-pub mod ca;
+pub mod admission;
+pub mod ca_bundle;
 pub mod config;
 pub mod metrics;
-pub mod review;
-pub mod selftls;
-pub mod server;
-pub mod tls;
 
-pub use review::{WebhookState, router};
+pub use admission::{WebhookState, router};
 
 use crate::cli::{WebhookArgs, WebhookSelfTlsArgs};
-use std::net::SocketAddr;
+use crate::https::{self, ServeError, ca, selftls, tls};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,32 +27,20 @@ use std::sync::Arc;
 pub enum WebhookError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
-    #[error("--listen {value:?}: not an address and port (for example 0.0.0.0:8443)")]
-    BadListen { value: String },
+    /// `--listen`, the certificate files, the port, the signal handlers.
     #[error("{0}")]
-    Tls(#[from] tls::TlsError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot install the SIGTERM handler: {0}")]
-    Signal(#[source] std::io::Error),
+    Serve(#[from] ServeError),
     #[error("self-managed TLS: {0}")]
     SelfTls(#[from] selftls::SelfTlsError),
 }
 
 impl WebhookError {
-    /// The process exit code (`app::exit`): bad flags, config or certificate files are
+    /// The process exit code ([`crate::exit`]): bad flags, config or certificate files are
     /// usage errors (2); the rest (port taken, signals) are other errors (1).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
         match self {
-            WebhookError::Config(_) | WebhookError::BadListen { .. } | WebhookError::Tls(_) => {
-                exit::USAGE
-            }
-            WebhookError::Bind { .. } | WebhookError::Signal(_) => exit::OTHER,
+            WebhookError::Config(_) => crate::exit::USAGE,
+            WebhookError::Serve(e) => e.exit_code(),
             WebhookError::SelfTls(e) => e.exit_code(),
         }
     }
@@ -62,8 +48,15 @@ impl WebhookError {
 
 /// Where the serving certificate comes from.
 enum Source {
-    Files { cert: PathBuf, key: PathBuf },
-    Secret(selftls::Settings),
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// `--tls-secret`, and the MutatingWebhookConfiguration to keep the CA bundle in.
+    Secret {
+        settings: selftls::Settings,
+        configuration: String,
+    },
 }
 
 /// The certificate source of the flags (clap lets through only one of the two).
@@ -89,7 +82,6 @@ fn source(
     }
     let raw = selftls::RawSettings {
         secret: tls_secret.unwrap_or_default(),
-        webhook_configuration: Some(webhook_configuration.unwrap_or_default()),
         service: service_name.unwrap_or_default(),
         namespace,
         extra_names: tls_extra_san,
@@ -102,18 +94,13 @@ fn source(
         check_interval: tls_check_interval,
         manage_ca: true,
     };
-    Ok(Source::Secret(settings(raw)?))
-}
-
-/// [`selftls::Settings::build`] with the pod's namespace from POD_NAMESPACE or the service
-/// account's namespace file.
-pub fn settings(raw: selftls::RawSettings) -> Result<selftls::Settings, selftls::SelfTlsError> {
-    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
-    let file = match (&raw.namespace, &pod_namespace) {
-        (None, None) => std::fs::read_to_string(selftls::NAMESPACE_FILE).ok(),
-        _ => None,
-    };
-    selftls::Settings::build(raw, pod_namespace, file)
+    let settings = selftls::settings(raw)?;
+    let configuration = webhook_configuration.unwrap_or_default();
+    selftls::check_name("--webhook-configuration", &configuration)?;
+    Ok(Source::Secret {
+        settings,
+        configuration,
+    })
 }
 
 /// Runs the webhook until SIGTERM or SIGINT, then lets the requests in flight finish.
@@ -131,47 +118,36 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
     let inject = config::load(
         config.as_deref(),
         image,
-        matches!(source, Source::Secret(_)),
+        matches!(source, Source::Secret { .. }),
     )?;
-    let addr: SocketAddr = listen
-        .trim()
-        .parse()
-        .map_err(|_| WebhookError::BadListen { value: listen })?;
+    let addr = https::parse_listen(&listen).map_err(ServeError::from)?;
     let metrics = Arc::new(metrics::WebhookMetrics::new());
     let (image, native_sidecar) = (inject.image.clone(), inject.native_sidecar);
     let state = WebhookState::new(inject, metrics.clone());
 
     // No HTTPS before a certificate is in hand.
+    let reloads = metrics.cert_reloads().clone();
     let (resolver, keeper) = match source {
         Source::Files { cert, key } => {
-            let resolver = Arc::new(tls::CertResolver::load(&cert, &key)?);
-            let m = metrics.clone();
-            let keeper = tokio::spawn(tls::watch(
-                resolver.clone(),
-                cert,
-                key,
-                cert_check_interval,
-                move |ok| m.cert_reloaded(ok),
-            ));
-            (resolver, keeper)
+            tls::from_files(cert, key, cert_check_interval, reloads).map_err(ServeError::from)?
         }
-        Source::Secret(settings) => {
-            let (m, p, hub_ca) = (metrics.clone(), metrics.clone(), state.clone());
+        Source::Secret {
+            settings,
+            configuration,
+        } => {
+            let (patches, hub_ca) = (metrics.clone(), state.clone());
+            let configuration =
+                ca_bundle::Configuration::new(configuration, move || patches.ca_bundle_patched());
             let hooks = selftls::Hooks {
-                leaf: Box::new(move |ok| m.cert_reloaded(ok)),
+                reloads,
                 bundle: Box::new(move |pem| hub_ca.set_hub_ca_from_secret(pem)),
-                patched: Box::new(move || p.ca_bundle_patched()),
             };
-            let (resolver, manager) = selftls::start(settings, hooks).await?;
+            let (resolver, manager) =
+                selftls::start(settings, hooks, Some(Box::new(configuration))).await?;
             (resolver, tokio::spawn(manager.run()))
         }
     };
-    let tls_config = tls::server_config(resolver)?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(WebhookError::Signal)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| WebhookError::Bind { addr, source })?;
+    let (server, stop) = https::Server::https(addr, resolver).await?;
     tracing::info!(
         listen = %addr,
         image = %image,
@@ -179,13 +155,10 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         "webhook serving HTTPS"
     );
     let shutdown = async move {
-        tokio::select! {
-            _ = sigterm.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        stop.wait().await;
         tracing::info!("shutting down: finishing the requests in flight");
     };
-    server::serve(listener, Arc::new(tls_config), router(state), shutdown).await;
+    server.serve(router(state), shutdown).await;
     keeper.abort();
     Ok(())
 }

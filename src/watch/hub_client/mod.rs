@@ -8,7 +8,7 @@
 
 pub mod machine;
 
-use crate::https_client::{self, ClientError, Endpoint};
+use crate::https::client::{self as https_client, ClientError, Endpoint};
 use crate::hub_protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};
@@ -38,7 +38,7 @@ pub enum HubConfigError {
 
 /// Why one exchange with the hub failed (then the sidecar polls AWS itself).
 #[derive(Debug, thiserror::Error)]
-pub enum HubError {
+pub enum HubClientError {
     #[error("cannot connect to the hub: {0}")]
     Connect(String),
     #[error("TLS with the hub failed: {0}")]
@@ -108,20 +108,20 @@ impl HubConfig {
     }
 
     /// One `POST /v1/watch`; the hub holds it until something changes or `wait` passes.
-    pub async fn watch(&self, request: &WatchRequest) -> Result<WatchResponse, HubError> {
-        let body = serde_json::to_vec(request).map_err(|e| HubError::Http(e.to_string()))?;
+    pub async fn watch(&self, request: &WatchRequest) -> Result<WatchResponse, HubClientError> {
+        let body = serde_json::to_vec(request).map_err(|e| HubClientError::Http(e.to_string()))?;
         let mut headers = Vec::new();
         if let Some(path) = &self.token_file {
-            let token = std::fs::read_to_string(path).map_err(|e| HubError::Token {
+            let token = std::fs::read_to_string(path).map_err(|e| HubClientError::Token {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            headers.push(
-                https_client::bearer(token.trim()).ok_or_else(|| HubError::Token {
+            headers.push(https_client::bearer(token.trim()).ok_or_else(|| {
+                HubClientError::Token {
                     path: path.display().to_string(),
                     reason: "not a token (it has characters a header cannot carry)".to_owned(),
-                })?,
-            );
+                }
+            })?);
         }
         let answer = https_client::post_json(
             &self.endpoint,
@@ -133,9 +133,9 @@ impl HubConfig {
         )
         .await
         .map_err(|e| match e {
-            ClientError::Connect(e) => HubError::Connect(e),
-            ClientError::Tls(e) => HubError::Tls(e),
-            ClientError::Http(e) => HubError::Http(e),
+            ClientError::Connect(e) => HubClientError::Connect(e),
+            ClientError::Tls(e) => HubClientError::Tls(e),
+            ClientError::Http(e) => HubClientError::Http(e),
         })?;
         if answer.status != 200 {
             let message = serde_json::from_slice::<hub_protocol::ErrorBody>(&answer.body)
@@ -147,19 +147,19 @@ impl HubConfig {
                         .collect()
                 });
             return Err(if answer.status >= 500 {
-                HubError::Unavailable {
+                HubClientError::Unavailable {
                     status: answer.status,
                     message,
                 }
             } else {
-                HubError::Refused {
+                HubClientError::Refused {
                     status: answer.status,
                     message,
                 }
             });
         }
         serde_json::from_slice::<WatchResponse>(&answer.body)
-            .map_err(|e| HubError::Answer(e.to_string()))
+            .map_err(|e| HubClientError::Answer(e.to_string()))
     }
 }
 
@@ -248,7 +248,7 @@ pub async fn run(
                 tokio::pin!(call);
                 let answer = loop {
                     tokio::select! {
-                        r = &mut call => break Some(r.unwrap_or_else(|_| Err(HubError::Http("no answer in time".into())))),
+                        r = &mut call => break Some(r.unwrap_or_else(|_| Err(HubClientError::Http("no answer in time".into())))),
                         c = requests.changed() => {
                             if c.is_err() {
                                 return;
@@ -290,7 +290,8 @@ pub async fn run(
                         metrics.hub_answer("error");
                         metrics.hub_up(false);
                         let _ = events.send(HubEvent::Covering(false)).await;
-                        let f = machine.on_error(matches!(e, HubError::Refused { .. }), now());
+                        let f =
+                            machine.on_error(matches!(e, HubClientError::Refused { .. }), now());
                         if f.warn {
                             tracing::warn!(
                                 hub = %hub.address(),

@@ -1,7 +1,7 @@
 //! `--auth kubernetes`: each client's bearer token is checked with a Kubernetes
 //! TokenReview, sent with the `kube` crate's client as the hub's own identity, and the
 //! webhook's namespace policy (`--config`) decides what the caller may watch.
-//! [`super::review`] holds the decisions; this module does the I/O.
+//! [`super::token_review`] holds the decisions; this module does the I/O.
 //!
 //! Where the client's configuration comes from ([`api_source`]):
 //! 1. `--kube-api URL`: that server, trusting `--kube-ca-file` and authenticating with
@@ -18,7 +18,7 @@
 
 use super::auth::{AllowAll, AuthError, AuthFuture, Authorizer, Identity, NamespacePolicy, Policy};
 use super::metrics::{HubMetrics, ReviewOutcome};
-use super::review::{self, Answer, CACHE_SIZE, TokenCache};
+use super::token_review::{self, Answer, CACHE_SIZE, TokenCache};
 use crate::cli::{HubAuth, HubKubeArgs};
 use crate::webhook::config::{self as webhook_config, ConfigError};
 use hyper::Uri;
@@ -206,13 +206,13 @@ fn flag_config(url: Uri, ca_file: &Path, token_file: &Path) -> Result<kube::Conf
         reason,
     };
     let pem = std::fs::read(ca_file).map_err(|e| ca_err(e.to_string()))?;
-    let roots = crate::https_client::certificates(&pem).map_err(|e| ca_err(e.to_string()))?;
+    let roots = crate::https::client::certificates(&pem).map_err(|e| ca_err(e.to_string()))?;
     let token_err = |reason: String| SetupError::Token {
         path: token_file.display().to_string(),
         reason,
     };
     let text = std::fs::read_to_string(token_file).map_err(|e| token_err(e.to_string()))?;
-    review::check_own_token(&text).map_err(|why| token_err(why.to_owned()))?;
+    token_review::check_own_token(&text).map_err(|why| token_err(why.to_owned()))?;
     let token_path = token_file
         .to_str()
         .ok_or_else(|| token_err("the path is not UTF-8".to_owned()))?;
@@ -252,14 +252,14 @@ impl Authorizer for TokenReviewer {
             let token = bearer
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
-                .ok_or_else(|| AuthError::Unauthenticated(review::NO_TOKEN.to_owned()))?;
-            if token.len() > review::MAX_TOKEN {
+                .ok_or_else(|| AuthError::Unauthenticated(token_review::NO_TOKEN.to_owned()))?;
+            if token.len() > token_review::MAX_TOKEN {
                 return Err(AuthError::Unauthenticated(format!(
                     "the bearer token is longer than {} bytes: not a service account token",
-                    review::MAX_TOKEN
+                    token_review::MAX_TOKEN
                 )));
             }
-            let key = review::cache_key(token);
+            let key = token_review::cache_key(token);
             if let Some(identity) = self.cached(&key) {
                 return Ok(identity);
             }
@@ -287,7 +287,7 @@ impl Authorizer for TokenReviewer {
                         .duration_since(UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
                     let now = Instant::now();
-                    let until = now + review::lifetime(token, now_unix);
+                    let until = now + token_review::lifetime(token, now_unix);
                     self.cache_lock().insert(key, identity.clone(), until, now);
                 }
                 Err(AuthError::Unavailable(message)) => {
@@ -339,14 +339,14 @@ impl TokenReviewer {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn cached(&self, key: &review::CacheKey) -> Option<Identity> {
+    fn cached(&self, key: &token_review::CacheKey) -> Option<Identity> {
         self.cache_lock().get(key, Instant::now())
     }
 
     /// One TokenReview; if the API server refuses the hub's own token (401), the client
     /// is built again (which reads the token file again) and the review sent once more.
     async fn review(&self, token: &str) -> Result<Identity, AuthError> {
-        let body = review::request_body(token, &self.audience)
+        let body = token_review::request_body(token, &self.audience)
             .map_err(|e| AuthError::Unavailable(format!("cannot encode the TokenReview: {e}")))?;
         let (client, generation) = {
             let current = self.current_lock();
@@ -358,7 +358,7 @@ impl TokenReviewer {
         {
             result = send(&fresh, body).await;
         }
-        review::interpret(self.answer(result), token, &self.audience)
+        token_review::interpret(self.answer(result), token, &self.audience)
     }
 
     /// A client built after the one of `generation` got a 401: the one another review
@@ -405,7 +405,7 @@ impl TokenReviewer {
         }
     }
 
-    /// What the kube client's result means for [`review::interpret`].
+    /// What the kube client's result means for [`token_review::interpret`].
     fn answer(&self, result: Result<String, kube::Error>) -> Answer {
         match result {
             Ok(body) => Answer::Body(body),

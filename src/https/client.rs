@@ -1,6 +1,6 @@
 //! A small HTTPS/1.1 client on rustls (ring): one request per connection, a CA bundle of
 //! our own, no proxy. The sidecar reaches the hub with it ([`crate::watch::hub_client`]); the
-//! hub reaches the Kubernetes API with the kube client ([`crate::hub::kube`]), using
+//! hub reaches the Kubernetes API with the kube client ([`crate::hub::token_reviewer`]), using
 //! [`certificates`] for its `--kube-ca-file`.
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -106,7 +106,7 @@ pub fn trusting(pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, CaError> {
             .add(cert)
             .map_err(|e| CaError::Unusable(e.to_string()))?;
     }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::webhook::tls::provider())
+    let tls = rustls::ClientConfig::builder_with_provider(super::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| CaError::Setup(e.to_string()))?
         .with_root_certificates(roots)

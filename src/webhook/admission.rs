@@ -14,6 +14,7 @@
 //! Every review is logged once at info (uid, namespace, pod name or generateName, decision,
 //! reason; for a denial the annotation name and the message) and counted in the metrics.
 
+use crate::https::routes::{self, TEXT_CONTENT_TYPE as TEXT};
 use crate::inject::{self, Decision, InjectConfig};
 use crate::webhook::metrics::{Outcome, WebhookMetrics};
 use axum::Router;
@@ -40,7 +41,6 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 const REVIEW_KIND: &str = "AdmissionReview";
 
-const TEXT: &str = "text/plain; charset=utf-8";
 const JSON: &str = "application/json";
 
 /// What the handlers share.
@@ -87,24 +87,15 @@ impl WebhookState {
 pub fn router(state: WebhookState) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn healthz() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, TEXT)], "ok\n").into_response()
-}
-
 async fn metrics(State(state): State<WebhookState>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, crate::admin::OPENMETRICS_CONTENT_TYPE)],
-        state.metrics.encode(),
-    )
-        .into_response()
+    routes::metrics(state.metrics.encode())
 }
 
 async fn not_found() -> Response {

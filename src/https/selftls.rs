@@ -6,25 +6,23 @@
 //! - Each replica issues its own serving certificate in memory from the CA, so a restart
 //!   writes nothing; it is reissued after two thirds of its life, and swapped into the
 //!   [`CertResolver`] without touching open connections.
-//! - The webhook makes the `caBundle` of every webhook in its MutatingWebhookConfiguration
-//!   equal to the CA bundle, patching only when it differs. It checks again every
-//!   `--tls-check-interval` and whenever the configuration changes (a watch), so an upgrade
-//!   or someone else's edit is repaired.
-//! - It also rotates the CA ([`super::ca::CaSet::change`]) with an optimistic-concurrency
+//! - Another object may have to carry the CA bundle: the webhook keeps the `caBundle` of its
+//!   MutatingWebhookConfiguration ([`BundleTarget`], `crate::webhook::ca_bundle`). The
+//!   manager syncs it at start and after every round, and at once when the object changes.
+//! - The webhook also rotates the CA ([`super::ca::CaSet::change`]) with an optimistic-concurrency
 //!   update (the Secret's resourceVersion); a replica that loses re-reads. The hub only reads.
 //!
 //! A Secret whose content is not such a CA is an error naming the Secret and the key; it is
 //! never overwritten. Private keys are never logged.
 
 use super::ca::{Ca, CaError, CaSet, ContentError, Leaf, Lifetimes};
+use super::metrics::CertReloads;
 use super::tls::CertResolver;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
-use serde_json::{Value, json};
+use kube::api::{Api, PostParams};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,7 +35,7 @@ pub const NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/
 /// How long start-up waits for an unreachable API server (or, for the hub, the Secret).
 const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 /// Writes that lose to another writer before giving up for this round.
-const MAX_CONFLICTS: usize = 5;
+pub const MAX_CONFLICTS: usize = 5;
 
 /// What the self-managed certificate is for. Built by [`Settings::build`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +43,6 @@ pub struct Settings {
     pub namespace: String,
     /// The CA Secret.
     pub secret: String,
-    /// The MutatingWebhookConfiguration whose `caBundle` to keep (the webhook only).
-    pub webhook_configuration: Option<String>,
     /// Names of the serving certificate; the first is its common name.
     pub names: Vec<String>,
     pub lifetimes: Lifetimes,
@@ -59,7 +55,6 @@ pub struct Settings {
 #[derive(Debug, Clone, Default)]
 pub struct RawSettings {
     pub secret: String,
-    pub webhook_configuration: Option<String>,
     pub service: String,
     pub namespace: Option<String>,
     pub extra_names: Vec<String>,
@@ -133,9 +128,9 @@ impl SelfTlsError {
         )
     }
 
-    /// The process exit code (`app::exit`).
+    /// The process exit code ([`crate::exit`]).
     pub fn exit_code(&self) -> u8 {
-        use crate::app::exit;
+        use crate::exit;
         match self {
             SelfTlsError::Forbidden { .. } => exit::DENIED,
             SelfTlsError::Unreachable { .. } | SelfTlsError::NoSecret { .. } => exit::UNAVAILABLE,
@@ -150,6 +145,19 @@ impl SelfTlsError {
             | SelfTlsError::Credentials(_)
             | SelfTlsError::BadSecret { .. } => exit::USAGE,
         }
+    }
+}
+
+/// `value` of `flag` must be a Kubernetes object name (lower-case letters, digits, '-' and
+/// '.'). Pure.
+pub fn check_name(flag: &'static str, value: &str) -> Result<(), SelfTlsError> {
+    if is_object_name(value) {
+        Ok(())
+    } else {
+        Err(SelfTlsError::BadName {
+            flag,
+            value: value.to_owned(),
+        })
     }
 }
 
@@ -187,7 +195,6 @@ impl Settings {
     ) -> Result<Settings, SelfTlsError> {
         let RawSettings {
             secret,
-            webhook_configuration,
             service,
             namespace,
             extra_names,
@@ -202,19 +209,11 @@ impl Settings {
             .find(|n| !n.is_empty())
             .ok_or(SelfTlsError::NoNamespace)?;
         for (flag, value) in [
-            ("--namespace", Some(&namespace)),
-            ("--tls-secret", Some(&secret)),
-            ("--service-name", Some(&service)),
-            ("--webhook-configuration", webhook_configuration.as_ref()),
+            ("--namespace", &namespace),
+            ("--tls-secret", &secret),
+            ("--service-name", &service),
         ] {
-            if let Some(v) = value
-                && !is_object_name(v)
-            {
-                return Err(SelfTlsError::BadName {
-                    flag,
-                    value: v.clone(),
-                });
-            }
+            check_name(flag, value)?;
         }
         let mut extra = Vec::new();
         for name in extra_names {
@@ -231,7 +230,6 @@ impl Settings {
             names: super::ca::service_names(&service, &namespace, &extra),
             namespace,
             secret,
-            webhook_configuration,
             lifetimes: lifetimes.check()?,
             check_interval: check_interval.max(Duration::from_millis(100)),
             manage_ca,
@@ -239,142 +237,107 @@ impl Settings {
     }
 }
 
-/// Called as things happen, for metrics and the webhook's injected hub CA.
+/// What the manager reports as things happen: to metrics, and to the webhook's injected
+/// hub CA.
 pub struct Hooks {
-    /// A serving certificate was issued (`true`) or could not be (`false`).
-    pub leaf: Box<dyn Fn(bool) + Send + Sync>,
+    /// Serving certificates issued (`ok`) or that could not be (`error`).
+    pub reloads: CertReloads,
     /// The CA bundle (PEM) at start and whenever it changes.
     pub bundle: Box<dyn Fn(&str) + Send + Sync>,
-    /// The configuration's `caBundle` was patched.
-    pub patched: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Default for Hooks {
     fn default() -> Self {
         Hooks {
-            leaf: Box::new(|_| {}),
+            reloads: CertReloads::default(),
             bundle: Box::new(|_| {}),
-            patched: Box::new(|| {}),
         }
     }
+}
+
+/// Another object that must carry the CA bundle: the webhook's MutatingWebhookConfiguration
+/// (its `caBundle`s). The [`Manager`] owns it.
+pub trait BundleTarget: Send + Sync {
+    /// Makes the object carry `bundle` (PEM), writing only when it differs: at start and
+    /// after every round. Errors that are [`SelfTlsError::transient`] are retried later.
+    fn sync<'a>(
+        &'a mut self,
+        client: &'a kube::Client,
+        bundle: &'a str,
+    ) -> BoxFuture<'a, Result<(), SelfTlsError>>;
+
+    /// Runs until dropped, waking `changed` whenever the object changes, so a bundle wiped
+    /// by someone else is put back at once; `slowest` caps the wait between its retries.
+    fn watch(
+        &self,
+        client: kube::Client,
+        changed: Arc<tokio::sync::Notify>,
+        slowest: Duration,
+    ) -> BoxFuture<'static, ()>;
 }
 
 /// One API call, for messages and the RBAC rule it needs.
-#[derive(Debug, Clone, Copy)]
-enum Call<'a> {
-    Secret {
-        verb: &'static str,
-        namespace: &'a str,
-        name: &'a str,
-    },
-    Configuration {
-        verb: &'static str,
-        name: &'a str,
-    },
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    /// What it does, e.g. `get Secret ns/name`.
+    pub step: String,
+    /// The RBAC rule that allows it.
+    pub rule: String,
 }
 
-impl Call<'_> {
-    fn step(&self) -> String {
-        match self {
-            Call::Secret {
-                verb,
-                namespace,
-                name,
-            } => format!("{verb} Secret {namespace}/{name}"),
-            Call::Configuration { verb, name } => {
-                format!("{verb} MutatingWebhookConfiguration {name}")
-            }
-        }
-    }
-
-    /// The rule that allows it. `create` cannot be limited to a name.
-    fn rule(&self) -> String {
-        match self {
-            Call::Secret {
-                verb: "create",
-                namespace,
-                ..
-            } => format!(
+impl ApiCall {
+    /// `verb` on the Secret `namespace/name`. `create` cannot be limited to a name.
+    pub fn secret(verb: &str, namespace: &str, name: &str) -> ApiCall {
+        let rule = match verb {
+            "create" => format!(
                 "a Role in namespace {namespace} with {{apiGroups: [\"\"], resources: [secrets], verbs: [create]}}, bound to it"
             ),
-            Call::Secret {
-                verb,
-                namespace,
-                name,
-            } => format!(
+            _ => format!(
                 "a Role in namespace {namespace} with {{apiGroups: [\"\"], resources: [secrets], resourceNames: [{name}], verbs: [{verb}]}}, bound to it"
             ),
-            Call::Configuration { verb, name } => format!(
-                "a ClusterRole with {{apiGroups: [admissionregistration.k8s.io], resources: [mutatingwebhookconfigurations], resourceNames: [{name}], verbs: [{verb}]}}, bound to it"
-            ),
+        };
+        ApiCall {
+            step: format!("{verb} Secret {namespace}/{name}"),
+            rule,
         }
     }
 
-    fn error(&self, e: kube::Error) -> SelfTlsError {
+    /// What a failure of this call means: a 403 names the rule to grant; a 5xx, 429 or no
+    /// answer is [`SelfTlsError::Unreachable`] (worth another try); other answers are
+    /// refusals.
+    pub fn error(&self, e: kube::Error) -> SelfTlsError {
         match e {
             kube::Error::Api(status) if status.is_forbidden() => SelfTlsError::Forbidden {
-                step: self.step(),
-                rule: self.rule(),
+                step: self.step.clone(),
+                rule: self.rule.clone(),
                 message: status.message,
             },
             kube::Error::Api(status)
                 if status.code >= 500 || status.code == 429 || status.code == 0 =>
             {
                 SelfTlsError::Unreachable {
-                    step: self.step(),
+                    step: self.step.clone(),
                     source: kube::Error::Api(status),
                 }
             }
             kube::Error::Api(status) => SelfTlsError::Refused {
-                step: self.step(),
+                step: self.step.clone(),
                 message: status.message,
             },
             other => SelfTlsError::Unreachable {
-                step: self.step(),
+                step: self.step.clone(),
                 source: other,
             },
         }
     }
 }
 
-fn api_status(e: &kube::Error) -> Option<&kube::core::Status> {
+/// The API server's answer in `e`, if it is one.
+pub fn api_status(e: &kube::Error) -> Option<&kube::core::Status> {
     match e {
         kube::Error::Api(s) => Some(s),
         _ => None,
     }
-}
-
-/// The names of the webhooks whose `caBundle` is not `bundle`. Pure.
-pub fn stale_webhooks(mwc: &MutatingWebhookConfiguration, bundle: &[u8]) -> Vec<String> {
-    mwc.webhooks
-        .iter()
-        .flatten()
-        .filter(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) != Some(bundle))
-        .map(|w| w.name.clone())
-        .collect()
-}
-
-/// A strategic merge patch setting `caBundle` of the named webhooks (the list merges by
-/// name), only if the object is still at `resource_version`. Pure.
-pub fn ca_bundle_patch(resource_version: &str, webhooks: &[String], bundle: &[u8]) -> Value {
-    use base64::Engine;
-    let b64 = base64::prelude::BASE64_STANDARD.encode(bundle);
-    json!({
-        "metadata": {"resourceVersion": resource_version},
-        "webhooks": webhooks
-            .iter()
-            .map(|name| json!({"name": name, "clientConfig": {"caBundle": b64}}))
-            .collect::<Vec<_>>(),
-    })
-}
-
-/// What [`Manager::sync_configuration`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BundleSync {
-    Unchanged,
-    Patched(usize),
-    /// No such configuration (yet): nothing to patch.
-    Missing,
 }
 
 /// The serving certificate in use (its key is in the resolver only).
@@ -384,18 +347,18 @@ struct LeafInfo {
     renew_at: SystemTime,
 }
 
-/// Keeps the Secret, the serving certificate and the configuration's `caBundle` right.
+/// Keeps the Secret, the serving certificate and the [`BundleTarget`] right.
 pub struct Manager {
     client: kube::Client,
     settings: Settings,
     hooks: Hooks,
+    target: Option<Box<dyn BundleTarget>>,
     resolver: Arc<CertResolver>,
     set: CaSet,
     bundle: String,
     leaf: LeafInfo,
     /// The last error logged, to log each distinct one once.
     last_error: Option<String>,
-    missing_logged: bool,
 }
 
 impl std::fmt::Debug for Manager {
@@ -406,20 +369,32 @@ impl std::fmt::Debug for Manager {
     }
 }
 
+/// [`Settings::build`] with the pod's namespace from POD_NAMESPACE or the service
+/// account's namespace file.
+pub fn settings(raw: RawSettings) -> Result<Settings, SelfTlsError> {
+    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
+    let file = match (&raw.namespace, &pod_namespace) {
+        (None, None) => std::fs::read_to_string(NAMESPACE_FILE).ok(),
+        _ => None,
+    };
+    Settings::build(raw, pod_namespace, file)
+}
+
 /// Connects with the in-cluster config (or KUBECONFIG: [`crate::kubeconfig`]), reads or
-/// makes the CA, issues the first serving certificate and (the webhook) sets the
-/// configuration's `caBundle`.
+/// makes the CA, issues the first serving certificate and syncs the `target` (the
+/// webhook's configuration), if any.
 /// Returns once a certificate is in hand: serve HTTPS with the resolver, then
 /// [`Manager::run`].
 pub async fn start(
     settings: Settings,
     hooks: Hooks,
+    target: Option<Box<dyn BundleTarget>>,
 ) -> Result<(Arc<CertResolver>, Manager), SelfTlsError> {
     let config = crate::kubeconfig::infer()
         .await
         .map_err(SelfTlsError::Credentials)?;
     let client = kube::Client::try_from(config).map_err(SelfTlsError::Client)?;
-    start_with(client, settings, hooks).await
+    start_with(client, settings, hooks, target).await
 }
 
 /// [`start`] with a given client.
@@ -427,6 +402,7 @@ pub async fn start_with(
     client: kube::Client,
     settings: Settings,
     hooks: Hooks,
+    target: Option<Box<dyn BundleTarget>>,
 ) -> Result<(Arc<CertResolver>, Manager), SelfTlsError> {
     let patience = Instant::now() + STARTUP_PATIENCE;
     let mut wait = Duration::from_millis(250);
@@ -465,19 +441,19 @@ pub async fn start_with(
     let resolver = Arc::new(CertResolver::new(certified.clone()));
     let bundle = set.bundle_pem();
     (hooks.bundle)(&bundle);
-    (hooks.leaf)(true);
+    hooks.reloads.record(true);
     let mut manager = Manager {
         client,
         settings,
         hooks,
+        target,
         resolver: resolver.clone(),
         set,
         bundle,
         leaf: info,
         last_error: None,
-        missing_logged: false,
     };
-    match manager.sync_configuration().await {
+    match manager.sync_target().await {
         Ok(_) => {}
         Err(e) if e.transient() => tracing::warn!("{e}; trying again later"),
         Err(e) => return Err(e),
@@ -493,11 +469,7 @@ async fn sync_secret(
 ) -> Result<CaSet, SelfTlsError> {
     let (namespace, name) = (settings.namespace.as_str(), settings.secret.as_str());
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let call = |verb| Call::Secret {
-        verb,
-        namespace,
-        name,
-    };
+    let call = |verb| ApiCall::secret(verb, namespace, name);
     let bad = |source| SelfTlsError::BadSecret {
         namespace: namespace.to_owned(),
         name: name.to_owned(),
@@ -572,7 +544,7 @@ async fn sync_secret(
         }
     }
     Err(SelfTlsError::Conflicts {
-        step: call("update").step(),
+        step: call("update").step,
     })
 }
 
@@ -609,51 +581,12 @@ impl Manager {
         &self.bundle
     }
 
-    /// Makes the configuration's `caBundle` the CA bundle (the webhook only).
-    pub async fn sync_configuration(&mut self) -> Result<BundleSync, SelfTlsError> {
-        let Some(name) = self.settings.webhook_configuration.clone() else {
-            return Ok(BundleSync::Unchanged);
-        };
-        let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
-        let call = |verb| Call::Configuration { verb, name: &name };
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..Default::default()
-        };
-        for _ in 0..MAX_CONFLICTS {
-            let Some(mwc) = api.get_opt(&name).await.map_err(|e| call("get").error(e))? else {
-                if !self.missing_logged {
-                    tracing::warn!(
-                        "MutatingWebhookConfiguration {name} does not exist (yet): its caBundle is set once it does"
-                    );
-                    self.missing_logged = true;
-                }
-                return Ok(BundleSync::Missing);
-            };
-            self.missing_logged = false;
-            let stale = stale_webhooks(&mwc, self.bundle.as_bytes());
-            if stale.is_empty() {
-                return Ok(BundleSync::Unchanged);
-            }
-            let version = mwc.metadata.resource_version.unwrap_or_default();
-            let patch = ca_bundle_patch(&version, &stale, self.bundle.as_bytes());
-            match api.patch(&name, &params, &Patch::Strategic(&patch)).await {
-                Ok(_) => {
-                    tracing::info!(
-                        configuration = %name,
-                        webhooks = ?stale,
-                        "caBundle set to the CA bundle"
-                    );
-                    (self.hooks.patched)();
-                    return Ok(BundleSync::Patched(stale.len()));
-                }
-                Err(e) if api_status(&e).is_some_and(|s| s.is_conflict()) => continue,
-                Err(e) => return Err(call("patch").error(e)),
-            }
+    /// Makes the [`BundleTarget`], if any, carry the CA bundle.
+    async fn sync_target(&mut self) -> Result<(), SelfTlsError> {
+        match &mut self.target {
+            Some(target) => target.sync(&self.client, &self.bundle).await,
+            None => Ok(()),
         }
-        Err(SelfTlsError::Conflicts {
-            step: call("patch").step(),
-        })
     }
 
     /// Issues a new serving certificate when the current one is past two thirds of its life
@@ -673,7 +606,7 @@ impl Manager {
             now,
             self.settings.lifetimes.leaf,
         )
-        .inspect_err(|_| (self.hooks.leaf)(false))?;
+        .inspect_err(|_| self.hooks.reloads.record(false))?;
         self.leaf = LeafInfo {
             issuer: leaf.issuer.clone(),
             renew_at: leaf.renew_at(),
@@ -684,7 +617,7 @@ impl Manager {
             "serving certificate reissued in memory: new connections use it"
         );
         self.resolver.set(leaf.certified);
-        (self.hooks.leaf)(true);
+        self.hooks.reloads.record(true);
         Ok(())
     }
 
@@ -699,7 +632,7 @@ impl Manager {
         self.set = set;
     }
 
-    /// One round: the Secret, the serving certificate, the configuration. Without the
+    /// One round: the Secret, the serving certificate, the target. Without the
     /// API, the serving certificate is still renewed from the CA read last.
     async fn round(&mut self, now: SystemTime) -> Result<(), SelfTlsError> {
         let read = sync_secret(&self.client, &self.settings, now).await;
@@ -708,7 +641,7 @@ impl Manager {
         }
         self.renew_leaf(now)?;
         read?;
-        self.sync_configuration().await?;
+        self.sync_target().await?;
         Ok(())
     }
 
@@ -736,10 +669,9 @@ impl Manager {
     pub async fn run(mut self) {
         let changed = Arc::new(tokio::sync::Notify::new());
         // Stops with the rounds (when this future is dropped or aborted).
-        let _watcher = self.settings.webhook_configuration.clone().map(|name| {
-            AbortOnDrop(tokio::spawn(watch_configuration(
+        let _watcher = self.target.as_ref().map(|target| {
+            AbortOnDrop(tokio::spawn(target.watch(
                 self.client.clone(),
-                name,
                 changed.clone(),
                 self.settings.check_interval,
             )))
@@ -778,80 +710,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Watches the configuration and wakes the manager when it changes, so a `caBundle` wiped
-/// by someone else is repaired at once. Without the watch permission it logs once and the
-/// periodic check does the repair.
-async fn watch_configuration(
-    client: kube::Client,
-    name: String,
-    changed: Arc<tokio::sync::Notify>,
-    slowest: Duration,
-) {
-    let api: Api<MutatingWebhookConfiguration> = Api::all(client);
-    // No bookmarks: with resourceVersion 0 they make a v1.36 API server on an etcd without
-    // progress notifications (3.4) refuse the watch.
-    let params = WatchParams::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(290)
-        .disable_bookmarks();
-    let mut version = "0".to_owned();
-    let mut failures = 0u32;
-    let call = Call::Configuration {
-        verb: "watch",
-        name: &name,
-    };
-    let mut last_warning = String::new();
-    let mut warn = |msg: String| {
-        if msg != last_warning {
-            tracing::warn!("{msg}; its caBundle is checked every interval instead");
-            last_warning = msg;
-        }
-    };
-    loop {
-        match api.watch(&params, &version).await {
-            Ok(stream) => {
-                let mut stream = std::pin::pin!(stream);
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => {
-                            version = o.metadata.resource_version.unwrap_or(version);
-                            failures = 0;
-                            changed.notify_one();
-                        }
-                        Ok(WatchEvent::Deleted(o)) => {
-                            version = o.metadata.resource_version.unwrap_or(version);
-                        }
-                        Ok(WatchEvent::Bookmark(b)) => version = b.metadata.resource_version,
-                        // 410 Gone: the version is too old; start over from the current state.
-                        Ok(WatchEvent::Error(status)) if status.code == 410 => {
-                            version = "0".to_owned();
-                            break;
-                        }
-                        Ok(WatchEvent::Error(status)) => {
-                            warn(call.error(kube::Error::Api(status)).to_string());
-                            version = "0".to_owned();
-                            failures += 1;
-                            break;
-                        }
-                        Err(e) => {
-                            warn(call.error(e).to_string());
-                            version = "0".to_owned();
-                            failures += 1;
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                warn(call.error(e).to_string());
-            }
-        }
-        let backoff = Duration::from_secs(1) * 2u32.saturating_pow(failures.min(6));
-        tokio::time::sleep(backoff.min(slowest.max(Duration::from_secs(1)))).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,7 +717,6 @@ mod tests {
     fn raw() -> RawSettings {
         RawSettings {
             secret: "hook-ca".into(),
-            webhook_configuration: Some("hook".into()),
             service: "hook".into(),
             namespace: None,
             extra_names: vec!["127.0.0.1".into(), "hook.example.com".into()],
@@ -910,13 +767,6 @@ mod tests {
             ),
             (
                 RawSettings {
-                    webhook_configuration: Some("-x".into()),
-                    ..raw()
-                },
-                "--webhook-configuration",
-            ),
-            (
-                RawSettings {
                     extra_names: vec!["not a name".into()],
                     ..raw()
                 },
@@ -926,75 +776,20 @@ mod tests {
         for (r, flag) in cases {
             let e = Settings::build(r, Some("ns".into()), None).expect_err(flag);
             assert!(e.to_string().contains(flag), "{flag}: {e}");
-            assert_eq!(e.exit_code(), crate::app::exit::USAGE);
+            assert_eq!(e.exit_code(), crate::exit::USAGE);
         }
-    }
-
-    fn mwc(bundles: &[(&str, Option<&[u8]>)]) -> MutatingWebhookConfiguration {
-        use base64::Engine;
-        let hooks: Vec<Value> = bundles
-            .iter()
-            .map(|(name, b)| {
-                let mut cc = json!({"service": {"name": "s", "namespace": "n"}});
-                if let Some(b) = b {
-                    cc["caBundle"] = json!(base64::prelude::BASE64_STANDARD.encode(b));
-                }
-                json!({"name": name, "clientConfig": cc, "sideEffects": "None",
-                       "admissionReviewVersions": ["v1"]})
-            })
-            .collect();
-        serde_json::from_value(
-            json!({"metadata": {"name": "m", "resourceVersion": "7"}, "webhooks": hooks}),
-        )
-        .expect("a configuration")
+        let e = check_name("--webhook-configuration", "-x").expect_err("a leading dash");
+        assert!(e.to_string().contains("--webhook-configuration"), "{e}");
+        assert_eq!(e.exit_code(), crate::exit::USAGE);
     }
 
     #[test]
-    fn only_webhooks_whose_ca_bundle_differs_are_patched_and_only_at_the_version_read() {
-        let m = mwc(&[("a.x", Some(b"PEM")), ("b.x", None), ("c.x", Some(b"OLD"))]);
-        let stale = stale_webhooks(&m, b"PEM");
-        assert_eq!(stale, ["b.x", "c.x"]);
-        assert!(stale_webhooks(&mwc(&[("a.x", Some(b"PEM"))]), b"PEM").is_empty());
-        let patch = ca_bundle_patch("7", &stale, b"PEM");
-        assert_eq!(
-            patch,
-            json!({
-                "metadata": {"resourceVersion": "7"},
-                "webhooks": [
-                    {"name": "b.x", "clientConfig": {"caBundle": "UEVN"}},
-                    {"name": "c.x", "clientConfig": {"caBundle": "UEVN"}},
-                ]
-            })
-        );
-    }
-
-    #[test]
-    fn each_call_names_the_rbac_rule_it_needs() {
-        let get = Call::Secret {
-            verb: "get",
-            namespace: "ops",
-            name: "hook-ca",
-        };
-        assert!(
-            get.rule()
-                .contains("resourceNames: [hook-ca], verbs: [get]")
-        );
-        let create = Call::Secret {
-            verb: "create",
-            namespace: "ops",
-            name: "hook-ca",
-        };
-        assert!(
-            !create.rule().contains("resourceNames"),
-            "{}",
-            create.rule()
-        );
-        let patch = Call::Configuration {
-            verb: "patch",
-            name: "hook",
-        };
-        assert!(patch.rule().contains("mutatingwebhookconfigurations"));
-        let forbidden = patch.error(kube::Error::Api(Box::new(kube::core::Status {
+    fn each_secret_call_names_the_rbac_rule_it_needs() {
+        let get = ApiCall::secret("get", "ops", "hook-ca");
+        assert!(get.rule.contains("resourceNames: [hook-ca], verbs: [get]"));
+        let create = ApiCall::secret("create", "ops", "hook-ca");
+        assert!(!create.rule.contains("resourceNames"), "{}", create.rule);
+        let forbidden = get.error(kube::Error::Api(Box::new(kube::core::Status {
             code: 403,
             reason: "Forbidden".into(),
             message: "no".into(),
@@ -1002,12 +797,10 @@ mod tests {
         })));
         assert!(matches!(forbidden, SelfTlsError::Forbidden { .. }));
         assert!(
-            forbidden
-                .to_string()
-                .contains("patch MutatingWebhookConfiguration hook"),
+            forbidden.to_string().contains("get Secret ops/hook-ca"),
             "{forbidden}"
         );
-        assert_eq!(forbidden.exit_code(), crate::app::exit::DENIED);
+        assert_eq!(forbidden.exit_code(), crate::exit::DENIED);
         let down = get.error(kube::Error::Api(Box::new(kube::core::Status {
             code: 503,
             ..Default::default()

@@ -1,13 +1,15 @@
-//! TLS for the webhook: rustls on ring, TLS 1.2 and 1.3, the certificate and key from PEM
+//! TLS for the webhook and the hub: rustls on ring, TLS 1.2 and 1.3, the certificate and key from PEM
 //! files, swapped in when the files change (cert-manager rotates them), or made in memory
 //! ([`super::selftls`]) and swapped in the same way.
 //!
-//! [`CertResolver`] hands every new handshake the current pair; [`watch`] re-reads the files
+//! [`CertResolver`] hands every new handshake the current pair; [`watch`] ([`from_files`])
+//! re-reads the files
 //! every few seconds and, when their content changed and the new pair is valid (parses, and
 //! the key matches the certificate), replaces it. A bad new pair is logged and the old one
 //! kept; the same bad content is not retried (nor logged) again until it changes. Open
 //! connections keep the session they negotiated: a reload never drops one.
 
+use super::metrics::CertReloads;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -50,7 +52,7 @@ pub enum TlsError {
     Setup(String),
 }
 
-/// The crypto provider of the webhook: ring.
+/// The crypto provider of every server and client: ring.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -184,6 +186,21 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<rustls::ServerConfig
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// Loads the pair from the files (an error names the file at fault), then checks them every
+/// `every` in a task ([`watch`]) that runs until aborted; `reloads` counts new pairs.
+pub fn from_files(
+    cert: PathBuf,
+    key: PathBuf,
+    every: Duration,
+    reloads: CertReloads,
+) -> Result<(Arc<CertResolver>, tokio::task::JoinHandle<()>), TlsError> {
+    let resolver = Arc::new(CertResolver::load(&cert, &key)?);
+    let task = tokio::spawn(watch(resolver.clone(), cert, key, every, move |ok| {
+        reloads.record(ok)
+    }));
+    Ok((resolver, task))
 }
 
 /// Checks the files every `every` and reloads them when they change; `on_reload(ok)` is

@@ -1,6 +1,6 @@
 //! `--auth kubernetes`, the pure part: the TokenReview request, what its answer means,
 //! service account usernames, and the cache of successful reviews. No I/O and no clock:
-//! times come in as arguments. [`super::kube`] sends the review with the kube client and
+//! times come in as arguments. [`super::token_reviewer`] sends the review with the kube client and
 //! hands the outcome here as an [`Answer`].
 
 use super::auth::{AuthError, Identity};
