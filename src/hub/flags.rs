@@ -6,8 +6,7 @@
 
 use super::push::{self, QueueUrlError};
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
-use crate::source::BudgetConfig;
-use crate::source::budget::BudgetError;
+use crate::spec::budget::{BudgetConfig, BudgetError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

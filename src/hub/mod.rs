@@ -31,8 +31,8 @@ pub mod server;
 pub mod spread;
 
 use crate::cli::{HubArgs, HubSelfTlsArgs};
+use crate::source::config::{AwsConfigError, load_config};
 use crate::source::queue::EventQueue;
-use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
 use crate::webhook::{ca, selftls, server as https, tls};
 use std::net::SocketAddr;
@@ -47,7 +47,7 @@ pub enum HubError {
     #[error("{0}")]
     Flags(#[from] FlagError),
     #[error("{0}")]
-    Setup(#[from] SetupError),
+    Setup(#[from] AwsConfigError),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
