@@ -9,7 +9,8 @@ use crate::exit;
 use crate::format::KeyCase;
 use crate::iam::{self, IamError, Target};
 use crate::output::{OutputError, prepare_outputs, write_outputs};
-use crate::source::{FetchFailure, Kind, Source, ssm::SetupError};
+use crate::source::config::AwsConfigError;
+use crate::source::{FetchFailure, Kind, Source};
 use crate::spec::file::{RawMode, RawOutput};
 use crate::spec::{At, Spec, SpecError, SpecInput};
 use crate::watch::config::{WatchConfig, WatchConfigError};
@@ -24,7 +25,7 @@ pub enum AppError {
     #[error("spec file {path}: {reason}")]
     SpecFile { path: String, reason: String },
     #[error("{0}")]
-    Setup(#[from] SetupError),
+    Setup(#[from] AwsConfigError),
     #[error("{0}")]
     Fetch(#[from] FetchFailure),
     #[error("{0}")]

@@ -4,11 +4,9 @@
 //! key, --config) are read later, by [`super::run`], and the `--auth kubernetes` flags by
 //! [`super::token_reviewer::setup`].
 
-use super::push::{self, QueueUrlError};
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
 use crate::https::listen::{BadListen, parse_listen};
-use crate::source::BudgetConfig;
-use crate::source::budget::BudgetError;
+use crate::spec::budget::{BudgetConfig, BudgetError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,7 +103,7 @@ impl HubSettings {
             return Err(FlagError::Concurrency(concurrency));
         }
         let queue_url = queue_url
-            .map(|template| push::queue_url(&template, instance_id.as_deref()))
+            .map(|template| self::queue_url(&template, instance_id.as_deref()))
             .transpose()?;
         let defaults = BudgetConfig::default();
         let budget = BudgetConfig::new(
@@ -132,11 +130,92 @@ impl HubSettings {
     }
 }
 
+/// The placeholder in `--queue-url` for the replica's ordinal.
+pub const ORDINAL: &str = "{ordinal}";
+
+/// A `--queue-url` that cannot be used; the message says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueUrlError {
+    #[error(
+        "--queue-url {url:?} is not an http:// or https:// URL (for example https://sqs.eu-west-1.amazonaws.com/111122223333/ssm-injector-hub-{{ordinal}})"
+    )]
+    NotUrl { url: String },
+    #[error(
+        "--queue-url contains {{ordinal}}, but --instance-id {id:?} does not end in -N (StatefulSet pods are named NAME-0, NAME-1, ...); set --instance-id (SSM_INJECTOR_HUB_INSTANCE_ID) or give the URL of this replica's queue"
+    )]
+    NoOrdinal { id: String },
+    #[error(
+        "--queue-url contains {{ordinal}}, but there is no --instance-id and HOSTNAME is not set; set --instance-id (SSM_INJECTOR_HUB_INSTANCE_ID) or give the URL of this replica's queue"
+    )]
+    NoInstanceId,
+}
+
+/// The trailing number of a StatefulSet pod name (`hub-2` → `2`).
+pub fn ordinal(instance_id: &str) -> Option<&str> {
+    let (_, n) = instance_id.rsplit_once('-')?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
+}
+
+/// This replica's queue URL: `template` with every `{ordinal}` replaced by the trailing
+/// number of `instance_id`.
+pub fn queue_url(template: &str, instance_id: Option<&str>) -> Result<String, QueueUrlError> {
+    let url = template.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(QueueUrlError::NotUrl {
+            url: template.to_owned(),
+        });
+    }
+    if !url.contains(ORDINAL) {
+        return Ok(url.to_owned());
+    }
+    let id = instance_id
+        .filter(|id| !id.is_empty())
+        .ok_or(QueueUrlError::NoInstanceId)?;
+    let n = ordinal(id).ok_or_else(|| QueueUrlError::NoOrdinal { id: id.to_owned() })?;
+    Ok(url.replace(ORDINAL, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
+
+    #[test]
+    fn the_ordinal_is_the_trailing_number_of_the_instance_id() {
+        let t = "https://sqs.eu-west-1.amazonaws.com/111122223333/hub-{ordinal}";
+        assert_eq!(
+            queue_url(t, Some("ssm-injector-hub-2")).as_deref(),
+            Ok("https://sqs.eu-west-1.amazonaws.com/111122223333/hub-2")
+        );
+        assert_eq!(
+            queue_url(t, Some("hub")),
+            Err(QueueUrlError::NoOrdinal { id: "hub".into() })
+        );
+        assert_eq!(
+            queue_url(t, Some("hub-")),
+            Err(QueueUrlError::NoOrdinal { id: "hub-".into() })
+        );
+        assert_eq!(
+            queue_url(t, Some("web-7d9f-abcde")),
+            Err(QueueUrlError::NoOrdinal {
+                id: "web-7d9f-abcde".into()
+            })
+        );
+        assert_eq!(queue_url(t, None), Err(QueueUrlError::NoInstanceId));
+        assert_eq!(queue_url(t, Some("")), Err(QueueUrlError::NoInstanceId));
+        // Without the placeholder the id does not matter.
+        assert_eq!(
+            queue_url("http://127.0.0.1:4566/000000000000/q", None).as_deref(),
+            Ok("http://127.0.0.1:4566/000000000000/q")
+        );
+        assert!(matches!(
+            queue_url("sqs://x", Some("hub-0")),
+            Err(QueueUrlError::NotUrl { .. })
+        ));
+        let msg = QueueUrlError::NoOrdinal { id: "hub".into() }.to_string();
+        assert!(msg.contains("{ordinal}") && msg.contains("NAME-0"), "{msg}");
+    }
 
     /// `ssm-injector hub --cert c --key k FLAGS…` as clap reads it.
     fn args(flags: &[&str]) -> HubArgs {

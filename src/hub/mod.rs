@@ -34,8 +34,8 @@ pub mod token_reviewer;
 
 use crate::cli::{HubArgs, HubSelfTlsArgs};
 use crate::https::{self, ServeError, ca, selftls, tls};
+use crate::source::config::{AwsConfigError, load_config};
 use crate::source::queue::EventQueue;
-use crate::source::ssm::{SetupError, load_config};
 use crate::source::versions::VersionSource;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ pub enum HubError {
     #[error("{0}")]
     Flags(#[from] FlagError),
     #[error("{0}")]
-    Setup(#[from] SetupError),
+    Setup(#[from] AwsConfigError),
     /// The certificate files, the port, the signal handlers.
     #[error("{0}")]
     Serve(#[from] ServeError),

@@ -14,56 +14,12 @@ use crate::source::queue::EventQueue;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// The placeholder in `--queue-url` for the replica's ordinal.
-pub const ORDINAL: &str = "{ordinal}";
 /// First wait after a failed ReceiveMessage.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Longest wait between ReceiveMessage attempts while SQS fails.
 const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// Least time between two empty receives, should an endpoint answer a long poll at once.
 const MIN_EMPTY_RECEIVE: Duration = Duration::from_secs(1);
-
-/// A `--queue-url` that cannot be used; the message says how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueueUrlError {
-    #[error(
-        "--queue-url {url:?} is not an http:// or https:// URL (for example https://sqs.eu-west-1.amazonaws.com/111122223333/ssm-injector-hub-{{ordinal}})"
-    )]
-    NotUrl { url: String },
-    #[error(
-        "--queue-url contains {{ordinal}}, but --instance-id {id:?} does not end in -N (StatefulSet pods are named NAME-0, NAME-1, ...); set --instance-id (SSM_INJECTOR_HUB_INSTANCE_ID) or give the URL of this replica's queue"
-    )]
-    NoOrdinal { id: String },
-    #[error(
-        "--queue-url contains {{ordinal}}, but there is no --instance-id and HOSTNAME is not set; set --instance-id (SSM_INJECTOR_HUB_INSTANCE_ID) or give the URL of this replica's queue"
-    )]
-    NoInstanceId,
-}
-
-/// The trailing number of a StatefulSet pod name (`hub-2` → `2`).
-pub fn ordinal(instance_id: &str) -> Option<&str> {
-    let (_, n) = instance_id.rsplit_once('-')?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(n)
-}
-
-/// This replica's queue URL: `template` with every `{ordinal}` replaced by the trailing
-/// number of `instance_id`.
-pub fn queue_url(template: &str, instance_id: Option<&str>) -> Result<String, QueueUrlError> {
-    let url = template.trim();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(QueueUrlError::NotUrl {
-            url: template.to_owned(),
-        });
-    }
-    if !url.contains(ORDINAL) {
-        return Ok(url.to_owned());
-    }
-    let id = instance_id
-        .filter(|id| !id.is_empty())
-        .ok_or(QueueUrlError::NoInstanceId)?;
-    let n = ordinal(id).ok_or_else(|| QueueUrlError::NoOrdinal { id: id.to_owned() })?;
-    Ok(url.replace(ORDINAL, n))
-}
 
 /// Reads `queue` until aborted: each message is handled ([`handle`]) and the batch is
 /// deleted. Failed receives back off (1 s doubling to 60 s, full jitter).
@@ -150,42 +106,6 @@ mod tests {
     use crate::hub_protocol::Key;
     use serde_json::json;
     use std::time::Instant;
-
-    #[test]
-    fn the_ordinal_is_the_trailing_number_of_the_instance_id() {
-        let t = "https://sqs.eu-west-1.amazonaws.com/111122223333/hub-{ordinal}";
-        assert_eq!(
-            queue_url(t, Some("ssm-injector-hub-2")).as_deref(),
-            Ok("https://sqs.eu-west-1.amazonaws.com/111122223333/hub-2")
-        );
-        assert_eq!(
-            queue_url(t, Some("hub")),
-            Err(QueueUrlError::NoOrdinal { id: "hub".into() })
-        );
-        assert_eq!(
-            queue_url(t, Some("hub-")),
-            Err(QueueUrlError::NoOrdinal { id: "hub-".into() })
-        );
-        assert_eq!(
-            queue_url(t, Some("web-7d9f-abcde")),
-            Err(QueueUrlError::NoOrdinal {
-                id: "web-7d9f-abcde".into()
-            })
-        );
-        assert_eq!(queue_url(t, None), Err(QueueUrlError::NoInstanceId));
-        assert_eq!(queue_url(t, Some("")), Err(QueueUrlError::NoInstanceId));
-        // Without the placeholder the id does not matter.
-        assert_eq!(
-            queue_url("http://127.0.0.1:4566/000000000000/q", None).as_deref(),
-            Ok("http://127.0.0.1:4566/000000000000/q")
-        );
-        assert!(matches!(
-            queue_url("sqs://x", Some("hub-0")),
-            Err(QueueUrlError::NotUrl { .. })
-        ));
-        let msg = QueueUrlError::NoOrdinal { id: "hub".into() }.to_string();
-        assert!(msg.contains("{ordinal}") && msg.contains("NAME-0"), "{msg}");
-    }
 
     fn change(name: &str) -> String {
         json!({"source": "aws.ssm", "detail-type": "Parameter Store Change",

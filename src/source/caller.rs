@@ -15,9 +15,10 @@
 //! alone when AWS refuses it, the ARNs confirmed with GetParameter) for either source.
 
 use super::batch::{Answer, Ask, Batch, BatchRead};
-use super::budget::{Budget, BudgetConfig};
+use super::budget::Budget;
 use super::coalesce::{Coalescer, Served};
 use super::error::Cause;
+use crate::spec::budget::BudgetConfig;
 use crate::spec::names::ParamRef;
 use aws_config::SdkConfig;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};

@@ -42,7 +42,7 @@ pub struct EventQueue {
 
 impl EventQueue {
     /// A reader of the queue at `url`, with the process's AWS configuration (credentials,
-    /// region, HTTPS client; [`super::ssm::load_config`]). The per-attempt timeout is
+    /// region, HTTPS client; [`super::config::load_config`]). The per-attempt timeout is
     /// raised above the long-poll wait.
     pub fn new(config: &SdkConfig, url: String) -> EventQueue {
         let sqs = aws_sdk_sqs::config::Builder::from(config)

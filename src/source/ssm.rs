@@ -1,39 +1,29 @@
 //! The value source: GetParameters and GetParametersByPath (decrypted) through the SDK,
 //! with its default credential chain, retry and `AWS_ENDPOINT_URL` support. Every call goes
-//! through the [`Caller`]; the AWS configuration every client of a process shares is set
-//! up here ([`sdk_config`]).
+//! through the [`Caller`]; the AWS configuration every client of a process shares is
+//! [`super::config`].
 
 use super::batch::{self, Answer, Batch, Returned};
-use super::budget::BudgetConfig;
 use super::caller::{CallCounts, CallObserver, Caller, Operation, ReadParameters, read_batch};
 use super::coalesce::Coalescer;
+use super::config::{AwsConfigError, sdk_config};
 use super::error::{Cause, FetchError, FetchFailure};
 use super::field;
 use crate::secret::Secret;
+use crate::spec::budget::BudgetConfig;
 use crate::spec::names::ParamRef;
 use crate::spec::{PathRequest, Spec};
 use crate::values::{Entry, SourceKey, Values};
-use aws_config::{BehaviorVersion, Region, SdkConfig, timeout::TimeoutConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ssm::Client;
 use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
 use aws_sdk_ssm::types::Parameter;
-use aws_smithy_http_client::tls;
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// GetParametersByPath returns at most 10 per page.
 const PAGE_SIZE: i32 = 10;
-
-/// Why the AWS client could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error(
-        "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile) or --region"
-    )]
-    NoRegion,
-}
 
 /// What GetParameters was asked: the region and the names, in order.
 type BatchKey = (Option<String>, Vec<String>);
@@ -67,7 +57,7 @@ impl Source {
         region: Option<String>,
         concurrency: usize,
         budget: BudgetConfig,
-    ) -> Result<Self, SetupError> {
+    ) -> Result<Self, AwsConfigError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(r) = region {
             loader = loader.region(Region::new(r));
@@ -81,7 +71,7 @@ impl Source {
         loader: aws_config::ConfigLoader,
         concurrency: usize,
         budget: BudgetConfig,
-    ) -> Result<Self, SetupError> {
+    ) -> Result<Self, AwsConfigError> {
         let config = sdk_config(loader).await?;
         Ok(Source {
             default: Client::new(&config),
@@ -381,41 +371,6 @@ pub(crate) async fn get_parameters_by_path(
     caller
         .call(Operation::GetParametersByPath, || call.send())
         .await
-}
-
-/// The SDK's default chain (see [`Source::from_env`]) with `region` if given, through
-/// [`sdk_config`]: one configuration for every AWS client of a process.
-pub async fn load_config(region: Option<String>) -> Result<SdkConfig, SetupError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(r) = region {
-        loader = loader.region(Region::new(r));
-    }
-    sdk_config(loader).await
-}
-
-/// The SDK configuration every AWS client of this program uses: `loader` plus the HTTPS
-/// client (rustls on ring) and the timeouts; a region is required.
-pub async fn sdk_config(loader: aws_config::ConfigLoader) -> Result<SdkConfig, SetupError> {
-    let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let config = loader
-        .http_client(https)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(60))
-                .build(),
-        )
-        .load()
-        .await;
-    if config.region().is_none() {
-        return Err(SetupError::NoRegion);
-    }
-    Ok(config)
 }
 
 /// Takes the value out of a returned parameter (so no second copy stays in the SDK's

@@ -16,11 +16,12 @@
 //! identical calls in flight are coalesced, like the sidecar's [`super::Source`].
 
 use super::batch::{self, Answer};
-use super::budget::BudgetConfig;
 use super::caller::{CallObserver, Caller, Operation, ReadParameters, read_batch};
 use super::coalesce::Coalescer;
+use super::config::{AwsConfigError, load_config};
 use super::error::Cause;
-use super::ssm::{SetupError, get_parameter, get_parameters, get_parameters_by_path, load_config};
+use super::ssm::{get_parameter, get_parameters, get_parameters_by_path};
+use crate::spec::budget::BudgetConfig;
 use crate::spec::names::{ParamRef, SECRETS_MANAGER_PREFIX, Selector};
 use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterStringFilter;
@@ -56,7 +57,7 @@ impl VersionSource {
     pub async fn from_env(
         region: Option<String>,
         budget: BudgetConfig,
-    ) -> Result<VersionSource, SetupError> {
+    ) -> Result<VersionSource, AwsConfigError> {
         Ok(VersionSource::from_config(
             &load_config(region).await?,
             budget,

@@ -2,12 +2,13 @@
 //! becomes a checked [`Spec`] in one [`Spec::build`], with every default and every check.
 //! Pure: the environment comes in as a lookup function, files as text.
 
+pub mod budget;
 pub mod expand;
 pub mod file;
 pub mod names;
 
 use crate::format::{Format, KeyCase};
-use crate::source::budget::{BudgetConfig, BudgetError, DEFAULT_BURST, DEFAULT_MAX_TPS};
+use budget::{BudgetConfig, BudgetError, DEFAULT_BURST, DEFAULT_MAX_TPS};
 use file::{RawMode, RawOutput, RawParam, RawPath, SpecFile};
 use names::{NameError, ParamRef};
 use std::collections::BTreeSet;
