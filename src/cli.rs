@@ -451,7 +451,7 @@ pub struct HubKubeArgs {
     #[arg(
         long,
         env = "SSM_INJECTOR_HUB_AUDIENCE",
-        default_value = crate::inject::DEFAULT_HUB_AUDIENCE
+        default_value = crate::hub_protocol::DEFAULT_AUDIENCE
     )]
     pub audience: String,
     /// The webhook's config file (YAML); with --auth kubernetes the hub applies its

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+/// The audience of the token a sidecar presents to the hub, unless configured: the hub's
+/// `--audience` default and the webhook config's `hub-audience` default.
+pub const DEFAULT_AUDIENCE: &str = "ssm-injector-hub";
 /// Largest request body, bytes (413 above).
 pub const MAX_BODY: usize = 256 * 1024;
 /// Most names in one request.

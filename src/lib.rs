@@ -4,7 +4,6 @@
 //! `writer`); `app` glues them together per subcommand; `exit` is the table of exit codes.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod app;
 pub mod backoff;
 pub mod capacity;
@@ -21,6 +20,7 @@ pub mod kubeconfig;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod policy;
 pub mod probe;
 pub mod reload_action;
 pub mod secret;

@@ -4,7 +4,7 @@
 //! Everything here is pure.
 
 use crate::hub_protocol::Key;
-use crate::inject::policy::{self, Prefixes};
+use crate::policy::{self, Prefixes};
 use std::future::Future;
 use std::pin::Pin;
 

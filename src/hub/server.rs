@@ -229,7 +229,7 @@ mod tests {
     use crate::hub::auth::{AllowAll, AuthError, AuthFuture, Denied, Identity, NamespacePolicy};
     use crate::hub::registry::State;
     use crate::hub_protocol::Key;
-    use crate::inject::policy::Prefixes;
+    use crate::policy::Prefixes;
     use serde_json::{Value, json};
     use tower::ServiceExt;
 

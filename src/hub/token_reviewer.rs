@@ -20,7 +20,7 @@ use super::auth::{AllowAll, AuthError, AuthFuture, Authorizer, Identity, Namespa
 use super::metrics::{HubMetrics, ReviewOutcome};
 use super::token_review::{self, Answer, CACHE_SIZE, TokenCache};
 use crate::cli::{HubAuth, HubKubeArgs};
-use crate::webhook::config::{self as webhook_config, ConfigError};
+use crate::inject::config::{self as inject_config, ConfigError};
 use hyper::Uri;
 use k8s_openapi::api::authentication::v1::TokenReview;
 use kube::api::PostParams;
@@ -188,13 +188,13 @@ pub async fn setup(
 
 /// `namespace-prefixes` of the webhook's config file; the file is checked as the
 /// webhook checks it.
-fn load_prefixes(path: &Path) -> Result<crate::inject::policy::Prefixes, ConfigError> {
+fn load_prefixes(path: &Path) -> Result<crate::policy::Prefixes, ConfigError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: shown.clone(),
         source,
     })?;
-    Ok(webhook_config::build(Some((&shown, &text)), None)?.namespace_prefixes)
+    Ok(inject_config::build(Some((&shown, &text)), None)?.namespace_prefixes)
 }
 
 /// The kube client's configuration for `--kube-api`: the CA file as the only roots (and

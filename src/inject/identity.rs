@@ -77,7 +77,7 @@ pub fn inherited(spec: &PodSpec, chosen: impl Fn(&Container) -> bool) -> Inherit
         .filter(|m| {
             token_files
                 .iter()
-                .any(|f| super::validate::is_under(f, &m.mount_path) && *f != m.mount_path)
+                .any(|f| crate::spec::names::is_under(f, &m.mount_path) && *f != m.mount_path)
         })
         .map(|m| VolumeMount {
             read_only: Some(true),

@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod annotations;
+pub mod config;
 pub mod identity;
 pub mod patch;
 pub mod policy;
@@ -86,8 +87,8 @@ pub struct HubInjection {
 }
 
 /// The hub's `--audience` default, and so the default of the webhook config's
-/// `hub-audience`.
-pub const DEFAULT_HUB_AUDIENCE: &str = "ssm-injector-hub";
+/// `hub-audience` (defined with the hub's protocol).
+pub use crate::hub_protocol::DEFAULT_AUDIENCE as DEFAULT_HUB_AUDIENCE;
 
 /// What stands for the pod's namespace in [`InjectConfig::default_paths`].
 pub const NAMESPACE_PLACEHOLDER: &str = "{namespace}";

@@ -4,9 +4,10 @@ use super::access::{self, FileAccess};
 use super::annotations as a;
 use super::identity;
 use super::port;
-use super::validate::{Request, is_under};
+use super::validate::Request;
 use super::{Denial, InjectConfig};
 use crate::format::Format;
+use crate::spec::names::is_under;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod,
     PodSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,

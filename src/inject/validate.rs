@@ -5,7 +5,7 @@ use super::annotations as a;
 use super::port::MIN_ADMIN_PORT;
 use crate::format::Format;
 use crate::spec::file::RawMode;
-use crate::spec::names::{SECRETS_MANAGER_PREFIX, check_path, parse_param_ref};
+use crate::spec::names::{check_path, is_under, parse_param_ref};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -542,15 +542,6 @@ fn check_abs_path(annotation: &str, p: &str, example: &str) -> Result<String, De
     }
 }
 
-/// Component-wise: `/a/b` is under `/a`, `/ab` is not.
-pub fn is_under(path: &str, dir: &str) -> bool {
-    let dir = dir.strip_suffix('/').unwrap_or(dir);
-    path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// Parses a Kubernetes quantity (`5m`, `0.5`, `16Mi`, `1e3`) into its value; `None` when
 /// malformed or negative.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -595,15 +586,6 @@ pub fn parse_quantity(q: &str) -> Option<f64> {
         }
     };
     Some(n * mult)
-}
-
-/// The parameter path the policy compares: Secrets Manager references
-/// (`/aws/reference/secretsmanager/NAME`) are checked as `/NAME`.
-pub fn policy_name(name: &str) -> String {
-    match name.strip_prefix(SECRETS_MANAGER_PREFIX) {
-        Some(secret) => format!("/{}", secret.trim_start_matches('/')),
-        None => name.to_owned(),
-    }
 }
 
 #[cfg(test)]

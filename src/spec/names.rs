@@ -357,6 +357,15 @@ fn check_secret_id(secret: &str) -> Result<(), NameError> {
     }
 }
 
+/// Component-wise: `/a/b` is under `/a`, `/ab` is not.
+pub fn is_under(path: &str, dir: &str) -> bool {
+    let dir = dir.strip_suffix('/').unwrap_or(dir);
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

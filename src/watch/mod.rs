@@ -5,6 +5,7 @@
 //! call per page of each path) and compares the rendered bytes with the files: equal
 //! bytes write nothing and run no action. Errors keep the last good files and back off.
 
+pub mod admin;
 pub mod config;
 pub mod hub_client;
 pub mod machine;

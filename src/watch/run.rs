@@ -1,11 +1,11 @@
 //! The watch loop's I/O: it performs what [`Machine`] decides (fetch and write, reload,
 //! wait, stop) and feeds the results, signals, hub news and spec changes back to it.
 
+use super::admin::{self, Health};
 use super::config::WatchConfig;
 use super::hub_client::{self, HubEvent};
 use super::machine::{Action, Machine, Now, Polled, SpecChange, Stop, Timing};
 use super::{reload, spec_watch};
-use crate::admin::{self, Health};
 use crate::https::{ServeError, Server};
 use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
