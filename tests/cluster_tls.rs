@@ -8,33 +8,14 @@
 use crate::cluster_webhook::restricted_pod;
 use crate::require_cluster;
 use crate::support::chart::{self, Installed, RELEASE_NAMESPACE};
+use crate::support::wait::eventually;
 use crate::support::webhook::Webhook;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
-
-/// Polls `f` every 100 ms until it gives a value, failing after `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// `ca.crt` of the CA Secret.
 fn bundle_of(secret: &Secret) -> String {
