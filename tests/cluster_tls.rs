@@ -652,3 +652,50 @@ async fn with_the_hub_on_the_webhooks_ca_sidecars_trust_its_bundle_and_the_hub_s
     let _ = hub.kill();
     let _ = hub.wait();
 }
+
+#[tokio::test]
+async fn sighup_makes_a_self_managed_webhook_reread_its_ca_secret_now() {
+    let cluster = require_cluster!();
+    let client = cluster.client().await;
+    // One check an hour: only SIGHUP can bring the next round in time.
+    let values = "tls: {self: {checkInterval: 1h}}";
+    let chart = Installed::install_self(cluster, &client, values, true).await;
+    wait_patched(&chart, &client, Duration::from_secs(30)).await;
+    let w = chart.webhook.as_ref().expect("running");
+    let secret = chart
+        .self_tls
+        .as_ref()
+        .expect("self-managed")
+        .secret
+        .clone();
+    Api::<Secret>::namespaced(client.clone(), RELEASE_NAMESPACE)
+        .delete(&secret, &Default::default())
+        .await
+        .expect("delete the CA Secret");
+    eventually(Duration::from_secs(10), "the CA Secret is gone", || async {
+        chart.ca_secret(&client).await.is_none().then_some(())
+    })
+    .await;
+
+    let sent = Instant::now();
+    w.signal("HUP");
+    eventually(
+        Duration::from_secs(10),
+        "the CA Secret is made again after SIGHUP",
+        || async { chart.ca_secret(&client).await.map(|_| ()) },
+    )
+    .await;
+    eprintln!(
+        "CA Secret re-read (and made again) {:?} after SIGHUP",
+        sent.elapsed()
+    );
+    let log = chart.log();
+    assert!(
+        log.contains("SIGHUP: re-reading the CA Secret"),
+        "no SIGHUP line:\n{log}"
+    );
+    assert!(
+        chart.webhook.as_ref().expect("running").connect().is_some(),
+        "SIGHUP stopped the webhook:\n{log}"
+    );
+}

@@ -425,3 +425,42 @@ async fn a_restarted_hub_sends_no_spurious_change_to_clients_that_resend_their_t
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_makes_the_hub_serve_its_rotated_certificate_now_and_never_stops_it() {
+    let emu = shared();
+    // Files checked once an hour: only SIGHUP can bring the new pair in time.
+    let mut hub = HubProcess::start(emu, "500ms", &["--cert-check-interval", "1h"]);
+    let first = hub.served_certificate().await.expect("serving");
+    let hups = |hub: &HubProcess| {
+        hub.log()
+            .matches("SIGHUP: re-reading the certificate files now")
+            .count()
+    };
+
+    hub.signal("HUP");
+    eventually(Duration::from_secs(10), "the SIGHUP is logged", || async {
+        (hups(&hub) == 1).then_some(())
+    })
+    .await;
+    assert!(hub.running(), "SIGHUP stopped the hub:\n{}", hub.log());
+    assert_eq!(hub.served_certificate().await, Some(first.clone()));
+
+    let new = hub.rotate_certificate("hub-2");
+    assert_ne!(new, first);
+    let sent = Instant::now();
+    hub.signal("HUP");
+    eventually(
+        Duration::from_secs(5),
+        "new handshakes present the rotated certificate after SIGHUP",
+        || async { (hub.served_certificate().await.as_ref() == Some(&new)).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "rotated certificate served {:?} after SIGHUP",
+        sent.elapsed()
+    );
+    assert!(hub.running(), "{}", hub.log());
+    assert_eq!(hups(&hub), 2, "{}", hub.log());
+    assert_eq!(hub.get("/healthz").await.map(|r| r.0), Some(200));
+}

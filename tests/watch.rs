@@ -908,3 +908,194 @@ fn a_rotation_posts_once_to_the_reload_url() {
         Some(1.0)
     );
 }
+
+/// How long a stopped sidecar may take to exit in the tests below: the promise is 1 s; the
+/// bound is loose for a loaded machine, and each test prints what it measured.
+const PROMPT_EXIT: Duration = Duration::from_secs(3);
+
+/// Sends `sig` and returns the exit status and how long the exit took.
+fn stop_and_time(sc: &mut Sidecar, sig: &str) -> (std::process::ExitStatus, Duration) {
+    let sent = Instant::now();
+    sc.signal(sig);
+    let st = sc.wait_exit(Duration::from_secs(60));
+    (st, sent.elapsed())
+}
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn process_gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn sigterm_while_every_aws_call_hangs_exits_0_at_once() {
+    let emu = Emulator::start();
+    let p = unique_prefix("sigterm-hang");
+    let name = format!("{p}/key");
+    emu.put_secure(&name, "k-1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.env");
+    let mut sc = SidecarCmd::new(&emu.proxy)
+        .args(["--param", &format!("KEY={name}"), "--output", path(&out)])
+        .args(["--interval", "200ms"])
+        .spawn();
+    sc.wait_ready(READY);
+    let before = stamp(&out);
+    // Every call now hangs 25 s; wait until a poll's call is held by the proxy.
+    emu.faults(json!([{"op": "*", "delay_ms": 25000}]));
+    emu.reset_calls();
+    poll_until(
+        Duration::from_secs(10),
+        "a call is held by the proxy",
+        || (emu.calls_of("GetParameters") >= 1).then_some(()),
+    );
+    let (st, took) = stop_and_time(&mut sc, "TERM");
+    eprintln!("SIGTERM with an AWS call hanging 25 s: exited in {took:?}");
+    assert_eq!(st.code(), Some(0), "{st}; stderr:\n{}", sc.stderr());
+    assert!(
+        took <= PROMPT_EXIT,
+        "exit took {took:?}; stderr:\n{}",
+        sc.stderr()
+    );
+    assert_eq!(stamp(&out), before, "the file changed");
+    assert_eq!(temp_leftovers(dir.path(), "app.env"), Vec::<String>::new());
+    assert!(
+        sc.stderr().contains("the fetch in progress was cancelled"),
+        "{}",
+        sc.stderr()
+    );
+    emu.faults(json!([]));
+}
+
+#[test]
+fn sigterm_while_a_reload_command_hangs_exits_at_once_and_kills_it() {
+    let emu = shared();
+    let p = unique_prefix("sigterm-reload");
+    let name = format!("{p}/key");
+    emu.put_secure(&name, "k-1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.env");
+    // Files from before the start: the first write changes them, so the reload runs.
+    std::fs::write(&out, "OLD='x'\n").unwrap();
+    let pid_file = dir.path().join("reload.pid");
+    let script = format!(
+        "sleep 30 & echo $$ $! > {0}.tmp; mv {0}.tmp {0}; wait",
+        path(&pid_file)
+    );
+    let mut sc = SidecarCmd::new(&emu.moto)
+        .args(["--param", &format!("KEY={name}"), "--output", path(&out)])
+        .args(["--interval", "200ms", "--reload-timeout", "60s"])
+        .args(["--reload-command", &format!("sh -c \"{script}\"")])
+        .spawn();
+    sc.wait_ready(READY);
+    // The command's shell and its child `sleep 30`, both running.
+    let pids: Vec<u32> = poll_until(Duration::from_secs(10), "the reload command runs", || {
+        let text = std::fs::read_to_string(&pid_file).ok()?;
+        let pids: Vec<u32> = text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        (pids.len() == 2).then_some(pids)
+    });
+    assert!(pids.iter().all(|&p| !process_gone(p)), "{pids:?}");
+    // Polling goes on while the command hangs.
+    let polls = sc.wait_ok_polls(1.0, READY);
+    sc.wait_ok_polls(polls + 2.0, Duration::from_secs(10));
+
+    let (st, took) = stop_and_time(&mut sc, "TERM");
+    eprintln!("SIGTERM with a reload command hanging: exited in {took:?}");
+    assert_eq!(st.code(), Some(0), "{st}; stderr:\n{}", sc.stderr());
+    assert!(
+        took <= PROMPT_EXIT,
+        "exit took {took:?}; stderr:\n{}",
+        sc.stderr()
+    );
+    for pid in pids {
+        assert!(process_gone(pid), "reload process {pid} still running");
+    }
+    assert_eq!(read_env(&out).unwrap()["KEY"], "k-1");
+}
+
+#[test]
+fn sighup_polls_and_rereads_the_spec_now_and_never_kills() {
+    let emu = shared();
+    let p = unique_prefix("sighup");
+    let name = format!("{p}/key");
+    emu.put_secure(&name, "k-1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.env");
+    let spec = dir.path().join("spec.yaml");
+    replace_file(
+        &spec,
+        &format!(
+            "params:\n  KEY: {name}\noutputs:\n  - {{ format: dotenv, file: \"{}\" }}\n",
+            path(&out)
+        ),
+    );
+    // One poll an hour: only SIGHUP can bring the next one.
+    let mut sc = SidecarCmd::new(&emu.moto)
+        .args(["--spec", path(&spec), "--interval", "1h"])
+        .spawn();
+    sc.wait_ready(READY);
+    assert_eq!(sc.wait_ok_polls(1.0, READY), 1.0);
+    emu.put_secure(&name, "k-2");
+    for (n, want) in [(2.0, "k-2"), (3.0, "k-2")] {
+        sc.signal("HUP");
+        wait_for_env(&mut sc, &out, &[("KEY", want)], Duration::from_secs(10));
+        sc.wait_ok_polls(n, Duration::from_secs(10));
+        sc.assert_running();
+    }
+    assert_eq!(
+        sc.metric(r#"ssm_injector_spec_reloads_total{outcome="unchanged"}"#),
+        Some(2.0),
+        "each SIGHUP re-reads the spec file"
+    );
+    let log = sc.stderr();
+    assert_eq!(
+        log.matches("SIGHUP: re-reading the spec file and polling now")
+            .count(),
+        2,
+        "{log}"
+    );
+    let (st, _) = stop_and_time(&mut sc, "TERM");
+    assert_eq!(st.code(), Some(0), "{st}");
+}
+
+#[test]
+fn a_reload_url_that_never_answers_does_not_delay_the_next_rotation() {
+    let emu = shared();
+    let p = unique_prefix("reload-hang");
+    let name = format!("{p}/key");
+    emu.put_secure(&name, "k-1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.env");
+    // Bound and listening, never accepted: the kernel takes the connection, nobody answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/reload", silent.local_addr().unwrap());
+    let interval = Duration::from_secs(1);
+    let mut sc = SidecarCmd::new(&emu.moto)
+        .args(["--param", &format!("KEY={name}"), "--output", path(&out)])
+        .args(["--interval", "1s", "--reload-debounce", "0s"])
+        .args(["--reload-url", &url, "--reload-timeout", "60s"])
+        .spawn();
+    sc.wait_ready(READY);
+    let bound = 2 * interval + Duration::from_millis(500);
+    let mut worst = Duration::ZERO;
+    for n in 2..=4 {
+        let want = format!("k-{n}");
+        emu.put_secure(&name, &want);
+        let put = Instant::now();
+        wait_for_env(&mut sc, &out, &[("KEY", &want)], Duration::from_secs(30));
+        let took = put.elapsed();
+        worst = worst.max(took);
+        assert!(
+            took <= bound,
+            "rotation {n} took {took:?} with the reload URL hanging (limit {bound:?})"
+        );
+    }
+    eprintln!("slowest rotation-to-file with a hung reload URL: {worst:?} (limit {bound:?})");
+    drop(silent);
+}

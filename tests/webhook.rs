@@ -409,3 +409,60 @@ fn webhook_refuses_to_start_without_its_certificate() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing.crt"), "{stderr}");
 }
+
+#[test]
+fn sighup_makes_the_webhook_serve_its_rotated_certificate_now_and_never_stops_it() {
+    let ca = Ca::new("ssm-injector test CA");
+    let first = ca.server_pair("webhook-1");
+    // Files checked once an hour: only SIGHUP can bring the new pair in time.
+    let args = [
+        "webhook",
+        "--cert=/tls/tls.crt",
+        "--key=/tls/tls.key",
+        "--listen=0.0.0.0:8443",
+        "--cert-check-interval=1h",
+    ]
+    .map(str::to_owned);
+    let mut w = Webhook::start_chart(&ca, &first, "", &args);
+    let hups = |w: &Webhook| {
+        w.log()
+            .matches("SIGHUP: re-reading the certificate files now")
+            .count()
+    };
+
+    // Nothing changed: logged, still serving the same pair.
+    w.signal("HUP");
+    poll_until(Duration::from_secs(10), "the SIGHUP is logged", || {
+        (hups(&w) == 1).then_some(())
+    });
+    assert!(w.running(), "SIGHUP stopped the webhook:\n{}", w.log());
+    assert_eq!(
+        w.connect().expect("serving").peer_certificate(),
+        der_of(&first.cert)
+    );
+
+    let second = ca.server_pair("webhook-2");
+    write_pair(&w.cert, &w.key, &second);
+    let new = der_of(&second.cert);
+    let sent = std::time::Instant::now();
+    w.signal("HUP");
+    poll_until(
+        Duration::from_secs(5),
+        "new handshakes present the rotated certificate after SIGHUP",
+        || {
+            w.connect()
+                .filter(|c| c.peer_certificate() == new)
+                .map(|_| ())
+        },
+    );
+    eprintln!(
+        "rotated certificate served {:?} after SIGHUP",
+        sent.elapsed()
+    );
+    assert!(w.running(), "{}", w.log());
+    assert_eq!(hups(&w), 2, "{}", w.log());
+    assert_eq!(
+        w.review(&review(&pod(json!({}))))["response"]["allowed"],
+        true
+    );
+}

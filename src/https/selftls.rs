@@ -677,11 +677,14 @@ impl Manager {
             )))
         });
         let mut failures = 0u32;
+        let resolver = self.resolver.clone();
         loop {
             let wait = self.next_wait(SystemTime::now(), failures);
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = changed.notified() => {}
+                // SIGHUP: re-read the Secret now.
+                () = resolver.check_requested() => {}
             }
             match self.round(SystemTime::now()).await {
                 Ok(()) => {

@@ -37,7 +37,7 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot install the SIGTERM handler: {0}")]
+    #[error("cannot install the signal handlers (SIGTERM, SIGINT, SIGHUP): {0}")]
     Signal(#[source] std::io::Error),
 }
 
@@ -101,15 +101,15 @@ pub struct Server {
 
 impl Server {
     /// The webhook's and the hub's start-up: HTTPS with the certificates of `resolver`
-    /// (TLS 1.2+, [`tls::server_config`]), SIGTERM and SIGINT caught from now on (the
-    /// returned [`StopSignal`]), then `addr` bound. No HTTPS before a certificate is in hand:
-    /// make the resolver first.
+    /// (TLS 1.2+, [`tls::server_config`]), SIGTERM, SIGINT and SIGHUP caught from now on
+    /// (the returned [`StopSignal`]), then `addr` bound. No HTTPS before a certificate is
+    /// in hand: make the resolver first.
     pub async fn https(
         addr: SocketAddr,
         resolver: Arc<CertResolver>,
     ) -> Result<(Server, StopSignal), ServeError> {
+        let stop = StopSignal::install(resolver.clone())?;
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
-        let stop = StopSignal::install()?;
         let server = Server::bind(addr, Transport::Tls(acceptor)).await?;
         Ok((server, stop))
     }
@@ -233,24 +233,50 @@ async fn http<I>(
     }
 }
 
-/// SIGTERM (caught from [`StopSignal::install`] on) and SIGINT: what stops the webhook and
-/// the hub.
+/// The signals of the webhook and the hub, caught from [`StopSignal::install`] on: SIGTERM
+/// and SIGINT stop the server; SIGHUP checks the serving certificate now (the files are
+/// re-read, or with `--tls-secret` the CA Secret) and never stops it.
 pub struct StopSignal {
     term: Signal,
+    int: Signal,
+    hup: Signal,
+    resolver: Arc<CertResolver>,
 }
 
 impl StopSignal {
-    /// Catches SIGTERM from now on; SIGINT (Ctrl-C) from [`StopSignal::wait`] on.
-    pub fn install() -> Result<StopSignal, ServeError> {
-        let term = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
-        Ok(StopSignal { term })
+    /// Catches SIGTERM, SIGINT and SIGHUP from now on; SIGHUP asks the keeper of
+    /// `resolver` for a check ([`CertResolver::check_now`]).
+    pub fn install(resolver: Arc<CertResolver>) -> Result<StopSignal, ServeError> {
+        let caught = |kind| signal(kind).map_err(ServeError::Signal);
+        Ok(StopSignal {
+            term: caught(SignalKind::terminate())?,
+            int: caught(SignalKind::interrupt())?,
+            hup: caught(SignalKind::hangup())?,
+            resolver,
+        })
     }
 
-    /// Completes at the first SIGTERM or SIGINT.
+    /// Completes at the first SIGTERM or SIGINT; each SIGHUP meanwhile is logged and asks
+    /// for a certificate check.
     pub async fn wait(mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    match self.resolver.origin() {
+                        tls::Origin::Files { cert, key } => tracing::info!(
+                            cert = %cert.display(),
+                            key = %key.display(),
+                            "SIGHUP: re-reading the certificate files now"
+                        ),
+                        tls::Origin::Secret => {
+                            tracing::info!("SIGHUP: re-reading the CA Secret and checking the serving certificate now");
+                        }
+                    }
+                    self.resolver.check_now();
+                }
+            }
         }
     }
 }

@@ -8,6 +8,10 @@
 //! the key matches the certificate), replaces it. A bad new pair is logged and the old one
 //! kept; the same bad content is not retried (nor logged) again until it changes. Open
 //! connections keep the session they negotiated: a reload never drops one.
+//!
+//! [`CertResolver::check_now`] (the server calls it on SIGHUP) makes the keeper of the
+//! pair, [`watch`] or [`super::selftls::Manager::run`], check at once instead of at its
+//! next tick.
 
 use super::metrics::CertReloads;
 use rustls::crypto::CryptoProvider;
@@ -106,6 +110,19 @@ pub struct CertResolver {
     current: RwLock<Arc<CertifiedKey>>,
     /// The file contents the current pair was loaded from (or last tried).
     seen: RwLock<(Vec<u8>, Vec<u8>)>,
+    /// Where the pair comes from, for the log line of a check asked for.
+    origin: Origin,
+    /// A check asked for ([`CertResolver::check_now`]), for the keeper.
+    check: tokio::sync::Notify,
+}
+
+/// Where a [`CertResolver`]'s pair comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// PEM files (`--cert`, `--key`), re-read by [`watch`].
+    Files { cert: PathBuf, key: PathBuf },
+    /// Made in memory from the CA Secret (`--tls-secret`, [`super::selftls`]).
+    Secret,
 }
 
 impl CertResolver {
@@ -114,6 +131,8 @@ impl CertResolver {
         CertResolver {
             current: RwLock::new(Arc::new(pair)),
             seen: RwLock::new((Vec::new(), Vec::new())),
+            origin: Origin::Secret,
+            check: tokio::sync::Notify::new(),
         }
     }
 
@@ -129,7 +148,28 @@ impl CertResolver {
         Ok(CertResolver {
             current: RwLock::new(Arc::new(pair)),
             seen: RwLock::new((c, k)),
+            origin: Origin::Files {
+                cert: cert.to_owned(),
+                key: key.to_owned(),
+            },
+            check: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Where the pair comes from.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Asks the keeper to check the files (or the Secret) now. Requests made while a check
+    /// runs are one more check after it.
+    pub fn check_now(&self) {
+        self.check.notify_one();
+    }
+
+    /// Completes when a check is asked for ([`CertResolver::check_now`]).
+    pub async fn check_requested(&self) {
+        self.check.notified().await;
     }
 
     /// The pair new handshakes get.
@@ -203,8 +243,9 @@ pub fn from_files(
     Ok((resolver, task))
 }
 
-/// Checks the files every `every` and reloads them when they change; `on_reload(ok)` is
-/// called after each reload attempt. Runs until aborted.
+/// Checks the files every `every`, and at once when asked ([`CertResolver::check_now`]),
+/// and reloads them when they change; `on_reload(ok)` is called after each reload attempt.
+/// Runs until aborted.
 pub async fn watch(
     resolver: Arc<CertResolver>,
     cert: PathBuf,
@@ -217,7 +258,10 @@ pub async fn watch(
     tick.tick().await;
     let mut last_error: Option<String> = None;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = resolver.check_requested() => tick.reset(),
+        }
         let r = resolver.clone();
         let (c, k) = (cert.clone(), key.clone());
         let outcome = match tokio::task::spawn_blocking(move || r.reload_if_changed(&c, &k)).await {

@@ -1,7 +1,15 @@
 //! The watch loop's decisions, apart from its I/O: when to fetch (own slot, backoff, a hub
-//! change, a new spec), when to run the reload actions, how long to wait, when to stop.
-//! Pure: time ([`Now`]) and randomness come in from the caller; [`super::run`] performs
-//! the [`Action`]s and feeds the results back through the `on_*` events.
+//! change, a new spec, SIGHUP), when to start the reload actions, how long to wait, when to
+//! stop. Pure: time ([`Now`]) and randomness come in from the caller; [`super::run`]
+//! performs the [`Action`]s and feeds the results back through the `on_*` events.
+//!
+//! Reload actions run in the background: [`Action::Reload`] starts them and the loop goes
+//! on polling; [`Machine::on_reload_done`] says they finished. One run at a time: changes
+//! seen meanwhile are coalesced into one more run after it, still debounced.
+//!
+//! A stop signal ends the loop at its next step, whatever is in progress: a fetch is
+//! dropped (its AWS calls cancelled; nothing was written, since the write that follows a
+//! fetch is synchronous and no signal is handled inside it), a running reload is cancelled.
 
 use super::hub_client::machine::HubEvent;
 use super::schedule;
@@ -31,7 +39,7 @@ pub struct Timing {
     pub reloads: bool,
 }
 
-/// A signal that stops the loop.
+/// A signal that stops the loop (SIGHUP is [`Machine::on_hangup`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     Term,
@@ -52,11 +60,15 @@ impl Stop {
 pub enum Action {
     /// Fetch from AWS and write the files, then [`Machine::on_poll`].
     Fetch,
-    /// Run the reload actions.
+    /// Start the reload actions in the background, then [`Machine::on_reload_done`] when
+    /// they finish; the loop does not wait for them.
     Reload,
+    /// SIGHUP came: re-read the spec file, if any ([`Machine::on_spec`]); a fetch follows
+    /// at once.
+    Hangup,
     /// Wait until then, or until an event (signal, hub, spec file) comes.
     Wait { until: Instant },
-    /// A signal came and no fetch or reload is running: stop.
+    /// A stop signal came: cancel a running reload and stop.
     Stop(Stop),
 }
 
@@ -101,8 +113,14 @@ pub struct Machine {
     hub_fetch_at: Option<Instant>,
     /// Whether the hub tracks every watched key: then own polls are skipped.
     hub_covering: bool,
+    /// When the next reload is due (changes meanwhile share it).
     reload_at: Option<Instant>,
+    /// When the last reload started: the debounce counts from there.
     last_reload: Option<Instant>,
+    /// A reload is running in the background.
+    reloading: bool,
+    /// SIGHUP came and is not handled yet.
+    hangup: bool,
     /// No poll has succeeded yet.
     first: bool,
     /// The files exist: from before this start, or written by a poll.
@@ -132,6 +150,8 @@ impl Machine {
             hub_covering: false,
             reload_at: None,
             last_reload: None,
+            reloading: false,
+            hangup: false,
             first: true,
             existed,
             stop: None,
@@ -139,14 +159,20 @@ impl Machine {
     }
 
     /// What to do at `now`. After [`Action::Fetch`], call [`Machine::on_poll`] before the
-    /// next call.
+    /// next call (unless a stop signal cut the fetch short).
     pub fn next(&mut self, now: Now) -> Action {
         if let Some(signal) = self.stop {
             return Action::Stop(signal);
         }
-        if self.reload_at.is_some_and(|t| t <= now.at) {
+        if self.hangup {
+            self.hangup = false;
+            self.poll_at = None;
+            return Action::Hangup;
+        }
+        if !self.reloading && self.reload_at.is_some_and(|t| t <= now.at) {
             self.reload_at = None;
             self.last_reload = Some(now.at);
+            self.reloading = true;
             return Action::Reload;
         }
         if self.hub_fetch_at.is_some_and(|t| t <= now.at) {
@@ -163,7 +189,9 @@ impl Machine {
             }
             Some(_) => return self.fetch(),
         };
-        let until = [self.hub_fetch_at, self.reload_at]
+        // A reload due while one runs waits for its end, not for a time.
+        let reload_at = self.reload_at.filter(|_| !self.reloading);
+        let until = [self.hub_fetch_at, reload_at]
             .into_iter()
             .flatten()
             .fold(poll_at, Instant::min);
@@ -178,11 +206,8 @@ impl Machine {
                 let recovered_after = Some(self.backoff.failures()).filter(|&f| f > 0);
                 self.backoff.reset();
                 if changed && (!self.first || self.existed) && self.timing.reloads {
-                    self.reload_at = Some(schedule::reload_at(
-                        now.at,
-                        self.last_reload,
-                        self.timing.debounce,
-                    ));
+                    let at = schedule::reload_at(now.at, self.last_reload, self.timing.debounce);
+                    self.reload_at = Some(self.reload_at.map_or(at, |t| t.min(at)));
                 }
                 let rotated = changed && !self.first;
                 self.first = false;
@@ -229,9 +254,22 @@ impl Machine {
         }
     }
 
-    /// A stop signal; it takes effect once the fetch or reload in progress has finished.
+    /// A stop signal (SIGTERM, SIGINT): the next action is [`Action::Stop`]. The caller
+    /// drops a fetch in progress at once (see the module's note on writes).
     pub fn on_signal(&mut self, signal: Stop) {
         self.stop.get_or_insert(signal);
+    }
+
+    /// SIGHUP: re-read the spec and fetch now. During a fetch it is kept for after it, so
+    /// the spec is re-read and fetched again.
+    pub fn on_hangup(&mut self) {
+        self.hangup = true;
+    }
+
+    /// The reload actions started by [`Action::Reload`] finished (or failed: they are not
+    /// retried). A reload that came due meanwhile may start now.
+    pub fn on_reload_done(&mut self) {
+        self.reloading = false;
     }
 
     fn fetch(&mut self) -> Action {
@@ -459,19 +497,119 @@ mod tests {
     }
 
     #[test]
-    fn sigterm_during_a_fetch_stops_once_the_fetch_is_done() {
+    fn sigterm_during_a_fetch_stops_at_once_without_waiting_for_it() {
         let mut w = Sim::new(timing(), true, 0.5);
         w.poll(0.0, UNCHANGED);
         assert_eq!(w.next(35.0), Action::Fetch);
+        // The fetch hangs; the first signal wins, and the loop stops without its result.
         w.m.on_signal(Stop::Term);
         w.m.on_signal(Stop::Interrupt);
-        // The write finishes and counts; the reload it would start does not run.
+        assert_eq!(w.next(35.1), Action::Stop(Stop::Term));
+        assert_eq!(Stop::Term.name(), "SIGTERM");
+    }
+
+    #[test]
+    fn a_fetch_that_wrote_before_the_signal_counts_and_starts_no_reload() {
+        let mut w = Sim::new(timing(), true, 0.5);
+        w.poll(0.0, UNCHANGED);
+        assert_eq!(w.next(35.0), Action::Fetch);
+        // The signal was read after the write (writes are synchronous): the write counts,
+        // the reload it would start does not run.
+        w.m.on_signal(Stop::Term);
         assert!(matches!(
             w.m.on_poll(CHANGED, w.t(36.0)),
             Polled::Succeeded { rotated: true, .. }
         ));
         assert_eq!(w.next(36.0), Action::Stop(Stop::Term));
-        assert_eq!(Stop::Term.name(), "SIGTERM");
+    }
+
+    #[test]
+    fn sigterm_while_a_reload_runs_stops_at_once() {
+        let mut w = Sim::new(timing(), true, 0.5);
+        w.poll(0.0, CHANGED);
+        assert_eq!(w.next(0.0), Action::Reload);
+        // The reload hangs in the background; the loop waits for its slot meanwhile.
+        assert_eq!(w.next(0.1), w.wait_until(35.0));
+        w.m.on_signal(Stop::Term);
+        assert_eq!(w.next(0.2), Action::Stop(Stop::Term));
+    }
+
+    #[test]
+    fn polling_goes_on_while_a_reload_hangs() {
+        let mut w = Sim::new(timing(), true, 0.5);
+        w.poll(0.0, CHANGED);
+        assert_eq!(w.next(0.0), Action::Reload);
+        // It never finishes, yet every slot is polled and the backoff retries on time.
+        w.poll(35.0, UNCHANGED);
+        w.poll(95.0, FAILED);
+        assert_eq!(w.next(95.0), w.wait_until(95.5));
+        w.poll(95.5, CHANGED);
+        // A change while it runs: no second reload at once, and no busy wait for it.
+        assert_eq!(w.next(95.5), w.wait_until(155.0));
+        assert_eq!(w.next(120.0), w.wait_until(155.0));
+    }
+
+    #[test]
+    fn changes_during_a_reload_coalesce_into_one_more_run_after_it_still_debounced() {
+        let mut w = Sim::new(timing(), true, 0.5);
+        w.poll(0.0, CHANGED);
+        assert_eq!(w.next(0.0), Action::Reload);
+        for at in [1.0, 2.0, 3.0] {
+            w.m.on_poll(CHANGED, w.t(at));
+            assert_eq!(w.next(at), w.wait_until(35.0), "no reload while one runs");
+        }
+        // It ends within the debounce: one more run, 5 s after the first started.
+        w.m.on_reload_done();
+        assert_eq!(w.next(4.0), w.wait_until(5.0));
+        assert_eq!(w.next(5.0), Action::Reload);
+        assert_eq!(w.next(5.0), w.wait_until(35.0));
+        // It ends long after the debounce with a change pending: the next run starts at once.
+        w.m.on_poll(CHANGED, w.t(6.0));
+        assert_eq!(w.next(20.0), w.wait_until(35.0));
+        w.m.on_reload_done();
+        assert_eq!(w.next(20.0), Action::Reload);
+        w.m.on_reload_done();
+        assert_eq!(w.next(20.0), w.wait_until(35.0));
+    }
+
+    #[test]
+    fn sighup_rereads_the_spec_and_fetches_at_once() {
+        let mut w = Sim::new(timing(), false, 0.5);
+        w.poll(0.0, UNCHANGED);
+        assert_eq!(w.next(10.0), w.wait_until(35.0));
+        w.m.on_hangup();
+        assert_eq!(w.next(10.0), Action::Hangup);
+        // A rejected (or unchanged) spec still polls now.
+        w.m.on_spec(SpecChange::Rejected);
+        w.poll(10.0, UNCHANGED);
+        assert_eq!(w.next(10.0), w.wait_until(35.0));
+    }
+
+    #[test]
+    fn sighup_during_a_fetch_rereads_and_fetches_again_after_it() {
+        let mut w = Sim::new(timing(), false, 0.5);
+        w.hub(0.0, HubEvent::Covering(true));
+        w.poll(0.0, UNCHANGED);
+        assert_eq!(w.next(35.0), w.wait_until(95.0));
+        w.m.on_spec(SpecChange::Applied);
+        assert_eq!(w.next(40.0), Action::Fetch);
+        w.m.on_hangup();
+        w.m.on_hangup();
+        w.m.on_poll(UNCHANGED, w.t(41.0));
+        // Two signals during the fetch, one re-read; a fetch even while the hub covers.
+        assert_eq!(w.next(41.0), Action::Hangup);
+        w.m.on_spec(SpecChange::Unchanged);
+        w.poll(41.0, UNCHANGED);
+        assert_eq!(w.next(41.0), w.wait_until(95.0));
+    }
+
+    #[test]
+    fn a_stop_signal_wins_over_sighup() {
+        let mut w = Sim::new(timing(), false, 0.5);
+        w.poll(0.0, UNCHANGED);
+        w.m.on_hangup();
+        w.m.on_signal(Stop::Interrupt);
+        assert_eq!(w.next(1.0), Action::Stop(Stop::Interrupt));
     }
 
     #[test]
@@ -506,6 +644,7 @@ mod tests {
         ));
         assert_eq!(w.next(95.0), Action::Reload);
         assert_eq!(w.next(95.0), w.wait_until(155.0));
+        w.m.on_reload_done();
         // A failed poll never reloads (it retries after half the 1 s backoff here).
         w.poll(155.0, FAILED);
         assert_eq!(w.next(155.0), w.wait_until(155.5));
@@ -516,6 +655,7 @@ mod tests {
         let mut w = Sim::new(timing(), true, 0.5);
         w.poll(0.0, CHANGED);
         assert_eq!(w.next(0.0), Action::Reload, "the files were there before");
+        w.m.on_reload_done();
         for at in [1.0, 2.0] {
             w.hub(at - 1.0, changed_at_hub(2 * S));
             w.poll(at, CHANGED);

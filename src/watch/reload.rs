@@ -92,6 +92,8 @@ pub enum ReloadError {
 }
 
 /// Runs one action; the whole action is bounded by `timeout` (signals are immediate).
+/// Dropping the future cancels it: a URL's request is abandoned, a command's whole process
+/// group is killed.
 pub async fn run(action: &Action, timeout: Duration) -> Result<(), ReloadError> {
     match action {
         Action::Signal { signal, target } => send_signal(*signal, target).await,
@@ -221,19 +223,24 @@ async fn run_command(argv: &[String], timeout: Duration) -> Result<(), ReloadErr
         program: program.clone(),
         source,
     })?;
+    // Declared after `child`, so dropped before it: the group is killed while its leader
+    // is not yet reaped (its id still names the group).
+    let mut group = GroupKill(child.id());
     let stdout = child.stdout.take().map(|s| tokio::spawn(read_capped(s)));
     let stderr = child.stderr.take().map(|s| tokio::spawn(read_capped(s)));
 
     let waited = tokio::time::timeout(timeout, child.wait()).await;
     let status = match waited {
-        Ok(r) => r.map_err(|source| ReloadError::Wait {
-            program: program.clone(),
-            source,
-        })?,
+        Ok(r) => {
+            // It ended by itself: what it left running in the background stays.
+            group.0 = None;
+            r.map_err(|source| ReloadError::Wait {
+                program: program.clone(),
+                source,
+            })?
+        }
         Err(_) => {
-            if let Some(id) = child.id() {
-                let _ = signal::killpg(Pid::from_raw(id as i32), Signal::SIGKILL);
-            }
+            group.kill();
             let _ = child.start_kill();
             let _ = child.wait().await;
             for task in [stdout, stderr].into_iter().flatten() {
@@ -265,6 +272,24 @@ async fn run_command(argv: &[String], timeout: Duration) -> Result<(), ReloadErr
             program: program.clone(),
             signal: std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0),
         }),
+    }
+}
+
+/// Kills a command's process group (SIGKILL) when dropped, unless the command ended by
+/// itself: a reload cancelled because the sidecar stops leaves no process behind.
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn kill(&mut self) {
+        if let Some(id) = self.0.take().and_then(|id| i32::try_from(id).ok()) {
+            let _ = signal::killpg(Pid::from_raw(id), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -609,8 +634,12 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(err.to_string().contains("300ms"), "{err}");
         let pid = parse_pid(&std::fs::read_to_string(&pid_file).unwrap()).unwrap();
+        wait_gone(pid).await;
+    }
+
+    /// Waits until `pid` is gone or a zombie (a grandchild is reparented away from us).
+    async fn wait_gone(pid: i32) {
         let start = Instant::now();
-        // The grandchild is reparented away from us, so it is gone (or a zombie) once killed.
         loop {
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
             let gone = state.as_deref().is_none_or(|s| {
@@ -624,6 +653,35 @@ mod tests {
             assert!(start.elapsed() < DEADLINE, "grandchild {pid} still alive");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_command_leaves_no_process_behind() {
+        // The sidecar stops while the command hangs: the future is dropped, long before the
+        // time limit, and the command's whole process group dies with it.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!(
+            "sleep 30 & echo $! > {0}.tmp; mv {0}.tmp {0}; wait",
+            pid_file.display()
+        );
+        let argv = vec!["sh".to_owned(), "-c".to_owned(), script];
+        let running =
+            tokio::spawn(async move { run(&Action::Command(argv), Duration::from_secs(60)).await });
+        let start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| parse_pid(&t))
+            {
+                break pid;
+            }
+            assert!(start.elapsed() < DEADLINE, "the command did not start");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        running.abort();
+        assert!(running.await.unwrap_err().is_cancelled());
+        wait_gone(pid).await;
     }
 
     /// A one-shot HTTP server: answers `status` and hands back the request head.

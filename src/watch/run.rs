@@ -1,5 +1,12 @@
 //! The watch loop's I/O: it performs what [`Machine`] decides (fetch and write, reload,
-//! wait, stop) and feeds the results, signals, hub news and spec changes back to it.
+//! wait, re-read the spec, stop) and feeds the results, signals, hub news, spec changes and
+//! the end of a reload back to it.
+//!
+//! Signals: SIGTERM and SIGINT stop the loop at once. The AWS calls of a fetch are
+//! cancelled (the future is dropped); the write that follows a fetch is synchronous
+//! ([`Poller::write`]), so no signal is handled inside it and the exit comes after it. A
+//! running reload action is cancelled (a command's whole process group is killed). SIGHUP
+//! re-reads the spec file, if any, and polls now.
 
 use super::admin::{self, Health};
 use super::config::WatchConfig;
@@ -51,7 +58,7 @@ struct Failure {
     message: String,
 }
 
-/// Runs until SIGTERM or SIGINT; returns after the current write finished.
+/// Runs until SIGTERM or SIGINT; returns at once, or after the write in progress.
 pub async fn run(w: Watch) -> Result<(), WatchError> {
     let Watch {
         config,
@@ -60,6 +67,8 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         source,
         spec_file,
     } = w;
+    // First: from here on SIGHUP never kills, and SIGTERM waits for no write.
+    let mut signals = Signals::install().map_err(WatchError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(config.stale_after));
     let source = source.with_observer(metrics.clone());
@@ -80,7 +89,6 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
             let _ = admin_stopped.await;
         }));
     }
-    let mut signals = Signals::install().map_err(WatchError::Signals)?;
     let (_spec_watcher, mut spec_changed, rebuild) = match spec_file {
         Some((path, rebuild)) => {
             let (watcher, rx) =
@@ -112,6 +120,12 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         reloads: !config.actions.is_empty(),
     };
     let mut machine = Machine::new(timing, existed, fastrand::f64);
+    let actions = Arc::new(Actions {
+        list: config.actions.clone(),
+        timeout: config.action_timeout,
+    });
+    // The reload actions running in the background, if any.
+    let mut reloading: Option<tokio::task::JoinHandle<()>> = None;
     let mut poller = Poller {
         source,
         spec,
@@ -122,23 +136,50 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         metrics: metrics.clone(),
     };
 
+    let has_spec_file = rebuild.is_some();
     loop {
         match machine.next(now()) {
-            Action::Stop(signal) => return stop(stop_admin, hub_task, signal.name()),
+            Action::Stop(signal) => {
+                stop(stop_admin, hub_task, reloading, signal.name()).await;
+                return Ok(());
+            }
             Action::Fetch => {
                 let started = Instant::now();
-                let result = signals.during(&mut machine, poller.poll()).await;
-                let polled = machine.on_poll(result, now());
-                report(polled, started, &metrics, &health);
+                // A stop signal drops the fetch: its AWS calls are cancelled, nothing is
+                // written. The write runs after it, with no await inside: never cut.
+                let fetched = tokio::select! {
+                    fetched = poller.fetch() => Some(fetched),
+                    () = signals.until_stop(&mut machine, has_spec_file) => None,
+                };
+                match fetched {
+                    Some(fetched) => {
+                        let result = fetched.and_then(|values| poller.write(&values));
+                        let polled = machine.on_poll(result, now());
+                        report(polled, started, &metrics, &health);
+                    }
+                    None => tracing::info!("the fetch in progress was cancelled; nothing written"),
+                }
             }
             Action::Reload => {
-                signals
-                    .during(&mut machine, run_actions(&config, &metrics))
-                    .await
+                // In the background: polling goes on while an action hangs.
+                reloading = Some(tokio::spawn(run_actions(actions.clone(), metrics.clone())));
+            }
+            Action::Hangup => {
+                if let Some(rebuild) = &rebuild {
+                    respec(
+                        &mut poller,
+                        rebuild,
+                        &mut machine,
+                        &mut signals,
+                        has_spec_file,
+                    )
+                    .await;
+                }
             }
             Action::Wait { until } => tokio::select! {
-                s = signals.recv() => machine.on_signal(s),
+                received = signals.recv() => received.apply(&mut machine, has_spec_file),
                 _ = tokio::time::sleep_until(until.into()) => {}
+                () = finished(&mut reloading) => machine.on_reload_done(),
                 Some(event) = hub_events.recv() => {
                     let keys = match event {
                         HubEvent::Changed { keys, .. } => keys,
@@ -150,7 +191,7 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 }
                 Some(()) = recv_opt(&mut spec_changed) => {
                     if let Some(rebuild) = &rebuild {
-                        machine.on_spec(poller.respec(rebuild).await);
+                        respec(&mut poller, rebuild, &mut machine, &mut signals, has_spec_file).await;
                     }
                 }
             },
@@ -187,10 +228,35 @@ fn report(polled: Polled<Failure>, started: Instant, metrics: &Metrics, health: 
     }
 }
 
-/// SIGTERM and SIGINT.
+/// SIGTERM, SIGINT and SIGHUP.
 struct Signals {
     term: Signal,
     int: Signal,
+    hup: Signal,
+}
+
+/// A signal received.
+#[derive(Debug, Clone, Copy)]
+enum Received {
+    Stop(Stop),
+    Hangup,
+}
+
+impl Received {
+    /// Hands the signal to the machine; a SIGHUP is logged, once per signal.
+    fn apply(self, machine: &mut Machine, has_spec_file: bool) {
+        match self {
+            Received::Stop(s) => machine.on_signal(s),
+            Received::Hangup => {
+                if has_spec_file {
+                    tracing::info!("SIGHUP: re-reading the spec file and polling now");
+                } else {
+                    tracing::info!("SIGHUP: polling now");
+                }
+                machine.on_hangup();
+            }
+        }
+    }
 }
 
 impl Signals {
@@ -198,40 +264,77 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn recv(&mut self) -> Stop {
+    async fn recv(&mut self) -> Received {
         tokio::select! {
-            _ = self.term.recv() => Stop::Term,
-            _ = self.int.recv() => Stop::Interrupt,
+            _ = self.term.recv() => Received::Stop(Stop::Term),
+            _ = self.int.recv() => Received::Stop(Stop::Interrupt),
+            _ = self.hup.recv() => Received::Hangup,
         }
     }
 
-    /// Runs `work` to its end; a signal meanwhile goes to the machine, which stops the loop
-    /// afterwards (a write is never cut off).
-    async fn during<T>(&mut self, machine: &mut Machine, work: impl Future<Output = T>) -> T {
-        tokio::pin!(work);
+    /// Hands signals to the machine until a stop signal comes (a SIGHUP is noted for
+    /// after the work in progress); then the caller drops that work.
+    async fn until_stop(&mut self, machine: &mut Machine, has_spec_file: bool) {
         loop {
-            tokio::select! {
-                done = &mut work => return done,
-                s = self.recv() => machine.on_signal(s),
+            let received = self.recv().await;
+            received.apply(machine, has_spec_file);
+            if let Received::Stop(_) = received {
+                return;
             }
         }
     }
 }
 
-fn stop(
+/// Re-reads the spec; a stop signal meanwhile cancels it (the old spec stays: nothing is
+/// replaced before the new one is complete).
+async fn respec(
+    poller: &mut Poller,
+    rebuild: &Rebuild,
+    machine: &mut Machine,
+    signals: &mut Signals,
+    has_spec_file: bool,
+) {
+    let change = tokio::select! {
+        change = poller.respec(rebuild) => change,
+        () = signals.until_stop(machine, has_spec_file) => return,
+    };
+    machine.on_spec(change);
+}
+
+/// Stops the loop: cancels a running reload action (and waits until it is gone: a
+/// command's process group is killed), stops the hub client and the admin port.
+async fn stop(
     stop_admin: tokio::sync::oneshot::Sender<()>,
     hub_task: Option<tokio::task::JoinHandle<()>>,
+    reloading: Option<tokio::task::JoinHandle<()>>,
     why: &str,
-) -> Result<(), WatchError> {
+) {
     tracing::info!("{why}: stopping (no write was in progress)");
+    if let Some(t) = reloading {
+        t.abort();
+        if t.await.is_err_and(|e| e.is_cancelled()) {
+            tracing::info!("the running reload action was cancelled");
+        }
+    }
     if let Some(t) = hub_task {
         t.abort();
     }
     let _ = stop_admin.send(());
-    Ok(())
+}
+
+/// Completes when the background reload ends (and forgets it); never without one.
+async fn finished(task: &mut Option<tokio::task::JoinHandle<()>>) {
+    let Some(t) = task else {
+        return std::future::pending().await;
+    };
+    if let Err(e) = t.await {
+        tracing::warn!("the reload actions ended abnormally: {e}");
+    }
+    *task = None;
 }
 
 async fn recv_opt(rx: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {
@@ -255,29 +358,32 @@ struct Poller {
 }
 
 impl Poller {
-    /// Fetches, formats and writes; logs which parameters changed (by name and version).
-    /// `Ok(changed)`: whether any file changed.
-    async fn poll(&mut self) -> Result<bool, Failure> {
-        let values = match self.source.fetch(&self.spec).await {
+    /// Fetches the values (the AWS calls: cancellable, nothing is written here).
+    async fn fetch(&mut self) -> Result<Values, Failure> {
+        match self.source.fetch(&self.spec).await {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
                         .send_replace(Some(hub_client::request_for(&self.spec, &v)));
                 }
-                v
+                Ok(v)
             }
-            Err(f) => {
-                return Err(Failure {
-                    label: f.errors.first().map_or("error", |e| e.cause.label()),
-                    message: f.to_string(),
-                });
-            }
-        };
-        let changed = write_outputs(&self.outputs, &values).map_err(|e| Failure {
+            Err(f) => Err(Failure {
+                label: f.errors.first().map_or("error", |e| e.cause.label()),
+                message: f.to_string(),
+            }),
+        }
+    }
+
+    /// Formats and writes; logs which parameters changed (by name and version).
+    /// `Ok(changed)`: whether any file changed. Synchronous on purpose: a signal is never
+    /// handled in the middle of a write, and the stop waits for its end.
+    fn write(&mut self, values: &Values) -> Result<bool, Failure> {
+        let changed = write_outputs(&self.outputs, values).map_err(|e| Failure {
             label: "output",
             message: e.to_string(),
         })?;
-        let now = fingerprints(&values, &self.hasher);
+        let now = fingerprints(values, &self.hasher);
         if let Some(before) = self.previous.as_ref() {
             let rotated: Vec<String> = now
                 .iter()
@@ -366,9 +472,16 @@ fn fingerprints(values: &Values, hasher: &RandomState) -> BTreeMap<String, (Opti
         .collect()
 }
 
-async fn run_actions(config: &WatchConfig, metrics: &Metrics) {
-    for action in &config.actions {
-        match reload::run(action, config.action_timeout).await {
+/// The reload actions and their time limit, shared with the background task.
+struct Actions {
+    list: Vec<crate::reload_action::Action>,
+    timeout: Duration,
+}
+
+/// Runs the reload actions one after the other (in a task of its own: [`Action::Reload`]).
+async fn run_actions(actions: Arc<Actions>, metrics: Arc<Metrics>) {
+    for action in &actions.list {
+        match reload::run(action, actions.timeout).await {
             Ok(()) => {
                 metrics.reload(action.label(), true);
                 tracing::info!(action = action.label(), "reload action done");

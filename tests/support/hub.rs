@@ -10,6 +10,7 @@ use super::wait::{eventually, poll_until};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub struct HubProcess {
     env: Vec<(String, String)>,
     endpoint: String,
     tls: TlsConnector,
+    ca: Ca,
 }
 
 impl HubProcess {
@@ -76,6 +78,7 @@ impl HubProcess {
                 .collect(),
             endpoint: emu.proxy.clone(),
             tls: TlsConnector::from(ca.client_config()),
+            ca,
         };
         hub.restart();
         hub
@@ -96,6 +99,42 @@ impl HubProcess {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends `kill -SIG pid` (through the `kill` command, as a user would).
+    pub fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("the hub runs");
+        super::run::send_signal(child.id(), sig);
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Writes a new pair of the same CA into its certificate files; returns the new
+    /// certificate.
+    pub fn rotate_certificate(&self, cn: &str) -> CertificateDer<'static> {
+        use rustls::pki_types::pem::PemObject;
+        let pair = self.ca.server_pair(cn);
+        std::fs::write(self.dir().join("tls.crt"), &pair.cert).expect("write cert");
+        std::fs::write(self.dir().join("tls.key"), &pair.key).expect("write key");
+        CertificateDer::from_pem_slice(pair.cert.as_bytes()).expect("PEM certificate")
+    }
+
+    /// The certificate a new TLS handshake gets, `None` if nothing answers.
+    pub async fn served_certificate(&self) -> Option<CertificateDer<'static>> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        let tls = self.tls.connect(name, tcp).await.ok()?;
+        Some(
+            tls.get_ref()
+                .1
+                .peer_certificates()?
+                .first()?
+                .clone()
+                .into_owned(),
+        )
     }
 
     /// Starts it again on the same port, certificate and arguments.

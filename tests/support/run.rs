@@ -152,3 +152,13 @@ impl Run {
         }
     }
 }
+
+/// `kill -SIG pid` (through the `kill` command, as a user would); panics if it fails.
+pub fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
+}

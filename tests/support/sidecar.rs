@@ -249,12 +249,7 @@ impl Sidecar {
 
     /// Sends `kill -SIG pid` (through the `kill` command, as a user would).
     pub fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -{sig} {} failed", self.pid());
+        super::run::send_signal(self.pid(), sig);
     }
 
     /// Waits for the exit (panics with stderr after `limit`).

@@ -170,6 +170,11 @@ impl Webhook {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Sends `kill -SIG pid` (through the `kill` command, as a user would).
+    pub fn signal(&self, sig: &str) {
+        super::run::send_signal(self.child.id(), sig);
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
