@@ -384,7 +384,7 @@ async fn bad_input_is_refused_naming_the_name_and_oversize_bodies_get_413() {
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
     assert!(v["error"].is_string());
     assert_eq!(
-        hub.metric("ssm_injector_hub_refusals_total{status=\"413\"}")
+        hub.metric("ssm_injector_hub_limit_refusals_total{limit=\"body_size\"}")
             .await,
         Some(1.0)
     );
