@@ -211,6 +211,13 @@ pub struct WebhookArgs {
     /// How often the certificate and key files are checked for a change.
     #[arg(long, env = "SSM_INJECTOR_CERT_CHECK_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s")]
     pub cert_check_interval: Duration,
+    /// Longest time a client may take to send a request body, from the end of its headers
+    /// (1s-10m); then the answer is 408 and the connection is closed.
+    #[arg(long, env = "SSM_INJECTOR_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+    /// Most connections open at once; more are closed as soon as they are accepted.
+    #[arg(long, env = "SSM_INJECTOR_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     #[command(flatten)]
     pub self_tls: WebhookSelfTlsArgs,
 }
@@ -343,6 +350,23 @@ pub struct HubArgs {
     pub auth: HubAuth,
     #[command(flatten)]
     pub kube: HubKubeArgs,
+    /// Most distinct names and paths one client may have the hub watch: per namespace
+    /// with --auth kubernetes, per IP address with --auth none; a request that would pass
+    /// it gets 429.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_MAX_KEYS_PER_CLIENT",
+        default_value_t = 5000
+    )]
+    pub max_keys_per_client: usize,
+    /// Longest time a client may take to send a request body, from the end of its headers
+    /// (1s-10m); then the answer is 408 and the connection is closed.
+    #[arg(long, env = "SSM_INJECTOR_HUB_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub request_timeout: Duration,
+    /// Most connections open at once (each held watch request is one); more are closed
+    /// as soon as they are accepted.
+    #[arg(long, env = "SSM_INJECTOR_HUB_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
     /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, env = "SSM_INJECTOR_REGION")]
     pub region: Option<String>,

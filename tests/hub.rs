@@ -384,7 +384,7 @@ async fn bad_input_is_refused_naming_the_name_and_oversize_bodies_get_413() {
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
     assert!(v["error"].is_string());
     assert_eq!(
-        hub.metric("ssm_injector_hub_refusals_total{status=\"413\"}")
+        hub.metric("ssm_injector_hub_limit_refusals_total{limit=\"body_size\"}")
             .await,
         Some(1.0)
     );
@@ -463,4 +463,94 @@ async fn sighup_makes_the_hub_serve_its_rotated_certificate_now_and_never_stops_
     assert!(hub.running(), "{}", hub.log());
     assert_eq!(hups(&hub), 2, "{}", hub.log());
     assert_eq!(hub.get("/healthz").await.map(|r| r.0), Some(200));
+}
+
+/// The time from a rotation of `name` to the answer of a watch held on it, for `n`
+/// rotations in a row; `known` is the client's tokens, kept current.
+async fn times_to_hear(
+    emu: &Emulator,
+    hub: &HubProcess,
+    name: &str,
+    known: &mut Value,
+    n: usize,
+) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for i in 0..n {
+        let held = json!({"names": [name], "known": known, "wait_seconds": 30});
+        let ((status, answer), rotated_at) =
+            answer_to_change(hub, &held, || emu.put_str(name, &format!("v{i}"))).await;
+        times.push(rotated_at.elapsed());
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["changed"],
+            json!([format!("name:{name}")]),
+            "{answer}"
+        );
+        *known = answer["versions"].clone();
+    }
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_made_up_names_gets_429_and_does_not_delay_rotations_for_others() {
+    let emu = shared();
+    let p = unique_prefix("hub-flood");
+    let real = format!("{p}/real");
+    emu.put_str(&real, "v");
+    // 500 names per client address (--auth none): 10 DescribeParameters calls a poll at
+    // most, well within the hub's budget at a 1 s interval.
+    let hub = HubProcess::start(emu, "1s", &["--max-keys-per-client", "500"]);
+    let (status, first) = hub.watch(&json!({"names": [real]})).await;
+    assert_eq!(status, 200, "{first}");
+    let mut known = known(&first);
+    let calm = times_to_hear(emu, &hub, &real, &mut known, 4).await;
+
+    // Another address floods: 20,000 made-up names, 100 per request then 1,000 per request
+    // (the most a request may name), all at once.
+    let flooder: std::net::IpAddr = [127, 0, 0, 2].into();
+    let flood = |from: usize, count: usize| {
+        let names: Vec<String> = (from..from + count)
+            .map(|i| format!("{p}/made-up/{i}"))
+            .collect();
+        let body = json!({"names": names, "wait_seconds": 0})
+            .to_string()
+            .into_bytes();
+        let hub = &hub;
+        async move {
+            let (status, text) = hub
+                .send_from(Some(flooder), "POST", "/v1/watch", body, None)
+                .await
+                .unwrap_or_else(|| panic!("no answer from the hub:\n{}", hub.log()));
+            (status, text)
+        }
+    };
+    for i in 0..5 {
+        let (status, text) = flood(i * 100, 100).await;
+        assert_eq!(status, 200, "within the limit: {text}");
+    }
+    let (status, text) = flood(500, 1).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("address 127.0.0.2 has the hub watch 500 names and paths and this request adds 1: at most 500 per client (--max-keys-per-client)"),
+        "{text}"
+    );
+    let rest = futures::future::join_all((0..19).map(|i| flood(1000 + i * 1000, 1000))).await;
+    assert!(rest.iter().all(|(status, _)| *status == 429), "{rest:?}");
+
+    let flooded = times_to_hear(emu, &hub, &real, &mut known, 4).await;
+    let (calm_max, flooded_max) = (
+        calm.iter().max().copied().unwrap_or_default(),
+        flooded.iter().max().copied().unwrap_or_default(),
+    );
+    eprintln!("time to hear a rotation: {calm:?} without the flood, {flooded:?} with it");
+    // The floor: a rotation may wait a whole interval (1 s) to be read.
+    assert!(
+        flooded_max <= 2 * calm_max.max(Duration::from_secs(1)),
+        "a flood delayed rotations: {flooded:?} against {calm:?} without it"
+    );
+    assert_eq!(
+        hub.metric("ssm_injector_hub_refusals_total{status=\"429\"}")
+            .await,
+        Some(20.0)
+    );
 }

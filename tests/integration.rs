@@ -7,6 +7,7 @@ mod cluster_tls;
 mod cluster_webhook;
 mod exec;
 mod fleet;
+mod hostile;
 mod hub;
 mod hub_auth;
 mod hub_follow;

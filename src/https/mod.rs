@@ -23,5 +23,5 @@ pub mod server;
 pub mod tls;
 
 pub use listen::{BadListen, parse_listen};
-pub use metrics::CertReloads;
-pub use server::{Limits, ServeError, Server, StopSignal};
+pub use metrics::{CertReloads, LimitRefusals};
+pub use server::{LimitError, Limits, Refusal, ServeError, Server, StopSignal};

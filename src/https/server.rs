@@ -10,10 +10,17 @@
 //! accept loop and the connection task: a new limit goes there, not into a router.
 
 use super::listen::BadListen;
+use super::metrics::LimitRefusals;
 use super::tls::{self, CertResolver, TlsError};
 use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +35,9 @@ use tokio_rustls::TlsAcceptor;
 pub enum ServeError {
     #[error("{0}")]
     Listen(#[from] BadListen),
+    /// `--request-timeout`, `--max-connections`.
+    #[error("{0}")]
+    Limit(#[from] LimitError),
     /// The certificate files, or the TLS set-up.
     #[error("{0}")]
     Tls(#[from] TlsError),
@@ -47,41 +57,121 @@ impl ServeError {
     pub fn exit_code(&self) -> u8 {
         use crate::exit;
         match self {
-            ServeError::Listen(_) | ServeError::Tls(_) => exit::USAGE,
+            ServeError::Listen(_) | ServeError::Tls(_) | ServeError::Limit(_) => exit::USAGE,
             ServeError::Bind { .. } | ServeError::Signal(_) => exit::OTHER,
         }
     }
 }
 
 /// How every server reads requests and holds connections: the one place for the
-/// per-connection policy of the webhook, the hub and the admin port.
+/// per-connection policy of the webhook, the hub and the admin port, applied by the accept
+/// loop ([`Limits::max_connections`]) and by the connection task, which reads each request
+/// body itself before the router sees it ([`Limits::body_read`], [`Limits::max_body`]).
 ///
-/// Still to come here (issue 16, hostile clients): a deadline for reading a request body,
-/// the largest body (today each router's own: the webhook's `DefaultBodyLimit`, the hub's
-/// `hub_protocol::MAX_BODY`), and the most connections open at once (checked by the accept
-/// loop before it spawns a connection).
+/// The body is copied into one buffer as it arrives, so what a connection holds is the bytes
+/// it sent (at most twice, as the buffer grows) plus a fixed amount: the frames hyper and
+/// rustls hand out keep their whole read buffer alive (about 4 KiB for a 1-byte TLS record)
+/// and are dropped at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest time a client may take for the TLS handshake.
     pub handshake: Duration,
     /// Longest time a client may take to send the request headers.
     pub header_read: Duration,
+    /// Longest time from the end of the request headers to the end of its body; then the
+    /// answer is `408` and the connection is closed.
+    pub body_read: Duration,
+    /// Largest request body, bytes: a larger `Content-Length` is answered `413` before any
+    /// of the body is read; a chunked body is cut (`413`) when it passes this.
+    pub max_body: usize,
+    /// Most connections open at once; a connection beyond is closed as soon as it is
+    /// accepted (plain HTTP first gets a `503`).
+    pub max_connections: usize,
     /// Longest time the requests in flight get after shutdown starts.
     pub grace: Duration,
 }
 
 impl Limits {
-    /// The limits of every server.
+    /// The limits of the sidecar's admin port (`GET` only: no bodies to speak of); the
+    /// webhook and the hub start from these and set their own body size and connections.
     pub const DEFAULT: Limits = Limits {
         handshake: Duration::from_secs(10),
         header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(10),
+        max_body: 16 * 1024,
+        max_connections: 64,
         grace: Duration::from_secs(20),
     };
+}
+
+/// Bounds of the limit flags of the webhook and the hub.
+pub const MIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+pub const MAX_MAX_CONNECTIONS: usize = 1_000_000;
+
+/// A limit flag out of range; the message names the flag and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "--request-timeout must be between {MIN_REQUEST_TIMEOUT:?} and {MAX_REQUEST_TIMEOUT:?}, not {0:?}"
+    )]
+    RequestTimeout(Duration),
+    #[error("--max-connections must be between 1 and {MAX_MAX_CONNECTIONS}, not {0}")]
+    MaxConnections(usize),
+}
+
+impl Limits {
+    /// The limits of the webhook or the hub (pure): their `--request-timeout` (the whole
+    /// body) and `--max-connections` checked, and their largest body.
+    pub fn server(
+        request_timeout: Duration,
+        max_connections: usize,
+        max_body: usize,
+    ) -> Result<Limits, LimitError> {
+        if !(MIN_REQUEST_TIMEOUT..=MAX_REQUEST_TIMEOUT).contains(&request_timeout) {
+            return Err(LimitError::RequestTimeout(request_timeout));
+        }
+        if !(1..=MAX_MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(LimitError::MaxConnections(max_connections));
+        }
+        Ok(Limits {
+            body_read: request_timeout,
+            max_connections,
+            max_body,
+            ..Limits::DEFAULT
+        })
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits::DEFAULT
+    }
+}
+
+/// Why the server answered a request itself, or closed a connection, instead of passing it
+/// to the router: the `limit` label of `{server}_limit_refusals_total`
+/// ([`super::metrics::LimitRefusals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body is larger than [`Limits::max_body`] (`413`).
+    BodySize,
+    /// The body took longer than [`Limits::body_read`] (`408`).
+    BodyTime,
+    /// [`Limits::max_connections`] were open: the new connection was closed.
+    Connections,
+    /// The body could not be read (bad chunked encoding, the client went away) (`400`).
+    BodyBroken,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::BodySize => "body_size",
+            Refusal::BodyTime => "body_time",
+            Refusal::Connections => "connections",
+            Refusal::BodyBroken => "body_broken",
+        }
     }
 }
 
@@ -97,6 +187,7 @@ pub struct Server {
     listener: TcpListener,
     transport: Transport,
     limits: Limits,
+    refusals: LimitRefusals,
 }
 
 impl Server {
@@ -128,7 +219,20 @@ impl Server {
             listener,
             transport,
             limits: Limits::DEFAULT,
+            refusals: LimitRefusals::default(),
         })
+    }
+
+    /// Serves with `limits` instead of [`Limits::DEFAULT`].
+    pub fn with_limits(mut self, limits: Limits) -> Server {
+        self.limits = limits;
+        self
+    }
+
+    /// Counts what the limits refuse in `refusals` (registered in the server's metrics).
+    pub fn counting(mut self, refusals: LimitRefusals) -> Server {
+        self.refusals = refusals;
+        self
     }
 
     /// The address bound (the port chosen, for `:0`).
@@ -138,15 +242,18 @@ impl Server {
 
     /// Serves `router` until `shutdown` completes; then stops accepting, asks open
     /// connections to close after their current request and waits for them (at most
-    /// [`Limits::grace`]).
+    /// [`Limits::grace`]). The router sees each request with its whole body read
+    /// ([`Limits`]) and the client's address as [`ConnectInfo<SocketAddr>`].
     pub async fn serve(self, router: Router, shutdown: impl Future<Output = ()> + Send) {
         let Server {
             listener,
             transport,
             limits,
+            refusals,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut connections = JoinSet::new();
+        let mut full = FullLog::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -161,6 +268,13 @@ impl Server {
                             continue;
                         }
                     };
+                    while connections.try_join_next().is_some() {}
+                    if connections.len() >= limits.max_connections {
+                        refusals.record(Refusal::Connections);
+                        full.refused(limits.max_connections, peer);
+                        refuse_connection(&transport, tcp);
+                        continue;
+                    }
                     let _ = tcp.set_nodelay(true);
                     connections.spawn(connection(
                         transport.clone(),
@@ -168,6 +282,7 @@ impl Server {
                         tcp,
                         peer,
                         router.clone(),
+                        refusals.clone(),
                         stop_rx.clone(),
                     ));
                 }
@@ -182,6 +297,52 @@ impl Server {
     }
 }
 
+/// How often "too many connections" is logged at most.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs the connections refused at [`Limits::max_connections`], at most once per
+/// [`FULL_LOG_EVERY`] (with how many since the last line).
+#[derive(Default)]
+struct FullLog {
+    last: Option<tokio::time::Instant>,
+    since: u64,
+}
+
+impl FullLog {
+    fn refused(&mut self, max: usize, peer: SocketAddr) {
+        self.since += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= FULL_LOG_EVERY)
+        {
+            tracing::warn!(
+                max_connections = max,
+                refused = self.since,
+                %peer,
+                "{max} connections are open: new connections are closed at once"
+            );
+            self.last = Some(now);
+            self.since = 0;
+        }
+    }
+}
+
+/// The answer plain HTTP gets beyond [`Limits::max_connections`] (HTTPS is closed before
+/// the handshake: an answer would cost one).
+const FULL_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Content-Type: application/json\r\nContent-Length: 37\r\n\r\n\
+{\"error\":\"too many open connections\"}";
+
+/// Closes a connection beyond the limit at once; plain HTTP first gets a `503` if the
+/// socket takes it without waiting.
+fn refuse_connection(transport: &Transport, tcp: TcpStream) {
+    if matches!(transport, Transport::Plain) {
+        let _ = tcp.try_write(FULL_ANSWER);
+    }
+    drop(tcp);
+}
+
 /// One client: the TLS handshake (HTTPS), then HTTP/1.1 until the client closes or the
 /// server stops.
 async fn connection(
@@ -190,13 +351,20 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
+    refusals: LimitRefusals,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let client = Client {
+        limits,
+        peer,
+        router,
+        refusals,
+    };
     match transport {
-        Transport::Plain => http(TokioIo::new(tcp), limits, peer, router, stop).await,
+        Transport::Plain => http(TokioIo::new(tcp), client, stop).await,
         Transport::Tls(acceptor) => {
             match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => http(TokioIo::new(tls), limits, peer, router, stop).await,
+                Ok(Ok(tls)) => http(TokioIo::new(tls), client, stop).await,
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -204,19 +372,28 @@ async fn connection(
     }
 }
 
-async fn http<I>(
-    io: I,
+/// What a connection's requests are served with.
+#[derive(Clone)]
+struct Client {
     limits: Limits,
     peer: SocketAddr,
     router: Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) where
+    refusals: LimitRefusals,
+}
+
+async fn http<I>(io: I, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
+where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let peer = client.peer;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
-    let conn = http.serve_connection(io, TowerToHyperService::new(router));
+        .header_read_timeout(client.limits.header_read);
+    let service = hyper::service::service_fn(move |request| {
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(client.answer(request).await) }
+    });
+    let conn = http.serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
@@ -230,6 +407,116 @@ async fn http<I>(
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         }
+    }
+}
+
+impl Client {
+    /// Reads the body within the limits, then passes the request to the router; or answers
+    /// the refusal itself and closes the connection.
+    async fn answer(self, request: Request<Incoming>) -> Response {
+        let (mut parts, body) = request.into_parts();
+        let body = match read_body(&parts.headers, body, &self.limits).await {
+            Ok(body) => body,
+            Err(refused) => {
+                self.refusals.record(refused.refusal);
+                tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
+                return refused.response();
+            }
+        };
+        parts.extensions.insert(ConnectInfo(self.peer));
+        let request = Request::from_parts(parts, axum::body::Body::from(body));
+        let router = TowerToHyperService::new(self.router);
+        match hyper::service::Service::call(&router, request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A request the limits refused: what the client is told.
+#[derive(Debug)]
+struct Refused {
+    refusal: Refusal,
+    message: String,
+}
+
+impl Refused {
+    fn status(&self) -> StatusCode {
+        match self.refusal {
+            Refusal::BodySize => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTime => StatusCode::REQUEST_TIMEOUT,
+            Refusal::Connections => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::BodyBroken => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// `{"error": MESSAGE}`, and the connection closes after it (the rest of the body is
+    /// never read).
+    fn response(&self) -> Response {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        (
+            self.status(),
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CONNECTION, "close"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Most bytes reserved for a body before they arrive (the declared length, up to this):
+/// the buffer grows with what is received, not with what is announced.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// Reads the whole body within [`Limits::body_read`] and [`Limits::max_body`], copying each
+/// frame into one buffer as it arrives so that the frame (and the read buffer it keeps
+/// alive) is released at once.
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Incoming,
+    limits: &Limits,
+) -> Result<Vec<u8>, Refused> {
+    let max = limits.max_body;
+    let too_large = || Refused {
+        refusal: Refusal::BodySize,
+        message: format!("the request body is larger than {max} bytes"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let reserve = declared.map_or(0, |n| usize::try_from(n).unwrap_or(max).min(RESERVE_AHEAD));
+    let mut buf = Vec::with_capacity(reserve);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| Refused {
+                refusal: Refusal::BodyBroken,
+                message: format!("the request body could not be read: {e}"),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.body_read, read).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(refused)) => Err(refused),
+        Err(_) => Err(Refused {
+            refusal: Refusal::BodyTime,
+            message: format!(
+                "the request body was not received within {:?}",
+                limits.body_read
+            ),
+        }),
     }
 }
 
@@ -327,6 +614,155 @@ mod tests {
         assert!(
             TcpStream::connect(addr).await.is_err(),
             "no longer accepting"
+        );
+    }
+
+    /// A plain-HTTP server with `limits` whose `POST /echo` answers the body's length and
+    /// the client's address; stopped when the sender is dropped.
+    async fn limited(
+        limits: Limits,
+    ) -> (SocketAddr, LimitRefusals, tokio::sync::oneshot::Sender<()>) {
+        let refusals = LimitRefusals::default();
+        let server = Server::http("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind")
+            .with_limits(limits)
+            .counting(refusals.clone());
+        let addr = server.local_addr().expect("local addr");
+        let echo = |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: axum::body::Bytes| async move {
+            format!("{} from {}", body.len(), peer.ip())
+        };
+        let router = router().route("/echo", axum::routing::post(echo));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(router, async {
+            let _ = stopped.await;
+        }));
+        (addr, refusals, stop)
+    }
+
+    const SMALL: Limits = Limits {
+        body_read: Duration::from_millis(300),
+        max_body: 100,
+        max_connections: 2,
+        ..Limits::DEFAULT
+    };
+
+    fn status(answer: &str) -> &str {
+        answer.split(' ').nth(1).unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_size_and_time_limits() {
+        let (addr, refusals, _stop) = limited(SMALL).await;
+        let within =
+            |r: &'static [u8]| tokio::time::timeout(Duration::from_secs(10), exchange(addr, r));
+        // At the limit, in chunks: read whole; the router sees the client's address.
+        let ok = within(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n01234567890123456789012345678901234567890123456789\r\n32\r\n01234567890123456789012345678901234567890123456789\r\n0\r\n\r\n").await.expect("in time");
+        assert!(ok.ends_with("100 from 127.0.0.1"), "{ok}");
+        // A declared length above the limit: 413 at once, nothing read, connection closed
+        // (the client sends no body at all and still gets the answer).
+        let big = within(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
+            .await
+            .expect("in time");
+        assert_eq!(status(&big), "413", "{big}");
+        assert!(big.contains("connection: close"), "{big}");
+        assert!(
+            big.ends_with("{\"error\":\"the request body is larger than 100 bytes\"}"),
+            "{big}"
+        );
+        // A chunked body is cut when it passes the limit.
+        let chunked = within(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n01234567890123456789012345678901234567890123456789\r\n33\r\n012345678901234567890123456789012345678901234567890\r\n").await.expect("in time");
+        assert_eq!(status(&chunked), "413", "{chunked}");
+        // A body that does not arrive in time: 408 and the connection closed (exchange
+        // reads to the end: it returns only because the server closed).
+        let started = std::time::Instant::now();
+        let slow =
+            within(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly this")
+                .await
+                .expect("closed in time");
+        assert_eq!(status(&slow), "408", "{slow}");
+        assert!(
+            started.elapsed() >= SMALL.body_read,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(refusals.count(Refusal::BodySize), 2);
+        assert_eq!(refusals.count(Refusal::BodyTime), 1);
+        assert_eq!(refusals.count(Refusal::Connections), 0);
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_most_are_refused_at_once_until_one_closes() {
+        let (addr, refusals, _stop) = limited(SMALL).await;
+        // Two idle connections hold the two places (each answered once, so they are open).
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let mut buf = [0u8; 256];
+            let n = c.read(&mut buf).await.expect("read");
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 200"),
+                "{:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+            held.push(c);
+        }
+        let third = tokio::time::timeout(
+            Duration::from_secs(5),
+            exchange(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+        .await
+        .expect("refused at once");
+        assert_eq!(status(&third), "503", "{third}");
+        assert!(
+            third.ends_with("{\"error\":\"too many open connections\"}"),
+            "{third}"
+        );
+        assert_eq!(refusals.count(Refusal::Connections), 1);
+        drop(held.pop());
+        let answer = within_deadline(addr).await;
+        assert_eq!(status(&answer), "200", "{answer}");
+    }
+
+    /// `GET /healthz` until it is answered 200 (the server notices a closed connection
+    /// after the client's close reaches it), at most 10 s.
+    async fn within_deadline(addr: SocketAddr) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let a = exchange(
+                addr,
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+            if status(&a) == "200" || std::time::Instant::now() > deadline {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[test]
+    fn the_limit_flags_are_checked() {
+        let ok = Limits::server(Duration::from_secs(10), 1024, 8).expect("valid");
+        assert_eq!(
+            (ok.body_read, ok.max_connections, ok.max_body),
+            (Duration::from_secs(10), 1024, 8)
+        );
+        assert_eq!(ok.handshake, Limits::DEFAULT.handshake);
+        assert_eq!(
+            Limits::server(Duration::from_millis(999), 1, 8)
+                .expect_err("short")
+                .to_string(),
+            "--request-timeout must be between 1s and 600s, not 999ms"
+        );
+        assert_eq!(
+            Limits::server(Duration::from_secs(1), 0, 8)
+                .expect_err("none")
+                .to_string(),
+            "--max-connections must be between 1 and 1000000, not 0"
         );
     }
 

@@ -6,6 +6,8 @@
 
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
 use crate::https::listen::{BadListen, parse_listen};
+use crate::https::{LimitError, Limits};
+use crate::hub_protocol::MAX_BODY;
 use crate::spec::budget::{BudgetConfig, BudgetError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +33,10 @@ pub enum FlagError {
     ClientBudget(f64),
     #[error("--concurrency must be between 1 and {MAX_CONCURRENCY}, not {0}")]
     Concurrency(usize),
+    #[error("{0}")]
+    Limit(#[from] LimitError),
+    #[error("--max-keys-per-client must be at least 1, not {0}")]
+    MaxKeys(usize),
     #[error("{0}")]
     QueueUrl(#[from] QueueUrlError),
     #[error("{0}")]
@@ -58,6 +64,10 @@ pub struct HubSettings {
     pub auth: HubAuth,
     /// Checked by [`super::token_reviewer::setup`], which reads `--config`.
     pub kube: HubKubeArgs,
+    /// `--max-keys-per-client`, at least 1.
+    pub max_keys_per_client: usize,
+    /// `--request-timeout`, `--max-connections`, and the body size of the protocol.
+    pub limits: Limits,
     pub region: Option<String>,
     /// `--max-tps`, `--burst`.
     pub budget: BudgetConfig,
@@ -82,6 +92,9 @@ impl HubSettings {
             max_spread,
             auth,
             kube,
+            max_keys_per_client,
+            request_timeout,
+            max_connections,
             region,
             max_tps,
             burst,
@@ -99,6 +112,10 @@ impl HubSettings {
         if client_budget.is_nan() || client_budget <= 0.0 || client_budget.is_infinite() {
             return Err(FlagError::ClientBudget(client_budget));
         }
+        if max_keys_per_client == 0 {
+            return Err(FlagError::MaxKeys(max_keys_per_client));
+        }
+        let limits = Limits::server(request_timeout, max_connections, MAX_BODY)?;
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(FlagError::Concurrency(concurrency));
         }
@@ -122,6 +139,8 @@ impl HubSettings {
             max_spread,
             auth,
             kube,
+            max_keys_per_client,
+            limits,
             region,
             budget,
             concurrency,
@@ -244,6 +263,10 @@ mod tests {
         assert_eq!(s.budget, BudgetConfig::default());
         assert_eq!(s.queue_url, None);
         assert_eq!(s.auth, HubAuth::None);
+        assert_eq!(s.max_keys_per_client, 5000);
+        assert_eq!(s.limits.body_read, Duration::from_secs(10));
+        assert_eq!(s.limits.max_connections, 4096);
+        assert_eq!(s.limits.max_body, MAX_BODY);
         assert_eq!(
             (s.cert, s.key),
             (Some(PathBuf::from("c")), Some(PathBuf::from("k")))
@@ -287,6 +310,18 @@ mod tests {
             (
                 &["--max-wait=601s"],
                 "--max-wait must be at most 600s, not 601s",
+            ),
+            (
+                &["--max-keys-per-client=0"],
+                "--max-keys-per-client must be at least 1, not 0",
+            ),
+            (
+                &["--request-timeout=999ms"],
+                "--request-timeout must be between 1s and 600s, not 999ms",
+            ),
+            (
+                &["--max-connections=0"],
+                "--max-connections must be between 1 and 1000000, not 0",
             ),
             (
                 &["--client-budget=0"],
@@ -342,6 +377,8 @@ mod tests {
             "--interval=1ms",
             "--max-wait=1h",
             "--client-budget=0",
+            "--max-keys-per-client=0",
+            "--request-timeout=0s",
             "--concurrency=0",
             "--queue-url=ftp://x",
             "--max-tps=0",
@@ -351,6 +388,8 @@ mod tests {
             FlagError::Interval(_) => "--interval",
             FlagError::MaxWait(_) => "--max-wait",
             FlagError::ClientBudget(_) => "--client-budget",
+            FlagError::MaxKeys(_) => "--max-keys-per-client",
+            FlagError::Limit(_) => "--request-timeout",
             FlagError::Concurrency(_) => "--concurrency",
             FlagError::QueueUrl(_) => "--queue-url",
             FlagError::Budget(_) => "--max-tps",

@@ -10,9 +10,10 @@
 //! | `ssm_injector_hub_polls_total` | counter | `kind` (`interval`, `refresh`), `outcome` (`ok`, `error`) |
 //! | `ssm_injector_hub_changes_total` | counter | |
 //! | `ssm_injector_hub_answers_total` | counter | `reason` (`changed`, `timeout`, `first`) |
-//! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `413`, `503`) |
+//! | `ssm_injector_hub_refusals_total` | counter | `status` (`400`, `401`, `403`, `429`, `503`) |
 //! | `ssm_injector_hub_token_reviews_total` | counter | `outcome` (`authenticated`, `unauthenticated`, `unavailable`) |
 //! | `ssm_injector_hub_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory ([`CertReloads`]) |
+//! | `ssm_injector_hub_limit_refusals_total` | counter | `limit` (`body_size`, `body_time`, `body_broken`, `connections`): refused by the server's limits ([`LimitRefusals`]) |
 //! | `ssm_injector_hub_events_total` | counter | `outcome` (`matched`, `unwatched`, `ignored`, `malformed`) |
 //! | `ssm_injector_hub_event_keys_total` | counter | |
 //! | `ssm_injector_hub_event_delay_seconds` | histogram | |
@@ -20,7 +21,7 @@
 //!
 //! Labels are fixed words: never a parameter name, path or token.
 
-use crate::https::CertReloads;
+use crate::https::{CertReloads, LimitRefusals};
 use crate::metrics::{encode_registry, outcome};
 use crate::source::{CallObserver, Cause, Operation};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -167,6 +168,7 @@ pub struct HubMetrics {
     refusals: Family<StatusLabels, Counter>,
     token_reviews: Family<ReviewLabels, Counter>,
     cert_reloads: CertReloads,
+    limit_refusals: LimitRefusals,
     events: Family<EventLabels, Counter>,
     event_keys: Counter,
     event_delay: Histogram,
@@ -194,6 +196,7 @@ impl HubMetrics {
             refusals: Family::default(),
             token_reviews: Family::default(),
             cert_reloads: CertReloads::default(),
+            limit_refusals: LimitRefusals::default(),
             events: Family::default(),
             event_keys: Counter::default(),
             event_delay: Histogram::new(EVENT_DELAY_BUCKETS),
@@ -251,6 +254,7 @@ impl HubMetrics {
             m.token_reviews.clone(),
         );
         m.cert_reloads = CertReloads::register(r, "hub");
+        m.limit_refusals = LimitRefusals::register(r, "hub");
         r.register(
             "hub_events",
             "Push events (SQS messages) by outcome: matched (watched keys re-read at once), unwatched (no AWS call), ignored, malformed",
@@ -333,6 +337,11 @@ impl HubMetrics {
     }
 
     /// New serving certificates (reloaded files, or issued in memory).
+    /// Requests and connections refused by the server's limits.
+    pub fn limit_refusals(&self) -> &LimitRefusals {
+        &self.limit_refusals
+    }
+
     pub fn cert_reloads(&self) -> &CertReloads {
         &self.cert_reloads
     }

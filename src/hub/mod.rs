@@ -117,6 +117,8 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         max_spread,
         auth,
         kube,
+        max_keys_per_client,
+        limits,
         region,
         budget,
         concurrency,
@@ -146,6 +148,9 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         (None, _, _) => return Err(HubError::NoCertificate),
     };
     let (https_server, stop) = https::Server::https(addr, resolver).await?;
+    let https_server = https_server
+        .with_limits(limits)
+        .counting(metrics.limit_refusals().clone());
 
     let registry = Arc::new(registry::Registry::new());
     let poller = tokio::spawn(poller::run(
@@ -175,6 +180,7 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
             max_wait,
             client_budget,
             max_spread,
+            max_keys_per_client,
         },
         authorizer,
         policy,

@@ -53,6 +53,8 @@ struct Entry {
     held: u64,
     /// `held` when the token last changed: the clients that will re-fetch.
     watchers_at_change: u64,
+    /// The clients ([`Registry::want_as`]) that want it, and when each last did.
+    clients: HashMap<Arc<str>, Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +66,20 @@ struct Inner {
     answered: bool,
     /// Requests waiting now.
     waiting: u64,
+    /// How many keys each client wants (the entries whose `clients` name it).
+    per_client: HashMap<Arc<str>, usize>,
+}
+
+/// A request that would take a client past its most keys (`--max-keys-per-client`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{client} has the hub watch {has} names and paths and this request adds {adds}: at most {max} per client (--max-keys-per-client); watch fewer, or let unused ones expire"
+)]
+pub struct TooManyKeys {
+    pub client: String,
+    pub has: usize,
+    pub adds: usize,
+    pub max: usize,
 }
 
 /// One key as a request sees it.
@@ -102,37 +118,76 @@ impl Registry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers `keys` as wanted at `now`; new keys are pending and queued for an
-    /// immediate read. Returns how many were new.
+    /// [`Registry::want_as`] for one client without a limit.
     pub fn want(&self, keys: &[Key], now: Instant) -> usize {
+        self.want_as("", keys, now, usize::MAX).unwrap_or(0)
+    }
+
+    /// Registers `keys` as wanted by `client` at `now`; new keys are pending and queued for
+    /// an immediate read. Returns how many were new to the hub; or, when the keys new to
+    /// `client` would take it past `max_keys`, registers nothing and says so.
+    pub fn want_as(
+        &self,
+        client: &str,
+        keys: &[Key],
+        now: Instant,
+        max_keys: usize,
+    ) -> Result<usize, TooManyKeys> {
+        let wanted: BTreeMap<String, &Key> = keys.iter().map(|k| (k.to_string(), k)).collect();
         let mut new = 0;
         {
             let mut inner = self.lock();
-            for key in keys {
-                let s = key.to_string();
-                match inner.entries.get_mut(&s) {
-                    Some(e) => e.last_wanted = e.last_wanted.max(now),
-                    None => {
-                        inner.entries.insert(
-                            s.clone(),
-                            Entry {
-                                key: key.clone(),
-                                state: State::Pending,
-                                last_wanted: now,
-                                held: 0,
-                                watchers_at_change: 0,
-                            },
-                        );
-                        inner.refresh.insert(s);
-                        new += 1;
+            let Inner {
+                entries,
+                refresh,
+                per_client,
+                ..
+            } = &mut *inner;
+            let has = per_client.get(client).copied().unwrap_or(0);
+            let adds = wanted
+                .keys()
+                .filter(|s| {
+                    !entries
+                        .get(*s)
+                        .is_some_and(|e| e.clients.contains_key(client))
+                })
+                .count();
+            if has.saturating_add(adds) > max_keys {
+                return Err(TooManyKeys {
+                    client: client.to_owned(),
+                    has,
+                    adds,
+                    max: max_keys,
+                });
+            }
+            let name: Arc<str> = per_client
+                .get_key_value(client)
+                .map_or_else(|| Arc::from(client), |(k, _)| k.clone());
+            for (s, key) in wanted {
+                let e = entries.entry(s).or_insert_with_key(|s| {
+                    refresh.insert(s.clone());
+                    new += 1;
+                    Entry {
+                        key: key.clone(),
+                        state: State::Pending,
+                        last_wanted: now,
+                        held: 0,
+                        watchers_at_change: 0,
+                        clients: HashMap::new(),
                     }
-                }
+                });
+                e.last_wanted = e.last_wanted.max(now);
+                let last = e.clients.entry(name.clone()).or_insert_with(|| {
+                    *per_client.entry(name.clone()).or_default() += 1;
+                    now
+                });
+                *last = (*last).max(now);
             }
         }
         if new > 0 {
             self.refresh.notify_one();
         }
-        new
+        Ok(new)
     }
 
     /// Counts a request as waiting on `keys` until the guard is dropped.
@@ -214,16 +269,32 @@ impl Registry {
         changed
     }
 
-    /// Forgets keys nobody has wanted for `ttl` and nobody waits on; returns how many.
+    /// Forgets keys nobody has wanted for `ttl` and nobody waits on, and, for the keys
+    /// nobody waits on, the clients that have not wanted them for `ttl` (they no longer
+    /// count towards those clients' most keys); returns how many keys were forgotten.
     pub fn expire(&self, now: Instant, ttl: Duration) -> usize {
         let mut inner = self.lock();
-        let before = inner.entries.len();
-        inner
-            .entries
-            .retain(|_, e| e.held > 0 || now.saturating_duration_since(e.last_wanted) <= ttl);
         let Inner {
-            entries, refresh, ..
+            entries,
+            refresh,
+            per_client,
+            ..
         } = &mut *inner;
+        let before = entries.len();
+        entries.retain(|_, e| {
+            if e.held > 0 {
+                return true;
+            }
+            e.clients.retain(|client, last| {
+                let keep = now.saturating_duration_since(*last) <= ttl;
+                if !keep && let Some(n) = per_client.get_mut(client) {
+                    *n = n.saturating_sub(1);
+                }
+                keep
+            });
+            now.saturating_duration_since(e.last_wanted) <= ttl
+        });
+        per_client.retain(|_, n| *n > 0);
         refresh.retain(|k| entries.contains_key(k));
         before - entries.len()
     }
@@ -446,6 +517,36 @@ mod tests {
                 .iter()
                 .all(|k| k.to_string() != "name:/old")
         );
+    }
+
+    #[test]
+    fn each_client_may_want_at_most_its_keys_until_they_expire() {
+        let r = Registry::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(165);
+        assert_eq!(r.want_as("a", &keys(&["/1", "/2"]), t0, 3), Ok(2));
+        // Keys it has already and repeats within a request do not count again.
+        assert_eq!(
+            r.want_as("a", &keys(&["/1", "/2", "/3", "/3"]), t0, 3),
+            Ok(1)
+        );
+        let e = r
+            .want_as("a", &keys(&["/1", "/4"]), t0, 3)
+            .expect_err("a fourth key");
+        assert_eq!((e.has, e.adds, e.max), (3, 1, 3));
+        assert!(
+            e.to_string().starts_with("a has the hub watch 3 names and paths and this request adds 1: at most 3 per client (--max-keys-per-client)"),
+            "{e}"
+        );
+        assert_eq!(r.sizes().0, 3, "nothing of the refused request registered");
+        // Another client is counted on its own, also for keys a already has.
+        assert_eq!(r.want_as("b", &keys(&["/1", "/4", "/5"]), t0, 3), Ok(2));
+        // a's keys expire for a (b wanted /1 later, so /1 stays registered).
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(r.want_as("b", &keys(&["/1"]), later, 3), Ok(0));
+        assert_eq!(r.expire(t0 + Duration::from_secs(200), ttl), 4);
+        assert_eq!(r.sizes().0, 1);
+        assert_eq!(r.want_as("a", &keys(&["/6", "/7", "/8"]), later, 3), Ok(3));
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! The hub's HTTP side: `POST /v1/watch` (the long poll), `/healthz`, `/readyz` and
 //! `/metrics`. Served over HTTPS by the shared server ([`crate::https::Server`]).
 
+use super::auth::Identity;
 use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
 use super::registry::{Registry, State, compare};
 use super::spread::spread;
 use crate::https::routes;
-use crate::hub_protocol::{self, Checked, ErrorBody, MAX_BODY, WatchResponse};
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State as AxState;
+use crate::hub_protocol::{self, Checked, ErrorBody, WatchResponse};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use axum::{Extension, Router};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub max_wait: Duration,
     pub client_budget: f64,
     pub max_spread: Duration,
+    /// Most keys one client may have watched (`--max-keys-per-client`, [`client`]).
+    pub max_keys_per_client: usize,
 }
 
 /// What the handlers share.
@@ -79,8 +82,26 @@ async fn metrics(AxState(s): AxState<HubState>) -> Response {
     routes::metrics(s.metrics.encode())
 }
 
-async fn watch_handler(AxState(s): AxState<HubState>, headers: HeaderMap, body: Body) -> Response {
-    match watch(&s, &headers, body).await {
+/// Who a request counts against for `--max-keys-per-client`: its namespace (`--auth
+/// kubernetes`), else the client's IP address (`--auth none`).
+pub fn client(identity: &Identity, peer: Option<SocketAddr>) -> String {
+    match (&identity.namespace, peer) {
+        (Some(namespace), _) => format!("namespace {namespace}"),
+        (None, Some(peer)) => format!("address {}", peer.ip()),
+        (None, None) => identity.name.clone(),
+    }
+}
+
+/// The body arrives whole: the server read it within its limits ([`crate::https::Limits`]:
+/// `hub_protocol::MAX_BODY`, `--request-timeout`).
+async fn watch_handler(
+    AxState(s): AxState<HubState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let peer = peer.map(|Extension(ConnectInfo(peer))| peer);
+    match watch(&s, &headers, peer, &body).await {
         Ok(answer) => {
             let body = serde_json::to_string(&answer).unwrap_or_default();
             (
@@ -100,7 +121,12 @@ async fn watch_handler(AxState(s): AxState<HubState>, headers: HeaderMap, body: 
 
 type Refusal = (StatusCode, String);
 
-async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchResponse, Refusal> {
+async fn watch(
+    s: &HubState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    body: &[u8],
+) -> Result<WatchResponse, Refusal> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -110,30 +136,7 @@ async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchRes
         AuthError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
         AuthError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
     })?;
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {MAX_BODY} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
-    }
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("the body could not be read: {e}"),
-            ));
-        }
-    };
-    let checked = hub_protocol::parse(&bytes, s.settings.max_wait)
+    let checked = hub_protocol::parse(body, s.settings.max_wait)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     for key in &checked.keys {
         s.policy
@@ -146,14 +149,22 @@ async fn watch(s: &HubState, headers: &HeaderMap, body: Body) -> Result<WatchRes
             format!("{MAX_WAITING} requests are waiting already; try another replica or later"),
         ));
     }
+    s.registry
+        .want_as(
+            &client(&identity, peer),
+            &checked.keys,
+            std::time::Instant::now(),
+            s.settings.max_keys_per_client,
+        )
+        .map_err(|e| (StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
     Ok(answer(s, checked).await)
 }
 
-/// Holds the request until a token differs from the client's or the wait is over.
+/// Holds the request until a token differs from the client's or the wait is over (its
+/// keys are registered already).
 async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let Checked { keys, known, wait } = checked;
     let start = tokio::time::Instant::now();
-    s.registry.want(&keys, std::time::Instant::now());
     let _held = s.registry.hold(&keys);
     let mut changes = s.registry.subscribe();
     let mut stopping = s.stopping.clone();
@@ -230,6 +241,8 @@ mod tests {
     use crate::hub::registry::State;
     use crate::hub_protocol::Key;
     use crate::policy::Prefixes;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
     use serde_json::{Value, json};
     use tower::ServiceExt;
 
@@ -280,6 +293,7 @@ mod tests {
                     max_wait: Duration::from_secs(55),
                     client_budget: 20.0,
                     max_spread: Duration::from_secs(300),
+                    max_keys_per_client: 1000,
                 },
                 authorizer,
                 policy,
@@ -319,10 +333,38 @@ mod tests {
         assert!(v["error"].as_str().unwrap().contains("/a#f"), "{v}");
         let (st, _) = post(&s, b"{not json".to_vec(), None).await;
         assert_eq!(st, StatusCode::BAD_REQUEST);
-        let big = vec![b' '; MAX_BODY + 1];
-        let (st, v) = post(&s, big, None).await;
-        assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
-        assert!(v["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn a_client_past_its_most_keys_gets_429_naming_the_limit() {
+        let (mut s, _stop) = state(Arc::new(NoOne), Arc::new(AllowAll));
+        s.settings.max_keys_per_client = 2;
+        let two = body(json!({"names": ["/app/a", "/app/b"], "wait_seconds": 0}));
+        let (st, v) = post(&s, two, Some("good")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let third = body(json!({"names": ["/app/a", "/app/c"], "wait_seconds": 0}));
+        let (st, v) = post(&s, third.clone(), Some("good")).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+        let e = v["error"].as_str().unwrap_or_default();
+        assert!(
+            e.starts_with("namespace apps has the hub watch 2 names and paths and this request adds 1: at most 2 per client (--max-keys-per-client)"),
+            "{e}"
+        );
+        // Another namespace has its own count.
+        let (st, v) = post(&s, third, Some("team-a")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(
+            s.metrics
+                .encode()
+                .contains("hub_refusals_total{status=\"429\"} 1")
+        );
+        let peer = |ip: [u8; 4]| Some(SocketAddr::from((ip, 4000)));
+        let anonymous = Identity {
+            namespace: None,
+            name: "anonymous".into(),
+        };
+        assert_eq!(client(&anonymous, peer([10, 0, 0, 7])), "address 10.0.0.7");
+        assert_eq!(client(&anonymous, None), "anonymous");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! | `ssm_injector_webhook_review_duration_seconds` | histogram | |
 //! | `ssm_injector_webhook_cert_reloads_total` | counter | `outcome` (`ok`, `error`: the old certificate is kept); with `--tls-secret`, serving certificates issued in memory ([`CertReloads`]) |
 //! | `ssm_injector_webhook_ca_bundle_patches_total` | counter | (`--tls-secret`: the configuration's caBundle was set) |
+//! | `ssm_injector_webhook_limit_refusals_total` | counter | `limit` (`body_size`, `body_time`, `body_broken`, `connections`): refused by the server's limits ([`LimitRefusals`]) |
 //!
 //! Labels are fixed words: never a namespace, pod or parameter name.
 
@@ -15,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::https::CertReloads;
+use crate::https::{CertReloads, LimitRefusals};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the review duration buckets: 100 µs up to 1 s.
@@ -60,6 +61,7 @@ pub struct WebhookMetrics {
     duration: Histogram,
     cert_reloads: CertReloads,
     ca_bundle_patches: Counter,
+    limit_refusals: LimitRefusals,
 }
 
 impl WebhookMetrics {
@@ -70,6 +72,7 @@ impl WebhookMetrics {
             duration: Histogram::new(REVIEW_BUCKETS),
             cert_reloads: CertReloads::default(),
             ca_bundle_patches: Counter::default(),
+            limit_refusals: LimitRefusals::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -83,6 +86,7 @@ impl WebhookMetrics {
             m.duration.clone(),
         );
         m.cert_reloads = CertReloads::register(r, "webhook");
+        m.limit_refusals = LimitRefusals::register(r, "webhook");
         r.register(
             "webhook_ca_bundle_patches",
             "Times the MutatingWebhookConfiguration's caBundle was set to the CA bundle (--tls-secret)",
@@ -114,6 +118,11 @@ impl WebhookMetrics {
     /// New serving certificates (reloaded files, or issued in memory).
     pub fn cert_reloads(&self) -> &CertReloads {
         &self.cert_reloads
+    }
+
+    /// Requests and connections refused by the server's limits.
+    pub fn limit_refusals(&self) -> &LimitRefusals {
+        &self.limit_refusals
     }
 
     /// Records a patch of the configuration's caBundle.

@@ -112,8 +112,12 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         config,
         image,
         cert_check_interval,
+        request_timeout,
+        max_connections,
         self_tls,
     } = args;
+    let limits = https::Limits::server(request_timeout, max_connections, admission::MAX_BODY)
+        .map_err(ServeError::from)?;
     let source = source(cert, key, self_tls)?;
     let inject = config::load(
         config.as_deref(),
@@ -148,6 +152,9 @@ pub async fn run(args: WebhookArgs) -> Result<(), WebhookError> {
         }
     };
     let (server, stop) = https::Server::https(addr, resolver).await?;
+    let server = server
+        .with_limits(limits)
+        .counting(metrics.limit_refusals().clone());
     tracing::info!(
         listen = %addr,
         image = %image,

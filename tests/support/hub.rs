@@ -89,6 +89,11 @@ impl HubProcess {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
+    /// The process id (for its `/proc/PID/status`), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -180,7 +185,27 @@ impl HubProcess {
         body: Vec<u8>,
         bearer: Option<&str>,
     ) -> Option<(u16, String)> {
-        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        self.send_from(None, method, path, body, bearer).await
+    }
+
+    /// [`HubProcess::send`] from the loopback address `from` (e.g. 127.0.0.2: another
+    /// client address for the hub), or the default one.
+    pub async fn send_from(
+        &self,
+        from: Option<std::net::IpAddr>,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<&str>,
+    ) -> Option<(u16, String)> {
+        let tcp = match from {
+            None => tokio::net::TcpStream::connect(&self.addr).await.ok()?,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4().ok()?;
+                socket.bind((ip, 0).into()).ok()?;
+                socket.connect(self.addr.parse().ok()?).await.ok()?
+            }
+        };
         let name = ServerName::try_from("localhost").ok()?;
         let tls = self.tls.connect(name, tcp).await.ok()?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))

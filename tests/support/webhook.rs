@@ -175,6 +175,11 @@ impl Webhook {
         super::run::send_signal(self.child.id(), sig);
     }
 
+    /// The process id (for its `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -215,10 +220,24 @@ pub struct Conn {
 impl Conn {
     /// `(status, body)`, or `None` on any transport error.
     pub fn request(&mut self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        self.send(method, path, body.len(), body)
+    }
+
+    /// Sends headers declaring `declared` body bytes and no body; then reads the answer.
+    pub fn declare(&mut self, method: &str, path: &str, declared: usize) -> Option<(u16, String)> {
+        self.send(method, path, declared, "")
+    }
+
+    fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        declared: usize,
+        body: &str,
+    ) -> Option<(u16, String)> {
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
-            body.len()
+             Content-Length: {declared}\r\n\r\n"
         );
         let out = self.stream.get_mut();
         out.write_all(head.as_bytes()).ok()?;
