@@ -902,6 +902,185 @@ fn an_output_path_that_is_a_directory_exits_6_and_leaves_no_temp_file() {
     )
     .run()
     .assert_code(6)
-    .assert_stderr_has(&[path(&out), "Is a directory"]);
+    .assert_stderr_has(&[path(&out), "it is a directory"]);
     assert_eq!(look(dir.path()), before);
+}
+
+fn mkfifo(at: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(at)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", at.display());
+}
+
+/// What is at `at`, without following a symlink or opening anything.
+fn kind_at(at: &Path) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let t = fs::symlink_metadata(at)
+        .expect("target still there")
+        .file_type();
+    match () {
+        _ if t.is_symlink() => format!("symlink -> {}", fs::read_link(at).unwrap().display()),
+        _ if t.is_fifo() => "fifo".into(),
+        _ if t.is_socket() => "socket".into(),
+        _ if t.is_dir() => "dir".into(),
+        _ if t.is_file() => format!("file {:?}", fs::read_to_string(at).unwrap()),
+        _ => "other".into(),
+    }
+}
+
+#[test]
+fn a_target_that_is_not_a_regular_file_exits_6_names_it_and_makes_no_api_call() {
+    let emu = Emulator::start();
+    emu.put_secure("/app/a", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mkfifo(&d.join("fifo"));
+    let _socket = std::os::unix::net::UnixListener::bind(d.join("sock")).expect("bind a socket");
+    std::os::unix::fs::symlink(d.join("fifo"), d.join("stdout")).unwrap();
+    std::os::unix::fs::symlink(d.join("sock"), d.join("to-sock")).unwrap();
+    fs::create_dir(d.join("dir")).unwrap();
+    fs::write(d.join("plain"), "kept").unwrap();
+    // (target, format, what the message says it is)
+    let cases = [
+        ("fifo", "dotenv", "it is a FIFO (named pipe)"),
+        ("stdout", "json", "it is a symlink to a FIFO (named pipe)"),
+        ("sock", "dotenv", "it is a socket"),
+        ("to-sock", "yaml", "it is a symlink to a socket"),
+        ("dir", "dotenv", "it is a directory"),
+        ("plain", "files", "it is a regular file"),
+        ("fifo", "files", "it is a FIFO"),
+    ];
+    for (name, format, says) in cases {
+        let target = d.join(name);
+        let before = kind_at(&target);
+        emu.reset_calls();
+        let o = Run::render(
+            &emu,
+            [
+                "--param",
+                "A=/app/a",
+                "--format",
+                format,
+                "--output",
+                path(&target),
+            ],
+        )
+        .via_proxy(&emu)
+        .run();
+        o.assert_code(6)
+            .assert_stderr_has(&[&format!("output {}: {says}", path(&target))]);
+        assert_eq!(emu.calls(), BTreeMap::new(), "{name}: AWS was called");
+        assert_eq!(kind_at(&target), before, "{name} was changed");
+        assert_stderr_lacks(&o, &["s3cret"]);
+    }
+    let mut names: Vec<String> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dir", "fifo", "plain", "sock", "stdout", "to-sock"]);
+}
+
+#[test]
+fn a_symlink_to_a_regular_file_is_still_replaced_by_the_output() {
+    let emu = shared();
+    let p = unique_prefix("symlink to a file");
+    emu.put_str(&format!("{p}/a"), "new");
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.env");
+    fs::write(&real, "old").unwrap();
+    let out = dir.path().join(OUT);
+    std::os::unix::fs::symlink(&real, &out).unwrap();
+    Run::render(
+        emu,
+        ["--param", &format!("A={p}/a"), "--output", path(&out)],
+    )
+    .run()
+    .assert_code(0);
+    assert!(fs::symlink_metadata(&out).unwrap().is_file());
+    assert_eq!(fs::read_to_string(&real).unwrap(), "old");
+}
+
+#[test]
+fn outputs_that_write_into_each_other_exit_2_name_both_and_make_no_api_call() {
+    let emu = Emulator::start();
+    emu.put_str("/app/a", "a");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("real")).unwrap();
+    fs::create_dir(d.join("real/tree")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+    // Messages about resolved paths show them resolved.
+    let c = fs::canonicalize(d).unwrap();
+    let spec = d.join("spec.yaml");
+    // (first output, its format, the --output, what stderr must say)
+    let cases: Vec<(PathBuf, &str, PathBuf, Vec<String>)> = vec![
+        (
+            d.join("tree"),
+            "files",
+            d.join("tree/db"),
+            vec![
+                format!(
+                    "--output: {} is inside {}",
+                    path(&d.join("tree/db")),
+                    path(&d.join("tree"))
+                ),
+                format!("{}: outputs[0]", path(&spec)),
+            ],
+        ),
+        (
+            d.join("a.env"),
+            "dotenv",
+            d.join("real/../a.env"),
+            vec![
+                format!("--output: {}/real/../a.env is also written by", path(d)),
+                format!("{}: outputs[0]", path(&spec)),
+            ],
+        ),
+        (
+            d.join("real/a.env"),
+            "dotenv",
+            d.join("link/a.env"),
+            vec![
+                format!("output {}", path(&d.join("link/a.env"))),
+                format!("output {}", path(&d.join("real/a.env"))),
+                "is also written by".into(),
+            ],
+        ),
+        (
+            d.join("link/tree"),
+            "files",
+            d.join("real/tree/x.json"),
+            vec![
+                format!("is inside {}", path(&c.join("real/tree"))),
+                format!("output {}", path(&d.join("link/tree"))),
+            ],
+        ),
+    ];
+    for (first, format, second, says) in cases {
+        fs::write(
+            &spec,
+            format!(
+                "params: {{ A: /app/a }}\noutputs:\n  - {{ format: {format}, file: '{}' }}\n",
+                path(&first)
+            ),
+        )
+        .unwrap();
+        emu.reset_calls();
+        let before = look(d);
+        let o = Run::render(&emu, ["--spec", path(&spec), "--output", path(&second)])
+            .via_proxy(&emu)
+            .run();
+        let parts: Vec<&str> = says.iter().map(String::as_str).collect();
+        o.assert_code(2).assert_stderr_has(&parts);
+        assert_eq!(
+            emu.calls(),
+            BTreeMap::new(),
+            "{}: AWS was called",
+            path(&second)
+        );
+        assert_eq!(look(d), before, "{}: something was written", path(&first));
+    }
 }
