@@ -490,6 +490,71 @@ fn bad_specs_exit_2_name_the_culprit_and_make_no_api_call() {
             |e, _, out| with_param(e, "A=/app/a", out).env_remove("AWS_REGION"),
             |_, _| vec!["no AWS region".into(), "AWS_REGION".into()],
         ),
+        case(
+            "a malformed AWS_REGION",
+            |e, _, out| with_param(e, "A=/app/a", out).env("AWS_REGION", "eu_west_1"),
+            |_, _| {
+                vec!["environment variable AWS_REGION: \"eu_west_1\" is not an AWS region".into()]
+            },
+        ),
+        case(
+            "a malformed AWS_DEFAULT_REGION",
+            |e, _, out| {
+                with_param(e, "A=/app/a", out)
+                    .env_remove("AWS_REGION")
+                    .env("AWS_DEFAULT_REGION", "us-east-1.evil.example")
+            },
+            |_, _| vec!["environment variable AWS_DEFAULT_REGION".into()],
+        ),
+        case(
+            "a file mode that lets others write",
+            |e, _, out| {
+                with_param(e, "A=/app/a", out)
+                    .arg("--file-mode")
+                    .arg("0777")
+            },
+            |_, _| vec!["--output".into(), "lets the group or others write".into()],
+        ),
+        case(
+            "a watch-only flag without --watch",
+            |e, _, out| with_param(e, "A=/app/a", out).arg("--interval").arg("5s"),
+            |_, _| vec!["--watch".into(), "--interval".into()],
+        ),
+        case(
+            "a reload signal that does not reload",
+            |e, input, out| {
+                with_param(e, "A=/app/a", out)
+                    .arg("--watch")
+                    .arg("--reload-signal")
+                    .arg("KILL")
+                    .arg("--reload-pid-file")
+                    .arg(path(&input.join("app.pid")))
+            },
+            |_, _| {
+                vec![
+                    "KILL is not a reload signal".into(),
+                    "HUP, USR1, USR2, TERM, INT, QUIT or WINCH".into(),
+                ]
+            },
+        ),
+        case(
+            "a files tree to standard output",
+            |e, _, _| {
+                Run::render(
+                    e,
+                    ["--param", "A=/app/a", "--format", "files", "--output", "-"],
+                )
+                .via_proxy(e)
+            },
+            |_, _| vec!["--output: standard output (-) takes one file".into()],
+        ),
+        case(
+            "standard output in watch mode",
+            |e, _, _| {
+                Run::render(e, ["--param", "A=/app/a", "--output", "-", "--watch"]).via_proxy(e)
+            },
+            |_, _| vec!["render --watch cannot write to standard output".into()],
+        ),
     ];
     for c in &cases {
         let input = tempfile::tempdir().unwrap();
@@ -622,6 +687,31 @@ fn a_value_that_cannot_be_decrypted_exits_4_and_says_so() {
             },
         );
     }
+}
+
+#[test]
+fn credentials_aws_does_not_accept_exit_4_and_are_not_blamed_on_iam() {
+    let emu = Emulator::start();
+    emu.put_str("/app/a", "a");
+    emu.faults(json!([{
+        "op": "*",
+        "status": 400,
+        "code": "UnrecognizedClientException",
+        "message": "The security token included in the request is invalid."
+    }]));
+    let [o, _] = fails_cleanly(
+        4,
+        &[
+            "/app/a: AWS did not accept the credentials (UnrecognizedClientException",
+            "not about IAM permissions",
+        ],
+        |out| {
+            Run::render(&emu, ["--param", "A=/app/a", "--output", path(out)])
+                .via_proxy(&emu)
+                .run()
+        },
+    );
+    assert_stderr_lacks(&o, &["ssm:GetParameters"]);
 }
 
 #[test]

@@ -70,6 +70,59 @@ pub struct Request {
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
 
+/// Mount paths the injector's volume may not take: an emptyDir there would hide what the
+/// container needs (its programs, libraries, configuration, runtime sockets, every secret
+/// Kubernetes mounts). `/tmp` is allowed: an emptyDir over it is common and hides nothing
+/// the image ships.
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/root",
+    "/run",
+    "/run/secrets",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/var",
+    "/var/lib",
+    "/var/run",
+    "/var/run/secrets",
+];
+/// Nor anything under these: kernel interfaces, devices, and the tokens Kubernetes, EKS
+/// (IRSA) and the injector itself (the hub token) mount. (`/var/run` is `/run` in most
+/// images.) A directory of its own under /var/run/secrets, such as
+/// `/var/run/secrets/app`, is fine.
+const SYSTEM_TREES: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/var/run/secrets/kubernetes.io",
+    "/var/run/secrets/eks.amazonaws.com",
+    "/var/run/secrets/ssm-injector",
+    "/run/secrets/kubernetes.io",
+    "/run/secrets/eks.amazonaws.com",
+    "/run/secrets/ssm-injector",
+];
+
+/// CPU of the injected containers (cores): from 1m to 4.
+pub const CPU_RANGE: (f64, f64) = (0.001, 4.0);
+/// Memory of the injected containers (bytes): from 8Mi (the agent uses about 10 MiB) to 4Gi.
+pub const MEMORY_RANGE: (f64, f64) = (8.0 * 1024.0 * 1024.0, 4.0 * 1024.0 * 1024.0 * 1024.0);
+
 fn deny(annotation: &str, message: String) -> Denial {
     Denial {
         annotation: Some(annotation.to_owned()),
@@ -213,7 +266,7 @@ pub fn validate(
         None => default_file(format).to_owned(),
     };
     let mount_path = match get(a::MOUNT_PATH) {
-        Some(m) => check_abs_path(a::MOUNT_PATH, m, DEFAULT_MOUNT_PATH)?,
+        Some(m) => check_mount_path(check_abs_path(a::MOUNT_PATH, m, DEFAULT_MOUNT_PATH)?)?,
         None => DEFAULT_MOUNT_PATH.to_owned(),
     };
     if let Some(t) = &template
@@ -388,24 +441,31 @@ pub fn validate(
         }
     };
 
-    let quantity = |k: &str| -> Result<Option<String>, Denial> {
-        match get(k) {
-            None => Ok(None),
-            Some(q) => match parse_quantity(q) {
-                Some(_) => Ok(Some(q.to_owned())),
-                None => Err(deny(
-                    k,
-                    format!(
-                        "{k}: {q:?} is not a Kubernetes quantity; write e.g. 10m or 0.1 for CPU, 32Mi for memory"
-                    ),
-                )),
-            },
-        }
+    let quantity = |k: &str, (min, max): (f64, f64), shown: (&str, &str)| match get(k) {
+        None => Ok(None),
+        Some(q) => match parse_quantity(q) {
+            Some(v) if (min..=max).contains(&v) => Ok(Some(q.to_owned())),
+            Some(_) => Err(deny(
+                k,
+                format!(
+                    "{k}: {q} is outside {} to {}; the agent needs about 10 MiB and a little CPU, give a value in that range",
+                    shown.0, shown.1
+                ),
+            )),
+            None => Err(deny(
+                k,
+                format!(
+                    "{k}: {q:?} is not a Kubernetes quantity; write e.g. 10m or 0.1 for CPU, 32Mi for memory"
+                ),
+            )),
+        },
     };
-    let cpu_request = quantity(a::CPU_REQUEST)?;
-    let memory_request = quantity(a::MEMORY_REQUEST)?;
-    let cpu_limit = quantity(a::CPU_LIMIT)?;
-    let memory_limit = quantity(a::MEMORY_LIMIT)?;
+    let cpu = ("1m", "4");
+    let memory = ("8Mi", "4Gi");
+    let cpu_request = quantity(a::CPU_REQUEST, CPU_RANGE, cpu)?;
+    let memory_request = quantity(a::MEMORY_REQUEST, MEMORY_RANGE, memory)?;
+    let cpu_limit = quantity(a::CPU_LIMIT, CPU_RANGE, cpu)?;
+    let memory_limit = quantity(a::MEMORY_LIMIT, MEMORY_RANGE, memory)?;
     for (req, lim, rk, lk) in [
         (&cpu_request, &cpu_limit, a::CPU_REQUEST, a::CPU_LIMIT),
         (
@@ -523,6 +583,23 @@ fn check_abs_path(annotation: &str, p: &str, example: &str) -> Result<String, De
     }
 }
 
+/// Refuses a mount path that would shadow a system directory ([`SYSTEM_DIRS`], or
+/// anything under [`SYSTEM_TREES`]).
+fn check_mount_path(path: String) -> Result<String, Denial> {
+    let shadows =
+        SYSTEM_DIRS.contains(&path.as_str()) || SYSTEM_TREES.iter().any(|dir| is_under(&path, dir));
+    if shadows {
+        return Err(deny(
+            a::MOUNT_PATH,
+            format!(
+                "{}: {path} would hide a system directory of the container (/etc, /usr, /proc, /sys, /dev, /var/run/secrets, the service account tokens, ...); use a directory of its own, e.g. {DEFAULT_MOUNT_PATH} or /etc/myapp",
+                a::MOUNT_PATH
+            ),
+        ));
+    }
+    Ok(path)
+}
+
 /// Parses a Kubernetes quantity (`5m`, `0.5`, `16Mi`, `1e3`) into its value; `None` when
 /// malformed or negative.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -589,6 +666,38 @@ mod unit {
             ("Mi", None),
         ] {
             assert_eq!(parse_quantity(q), v, "{q}");
+        }
+    }
+
+    #[test]
+    fn mount_paths_over_system_directories_are_refused() {
+        for (p, ok) in [
+            ("/etc", false),
+            ("/etc/", false),
+            ("/usr", false),
+            ("/bin", false),
+            ("/proc/self", false),
+            ("/sys/fs", false),
+            ("/dev/shm", false),
+            ("/var/run/secrets", false),
+            ("/var/run/secrets/kubernetes.io/serviceaccount", false),
+            ("/run/secrets", false),
+            ("/run/secrets/eks.amazonaws.com/serviceaccount", false),
+            ("/var/run/secrets/ssm-injector", false),
+            ("/run/secrets/app", true),
+            ("/var/run", false),
+            ("/ssm", true),
+            ("/etc/myapp", true),
+            ("/tmp", true),
+            ("/var/lib/app", true),
+            ("/devices", true),
+        ] {
+            let r = check_abs_path(a::MOUNT_PATH, p, "/ssm").and_then(check_mount_path);
+            assert_eq!(r.is_ok(), ok, "{p}: {r:?}");
+            if let Err(d) = r {
+                assert_eq!(d.annotation.as_deref(), Some(a::MOUNT_PATH));
+                assert!(d.message.contains("system directory"), "{}", d.message);
+            }
         }
     }
 
