@@ -81,7 +81,9 @@ impl AppError {
                 Kind::Unavailable => exit::UNAVAILABLE,
                 Kind::Other => exit::OTHER,
             },
-            AppError::Output(OutputError::TemplateFile { .. }) => exit::USAGE,
+            AppError::Output(OutputError::TemplateFile { .. } | OutputError::Overlap(_)) => {
+                exit::USAGE
+            }
             AppError::Output(_) | AppError::Env(_) | AppError::Stdout(_) => exit::OUTPUT,
             AppError::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::EXEC_NOT_FOUND
@@ -123,6 +125,9 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
+/// Where a `render --watch` error about standard output points.
+const WATCH_OUTPUTS: &str = "--watch";
+
 async fn render(args: RenderArgs) -> Result<(), AppError> {
     let RenderArgs {
         spec: spec_args,
@@ -141,12 +146,19 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
         false => None,
     };
     let spec = build_spec(spec_args.clone(), Some(output.clone()))?;
+    if watch.is_some() {
+        spec.check_for_watch(WATCH_OUTPUTS)?;
+    }
     let prepared = prepare_outputs(&spec)?;
     let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
     if let Some(config) = watch {
         let spec_file = spec_args.spec.clone().map(|path| {
             let rebuild: Rebuild = Box::new(move || {
-                build_spec(spec_args.clone(), Some(output.clone())).map_err(|e| e.to_string())
+                let spec = build_spec(spec_args.clone(), Some(output.clone()))
+                    .map_err(|e| e.to_string())?;
+                spec.check_for_watch(WATCH_OUTPUTS)
+                    .map_err(|e| e.to_string())?;
+                Ok(spec)
             });
             (path, rebuild)
         });

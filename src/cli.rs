@@ -553,7 +553,8 @@ pub struct RenderArgs {
     pub watch: WatchArgs,
 }
 
-/// Sidecar mode: keep the files current.
+/// Sidecar mode: keep the files current. Every other flag here needs --watch: without it
+/// they would be ignored, so giving one is a usage error.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Watch mode (sidecar)")]
 pub struct WatchArgs {
@@ -562,28 +563,39 @@ pub struct WatchArgs {
     pub watch: bool,
     /// Time between polls (e.g. 60s, 5m). The default keeps 10,000 pods watching 20 names
     /// each under Parameter Store's default 40 calls/s (docs/capacity.md).
-    #[arg(long, env = "SSM_INJECTOR_INTERVAL", value_parser = humantime::parse_duration, default_value = "10m")]
+    #[arg(long, env = "SSM_INJECTOR_INTERVAL", requires = "watch", value_parser = humantime::parse_duration, default_value = "10m")]
     pub interval: Duration,
     /// Random spread of each poll around its slot, as a fraction of the interval (0 to 0.5).
-    #[arg(long, env = "SSM_INJECTOR_JITTER", default_value_t = 0.1)]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_JITTER",
+        requires = "watch",
+        default_value_t = 0.1
+    )]
     pub jitter: f64,
     /// Identity of this pod or task; its hash picks the poll slot within the interval, so a
     /// fleet restarted together polls spread out [default: HOSTNAME, the pod name on
     /// Kubernetes].
-    #[arg(long, env = "SSM_INJECTOR_INSTANCE_ID", value_name = "ID")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_INSTANCE_ID",
+        requires = "watch",
+        value_name = "ID"
+    )]
     pub instance_id: Option<String>,
     /// Longest wait between retries after failures (exponential backoff, full jitter).
-    #[arg(long, env = "SSM_INJECTOR_MAX_BACKOFF", value_parser = humantime::parse_duration, default_value = "5m")]
+    #[arg(long, env = "SSM_INJECTOR_MAX_BACKOFF", requires = "watch", value_parser = humantime::parse_duration, default_value = "5m")]
     pub max_backoff: Duration,
     /// Version hub (`ssm-injector hub`) to follow instead of polling AWS: when it reports a
     /// change, the values are fetched from AWS with this pod's own role. If the hub is
     /// unreachable, polling AWS every --interval takes over.
-    #[arg(long, env = "SSM_INJECTOR_HUB", value_name = "URL")]
+    #[arg(long, env = "SSM_INJECTOR_HUB", requires = "watch", value_name = "URL")]
     pub hub: Option<String>,
     /// CA certificate(s) (PEM file) that signed the hub's certificate.
     #[arg(
         long,
         env = "SSM_INJECTOR_HUB_CA",
+        requires = "watch",
         value_name = "FILE",
         requires = "hub"
     )]
@@ -592,45 +604,72 @@ pub struct WatchArgs {
     #[arg(
         long,
         env = "SSM_INJECTOR_HUB_CA_PEM",
+        requires = "watch",
         value_name = "PEM",
         hide_env_values = true
     )]
     pub hub_ca_pem: Option<String>,
     /// Token sent to the hub as a bearer token, re-read for every request (a projected
     /// service account token on Kubernetes).
-    #[arg(long, env = "SSM_INJECTOR_HUB_TOKEN_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_HUB_TOKEN_FILE",
+        requires = "watch",
+        value_name = "FILE"
+    )]
     pub hub_token_file: Option<PathBuf>,
     /// Address for /healthz, /readyz and /metrics ("off" to disable).
-    #[arg(long, env = "SSM_INJECTOR_LISTEN", default_value = "0.0.0.0:8099")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_LISTEN",
+        requires = "watch",
+        default_value = "0.0.0.0:8099"
+    )]
     pub listen: String,
     /// /readyz fails when the last successful poll is older than this [default: never].
-    #[arg(long, env = "SSM_INJECTOR_STALE_AFTER", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SSM_INJECTOR_STALE_AFTER", requires = "watch", value_parser = humantime::parse_duration)]
     pub stale_after: Option<Duration>,
     /// Signal sent after a change (HUP, USR1, TERM, ...) [default: HUP when a target is given].
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_SIGNAL")]
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_SIGNAL", requires = "watch")]
     pub reload_signal: Option<String>,
     /// Send the signal to the pid in this file.
     #[arg(
         long,
         env = "SSM_INJECTOR_RELOAD_PID_FILE",
+        requires = "watch",
         value_name = "FILE",
         conflicts_with = "reload_process"
     )]
     pub reload_pid_file: Option<PathBuf>,
     /// Send the signal to every process with this name (needs a shared process namespace).
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_PROCESS", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_RELOAD_PROCESS",
+        requires = "watch",
+        value_name = "NAME"
+    )]
     pub reload_process: Option<String>,
     /// Run this command after a change (split like a shell would, run without one).
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_COMMAND", value_name = "CMD")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_RELOAD_COMMAND",
+        requires = "watch",
+        value_name = "CMD"
+    )]
     pub reload_command: Option<String>,
     /// POST to this http:// URL after a change.
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_RELOAD_URL",
+        requires = "watch",
+        value_name = "URL"
+    )]
     pub reload_url: Option<String>,
     /// Minimum time between two reloads; changes in between are coalesced.
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_DEBOUNCE", value_parser = humantime::parse_duration, default_value = "5s")]
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_DEBOUNCE", requires = "watch", value_parser = humantime::parse_duration, default_value = "5s")]
     pub reload_debounce: Duration,
     /// Time limit for one reload action.
-    #[arg(long, env = "SSM_INJECTOR_RELOAD_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "SSM_INJECTOR_RELOAD_TIMEOUT", requires = "watch", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reload_timeout: Duration,
 }
 
@@ -836,6 +875,51 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn watch_only_flags_without_watch_are_a_usage_error_naming_the_flag() {
+        let render = |extra: &[&str]| {
+            let mut all = vec![
+                "ssm-injector",
+                "render",
+                "--param",
+                "A=/a",
+                "--output",
+                "/x",
+            ];
+            all.extend(extra);
+            Cli::try_parse_from(all)
+        };
+        for (flag, value) in [
+            ("--interval", "5s"),
+            ("--jitter", "0.2"),
+            ("--instance-id", "pod-1"),
+            ("--max-backoff", "1m"),
+            ("--hub", "https://hub:8443"),
+            ("--hub-ca-pem", "PEM"),
+            ("--hub-token-file", "/t"),
+            ("--listen", "off"),
+            ("--stale-after", "1m"),
+            ("--reload-signal", "HUP"),
+            ("--reload-pid-file", "/p"),
+            ("--reload-process", "nginx"),
+            ("--reload-command", "true"),
+            ("--reload-url", "http://127.0.0.1/"),
+            ("--reload-debounce", "1s"),
+            ("--reload-timeout", "1s"),
+        ] {
+            let e = render(&[flag, value]).expect_err(flag);
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(
+                text.contains("--watch") && text.contains(flag),
+                "{flag}: {text}"
+            );
+            assert!(render(&[flag, value, "--watch"]).is_ok(), "{flag} --watch");
+        }
+        assert!(render(&[]).is_ok(), "the defaults alone need no --watch");
     }
 
     #[test]

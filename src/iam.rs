@@ -39,11 +39,7 @@ pub enum IamError {
     BadKmsKeyArn { value: String },
 }
 
-fn is_region(r: &str) -> bool {
-    !r.is_empty()
-        && r.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
+use crate::spec::region::is_region;
 
 fn is_partition(p: &str) -> bool {
     matches!(p, "aws" | "aws-cn" | "aws-us-gov")

@@ -2,9 +2,11 @@
 //! then format every output and write each atomically. Shared by `render` and `--watch`.
 
 use crate::format::{self, FormatOptions, Rendered, Template};
-use crate::spec::{OutputSpec, Spec};
+use crate::spec::overlap::overlap;
+use crate::spec::{At, OutputSpec, Spec, SpecError, overlap_error};
 use crate::values::Values;
-use crate::writer::{self, FileMeta, Outcome, WriteError};
+use crate::writer::{self, FileMeta, Outcome, TargetKind, WriteError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// An output that could not be prepared, formatted or written.
@@ -26,6 +28,26 @@ pub enum OutputError {
         #[source]
         source: format::FormatError,
     },
+    /// The target exists and is something the writer must not replace.
+    #[error(
+        "output {file}: it is {kind}; ssm-injector only replaces {wanted} (use --output - for standard output)"
+    )]
+    NotReplaceable {
+        file: String,
+        kind: TargetKind,
+        wanted: &'static str,
+    },
+    #[error("output {file}: could not resolve its directory: {source}")]
+    Resolve {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Two outputs write into each other once symlinks are resolved (a usage error).
+    #[error("{0}")]
+    Overlap(SpecError),
+    #[error("output -: could not write to standard output: {0}")]
+    Stdout(#[source] std::io::Error),
     #[error("{0}")]
     Write(#[from] WriteError),
 }
@@ -38,10 +60,13 @@ pub struct Prepared {
     pub options: FormatOptions,
 }
 
-/// Reads templates, checks that output directories exist and removes what a crashed
-/// earlier run left behind.
+/// Reads templates, checks that output directories exist, that no target is something
+/// other than what its format writes (a device, FIFO, socket, a directory for a file, or
+/// a symlink to one of these), that no two outputs write into each other once symlinked
+/// directories are resolved, and removes what a crashed earlier run left behind.
 pub fn prepare_outputs(spec: &Spec) -> Result<Vec<Prepared>, OutputError> {
-    spec.outputs
+    let prepared = spec
+        .outputs
         .iter()
         .map(|o| {
             let template = match &o.template {
@@ -56,6 +81,16 @@ pub fn prepare_outputs(spec: &Spec) -> Result<Vec<Prepared>, OutputError> {
                     })?,
                 }),
             };
+            if o.is_stdout() {
+                return Ok(Prepared {
+                    spec: o.clone(),
+                    options: FormatOptions {
+                        format: o.format,
+                        key_case: o.key_case,
+                        template,
+                    },
+                });
+            }
             let dir = parent_dir(&o.file);
             if !dir.is_dir() {
                 return Err(OutputError::NoOutputDir {
@@ -63,6 +98,7 @@ pub fn prepare_outputs(spec: &Spec) -> Result<Vec<Prepared>, OutputError> {
                     dir: dir.display().to_string(),
                 });
             }
+            check_target(o)?;
             let removed = if o.format == format::Format::Files {
                 writer::clean_stale_tree(&o.file)?
             } else {
@@ -80,7 +116,75 @@ pub fn prepare_outputs(spec: &Spec) -> Result<Vec<Prepared>, OutputError> {
                 },
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    check_resolved_overlaps(&prepared)?;
+    Ok(prepared)
+}
+
+/// A `files` tree target must be a directory (or a symlink to one) when it exists; any
+/// other target a regular file (or a symlink to one, which is replaced by the file).
+fn check_target(o: &OutputSpec) -> Result<(), OutputError> {
+    let tree = o.format == format::Format::Files;
+    let kind = writer::target_kind(&o.file).map_err(|source| OutputError::Resolve {
+        file: o.file.display().to_string(),
+        source,
+    })?;
+    let fits = match kind {
+        None => true,
+        Some(k) if tree => k.is_directory(),
+        Some(k) => k.is_regular(),
+    };
+    match kind {
+        Some(kind) if !fits => Err(OutputError::NotReplaceable {
+            file: o.file.display().to_string(),
+            kind,
+            wanted: if tree {
+                "directories for --format files"
+            } else {
+                "regular files"
+            },
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Where each output really writes: its directory resolved (symlinks, `..`) plus its
+/// name; a `files` tree that exists is resolved whole (the writer follows it).
+fn resolved_target(o: &OutputSpec) -> Result<PathBuf, OutputError> {
+    let resolve_err = |source| OutputError::Resolve {
+        file: o.file.display().to_string(),
+        source,
+    };
+    if o.format == format::Format::Files && o.file.is_dir() {
+        return std::fs::canonicalize(&o.file).map_err(resolve_err);
+    }
+    let dir = std::fs::canonicalize(parent_dir(&o.file)).map_err(resolve_err)?;
+    Ok(match o.file.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    })
+}
+
+/// The overlap check of `Spec::build`, again on the resolved paths: it catches the same
+/// file reached through a symlinked directory, or through `..` after a symlink.
+fn check_resolved_overlaps(prepared: &[Prepared]) -> Result<(), OutputError> {
+    let mut seen: Vec<(&OutputSpec, PathBuf)> = Vec::new();
+    for p in prepared.iter().filter(|p| !p.spec.is_stdout()) {
+        let real = resolved_target(&p.spec)?;
+        for (other, other_real) in &seen {
+            if let Some(found) = overlap(&real, other_real) {
+                return Err(OutputError::Overlap(overlap_error(
+                    At(format!("output {}", p.spec.file.display())),
+                    &real,
+                    &At(format!("output {}", other.file.display())),
+                    other_real,
+                    found,
+                )));
+            }
+        }
+        seen.push((&p.spec, real));
+    }
+    Ok(())
 }
 
 fn parent_dir(file: &Path) -> PathBuf {
@@ -110,6 +214,7 @@ pub fn write_outputs(outputs: &[Prepared], values: &Values) -> Result<bool, Outp
             gid: o.spec.gid,
         };
         let outcome = match &r {
+            Rendered::File(bytes) if o.spec.is_stdout() => write_stdout(bytes)?,
             Rendered::File(bytes) => writer::write_file(&o.spec.file, bytes, &meta)?,
             Rendered::Tree(files) => writer::write_tree(&o.spec.file, files, &meta)?,
         };
@@ -122,4 +227,13 @@ pub fn write_outputs(outputs: &[Prepared], values: &Values) -> Result<bool, Outp
         }
     }
     Ok(changed)
+}
+
+/// `--output -`: the bytes as they are, then a flush; no temp file, mode or owner.
+fn write_stdout(bytes: &[u8]) -> Result<Outcome, OutputError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(OutputError::Stdout)?;
+    Ok(Outcome::Changed)
 }

@@ -6,14 +6,28 @@ use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// Signals people use for reloads, listed in messages.
-const COMMON_SIGNALS: &str = "HUP, USR1, USR2, TERM, INT, QUIT, WINCH (or a number like 1)";
+/// The signals a reload may send: those programs use to reload, rotate or stop cleanly.
+/// KILL, STOP and the others (SEGV, ABRT, ...) are refused: they do not reload anything.
+pub const RELOAD_SIGNALS: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGWINCH,
+];
+
+/// [`RELOAD_SIGNALS`] as listed in messages.
+const ALLOWED_SIGNALS: &str = "HUP, USR1, USR2, TERM, INT, QUIT or WINCH (or its number, like 1)";
 
 /// A reload action whose text cannot be used; the message says what to give.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("{0:?} is not a signal: use a name or number, e.g. {COMMON_SIGNALS}")]
+    #[error("{0:?} is not a signal: use {ALLOWED_SIGNALS}")]
     BadSignal(String),
+    #[error("{0} is not a reload signal: use {ALLOWED_SIGNALS}")]
+    NotAReloadSignal(&'static str),
     #[error("the command is empty: give a program and its arguments, e.g. \"nginx -s reload\"")]
     EmptyCommand,
     #[error("the command cannot be split into words ({source}); it is run without a shell")]
@@ -61,8 +75,17 @@ impl Action {
     }
 }
 
-/// Parses `HUP`, `SIGHUP`, `hup`, `1`, ...
+/// Parses `HUP`, `SIGHUP`, `hup`, `1`, ... into one of [`RELOAD_SIGNALS`].
 pub fn parse_signal(s: &str) -> Result<Signal, ActionError> {
+    let signal = parse_any_signal(s)?;
+    if RELOAD_SIGNALS.contains(&signal) {
+        Ok(signal)
+    } else {
+        Err(ActionError::NotAReloadSignal(signal.as_str()))
+    }
+}
+
+fn parse_any_signal(s: &str) -> Result<Signal, ActionError> {
     let bad = || ActionError::BadSignal(s.to_owned());
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
@@ -153,6 +176,29 @@ mod tests {
             );
             let msg = err.to_string();
             assert!(msg.contains("HUP") && msg.contains("USR1"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn signals_that_do_not_reload_are_refused_listing_the_allowed_ones() {
+        for input in [
+            "KILL", "SIGSTOP", "9", "19", "SEGV", "ABRT", "CHLD", "PIPE", "ALRM",
+        ] {
+            let err = parse_signal(input).unwrap_err();
+            assert!(
+                matches!(err, ActionError::NotAReloadSignal(_)),
+                "{input:?}: {err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains("is not a reload signal")
+                    && msg.contains("HUP, USR1, USR2, TERM, INT, QUIT or WINCH"),
+                "{msg}"
+            );
+        }
+        for s in RELOAD_SIGNALS {
+            assert_eq!(parse_signal(s.as_str()).unwrap(), s);
+            assert_eq!(parse_signal(&(s as i32).to_string()).unwrap(), s);
         }
     }
 

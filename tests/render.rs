@@ -454,3 +454,34 @@ fn full_arns_fetch_shared_parameters() {
     .assert_code(0);
     assert_eq!(source_dotenv(&out, &["DB"])["DB"], "from-arn");
 }
+
+#[test]
+fn output_dash_prints_the_values_to_standard_output_and_writes_no_file() {
+    let emu = shared();
+    let p = unique_prefix("stdout");
+    emu.put_secure(&format!("{p}/db"), "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    for (format, want) in [("dotenv", "DB='s3cret'\n"), ("json", "\"DB\": \"s3cret\"")] {
+        let o = Run::render(
+            emu,
+            [
+                "--param",
+                &format!("DB={p}/db"),
+                "--format",
+                format,
+                "--output",
+                "-",
+            ],
+        )
+        .run_in(dir.path());
+        o.assert_code(0);
+        assert!(o.stdout.contains(want), "{format}: stdout {:?}", o.stdout);
+        assert!(
+            !o.stderr.contains("s3cret"),
+            "the value reached the log:\n{}",
+            o.stderr
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files were written: {left:?}");
+}

@@ -490,6 +490,71 @@ fn bad_specs_exit_2_name_the_culprit_and_make_no_api_call() {
             |e, _, out| with_param(e, "A=/app/a", out).env_remove("AWS_REGION"),
             |_, _| vec!["no AWS region".into(), "AWS_REGION".into()],
         ),
+        case(
+            "a malformed AWS_REGION",
+            |e, _, out| with_param(e, "A=/app/a", out).env("AWS_REGION", "eu_west_1"),
+            |_, _| {
+                vec!["environment variable AWS_REGION: \"eu_west_1\" is not an AWS region".into()]
+            },
+        ),
+        case(
+            "a malformed AWS_DEFAULT_REGION",
+            |e, _, out| {
+                with_param(e, "A=/app/a", out)
+                    .env_remove("AWS_REGION")
+                    .env("AWS_DEFAULT_REGION", "us-east-1.evil.example")
+            },
+            |_, _| vec!["environment variable AWS_DEFAULT_REGION".into()],
+        ),
+        case(
+            "a file mode that lets others write",
+            |e, _, out| {
+                with_param(e, "A=/app/a", out)
+                    .arg("--file-mode")
+                    .arg("0777")
+            },
+            |_, _| vec!["--output".into(), "lets the group or others write".into()],
+        ),
+        case(
+            "a watch-only flag without --watch",
+            |e, _, out| with_param(e, "A=/app/a", out).arg("--interval").arg("5s"),
+            |_, _| vec!["--watch".into(), "--interval".into()],
+        ),
+        case(
+            "a reload signal that does not reload",
+            |e, input, out| {
+                with_param(e, "A=/app/a", out)
+                    .arg("--watch")
+                    .arg("--reload-signal")
+                    .arg("KILL")
+                    .arg("--reload-pid-file")
+                    .arg(path(&input.join("app.pid")))
+            },
+            |_, _| {
+                vec![
+                    "KILL is not a reload signal".into(),
+                    "HUP, USR1, USR2, TERM, INT, QUIT or WINCH".into(),
+                ]
+            },
+        ),
+        case(
+            "a files tree to standard output",
+            |e, _, _| {
+                Run::render(
+                    e,
+                    ["--param", "A=/app/a", "--format", "files", "--output", "-"],
+                )
+                .via_proxy(e)
+            },
+            |_, _| vec!["--output: standard output (-) takes one file".into()],
+        ),
+        case(
+            "standard output in watch mode",
+            |e, _, _| {
+                Run::render(e, ["--param", "A=/app/a", "--output", "-", "--watch"]).via_proxy(e)
+            },
+            |_, _| vec!["render --watch cannot write to standard output".into()],
+        ),
     ];
     for c in &cases {
         let input = tempfile::tempdir().unwrap();
@@ -622,6 +687,31 @@ fn a_value_that_cannot_be_decrypted_exits_4_and_says_so() {
             },
         );
     }
+}
+
+#[test]
+fn credentials_aws_does_not_accept_exit_4_and_are_not_blamed_on_iam() {
+    let emu = Emulator::start();
+    emu.put_str("/app/a", "a");
+    emu.faults(json!([{
+        "op": "*",
+        "status": 400,
+        "code": "UnrecognizedClientException",
+        "message": "The security token included in the request is invalid."
+    }]));
+    let [o, _] = fails_cleanly(
+        4,
+        &[
+            "/app/a: AWS did not accept the credentials (UnrecognizedClientException",
+            "not about IAM permissions",
+        ],
+        |out| {
+            Run::render(&emu, ["--param", "A=/app/a", "--output", path(out)])
+                .via_proxy(&emu)
+                .run()
+        },
+    );
+    assert_stderr_lacks(&o, &["ssm:GetParameters"]);
 }
 
 #[test]
@@ -902,6 +992,185 @@ fn an_output_path_that_is_a_directory_exits_6_and_leaves_no_temp_file() {
     )
     .run()
     .assert_code(6)
-    .assert_stderr_has(&[path(&out), "Is a directory"]);
+    .assert_stderr_has(&[path(&out), "it is a directory"]);
     assert_eq!(look(dir.path()), before);
+}
+
+fn mkfifo(at: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(at)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", at.display());
+}
+
+/// What is at `at`, without following a symlink or opening anything.
+fn kind_at(at: &Path) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let t = fs::symlink_metadata(at)
+        .expect("target still there")
+        .file_type();
+    match () {
+        _ if t.is_symlink() => format!("symlink -> {}", fs::read_link(at).unwrap().display()),
+        _ if t.is_fifo() => "fifo".into(),
+        _ if t.is_socket() => "socket".into(),
+        _ if t.is_dir() => "dir".into(),
+        _ if t.is_file() => format!("file {:?}", fs::read_to_string(at).unwrap()),
+        _ => "other".into(),
+    }
+}
+
+#[test]
+fn a_target_that_is_not_a_regular_file_exits_6_names_it_and_makes_no_api_call() {
+    let emu = Emulator::start();
+    emu.put_secure("/app/a", "s3cret");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mkfifo(&d.join("fifo"));
+    let _socket = std::os::unix::net::UnixListener::bind(d.join("sock")).expect("bind a socket");
+    std::os::unix::fs::symlink(d.join("fifo"), d.join("stdout")).unwrap();
+    std::os::unix::fs::symlink(d.join("sock"), d.join("to-sock")).unwrap();
+    fs::create_dir(d.join("dir")).unwrap();
+    fs::write(d.join("plain"), "kept").unwrap();
+    // (target, format, what the message says it is)
+    let cases = [
+        ("fifo", "dotenv", "it is a FIFO (named pipe)"),
+        ("stdout", "json", "it is a symlink to a FIFO (named pipe)"),
+        ("sock", "dotenv", "it is a socket"),
+        ("to-sock", "yaml", "it is a symlink to a socket"),
+        ("dir", "dotenv", "it is a directory"),
+        ("plain", "files", "it is a regular file"),
+        ("fifo", "files", "it is a FIFO"),
+    ];
+    for (name, format, says) in cases {
+        let target = d.join(name);
+        let before = kind_at(&target);
+        emu.reset_calls();
+        let o = Run::render(
+            &emu,
+            [
+                "--param",
+                "A=/app/a",
+                "--format",
+                format,
+                "--output",
+                path(&target),
+            ],
+        )
+        .via_proxy(&emu)
+        .run();
+        o.assert_code(6)
+            .assert_stderr_has(&[&format!("output {}: {says}", path(&target))]);
+        assert_eq!(emu.calls(), BTreeMap::new(), "{name}: AWS was called");
+        assert_eq!(kind_at(&target), before, "{name} was changed");
+        assert_stderr_lacks(&o, &["s3cret"]);
+    }
+    let mut names: Vec<String> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dir", "fifo", "plain", "sock", "stdout", "to-sock"]);
+}
+
+#[test]
+fn a_symlink_to_a_regular_file_is_still_replaced_by_the_output() {
+    let emu = shared();
+    let p = unique_prefix("symlink to a file");
+    emu.put_str(&format!("{p}/a"), "new");
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.env");
+    fs::write(&real, "old").unwrap();
+    let out = dir.path().join(OUT);
+    std::os::unix::fs::symlink(&real, &out).unwrap();
+    Run::render(
+        emu,
+        ["--param", &format!("A={p}/a"), "--output", path(&out)],
+    )
+    .run()
+    .assert_code(0);
+    assert!(fs::symlink_metadata(&out).unwrap().is_file());
+    assert_eq!(fs::read_to_string(&real).unwrap(), "old");
+}
+
+#[test]
+fn outputs_that_write_into_each_other_exit_2_name_both_and_make_no_api_call() {
+    let emu = Emulator::start();
+    emu.put_str("/app/a", "a");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("real")).unwrap();
+    fs::create_dir(d.join("real/tree")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("link")).unwrap();
+    // Messages about resolved paths show them resolved.
+    let c = fs::canonicalize(d).unwrap();
+    let spec = d.join("spec.yaml");
+    // (first output, its format, the --output, what stderr must say)
+    let cases: Vec<(PathBuf, &str, PathBuf, Vec<String>)> = vec![
+        (
+            d.join("tree"),
+            "files",
+            d.join("tree/db"),
+            vec![
+                format!(
+                    "--output: {} is inside {}",
+                    path(&d.join("tree/db")),
+                    path(&d.join("tree"))
+                ),
+                format!("{}: outputs[0]", path(&spec)),
+            ],
+        ),
+        (
+            d.join("a.env"),
+            "dotenv",
+            d.join("real/../a.env"),
+            vec![
+                format!("--output: {}/real/../a.env is also written by", path(d)),
+                format!("{}: outputs[0]", path(&spec)),
+            ],
+        ),
+        (
+            d.join("real/a.env"),
+            "dotenv",
+            d.join("link/a.env"),
+            vec![
+                format!("output {}", path(&d.join("link/a.env"))),
+                format!("output {}", path(&d.join("real/a.env"))),
+                "is also written by".into(),
+            ],
+        ),
+        (
+            d.join("link/tree"),
+            "files",
+            d.join("real/tree/x.json"),
+            vec![
+                format!("is inside {}", path(&c.join("real/tree"))),
+                format!("output {}", path(&d.join("link/tree"))),
+            ],
+        ),
+    ];
+    for (first, format, second, says) in cases {
+        fs::write(
+            &spec,
+            format!(
+                "params: {{ A: /app/a }}\noutputs:\n  - {{ format: {format}, file: '{}' }}\n",
+                path(&first)
+            ),
+        )
+        .unwrap();
+        emu.reset_calls();
+        let before = look(d);
+        let o = Run::render(&emu, ["--spec", path(&spec), "--output", path(&second)])
+            .via_proxy(&emu)
+            .run();
+        let parts: Vec<&str> = says.iter().map(String::as_str).collect();
+        o.assert_code(2).assert_stderr_has(&parts);
+        assert_eq!(
+            emu.calls(),
+            BTreeMap::new(),
+            "{}: AWS was called",
+            path(&second)
+        );
+        assert_eq!(look(d), before, "{}: something was written", path(&first));
+    }
 }

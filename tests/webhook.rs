@@ -177,6 +177,66 @@ fn webhook_denies_a_bad_annotation_and_leaves_other_pods_alone() {
 }
 
 #[test]
+fn webhook_denies_unsafe_annotations_with_a_bounded_message() {
+    let ca = Ca::new("ssm-injector test CA");
+    let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
+    let huge = format!("/{}", "x".repeat(1 << 20));
+    let cases = [
+        (
+            json!({"ssm-injector.io/mode": "sidecar",
+                   "ssm-injector.io/reload-process": "nginx",
+                   "ssm-injector.io/reload-signal": "KILL"}),
+            "ssm-injector.io/reload-signal",
+            "HUP, USR1, USR2, TERM, INT, QUIT or WINCH",
+        ),
+        (
+            json!({"ssm-injector.io/mount-path": "/etc"}),
+            "ssm-injector.io/mount-path",
+            "system directory",
+        ),
+        (
+            json!({"ssm-injector.io/memory-limit": "1Ki"}),
+            "ssm-injector.io/memory-limit",
+            "8Mi to 4Gi",
+        ),
+        (
+            json!({"ssm-injector.io/file-mode": "0777"}),
+            "ssm-injector.io/file-mode",
+            "group or others write",
+        ),
+        (
+            json!({"ssm-injector.io/mount-path": format!("{huge} y")}),
+            "ssm-injector.io/mount-path",
+            " bytes)",
+        ),
+    ];
+    for (extra, annotation, says) in cases {
+        let mut annotations = json!({
+            "ssm-injector.io/inject": "true",
+            "ssm-injector.io/path": "/app/prod/"
+        });
+        for (k, v) in extra.as_object().expect("an object") {
+            annotations[k] = v.clone();
+        }
+        let answer = w.review(&review(&pod(annotations)));
+        assert_eq!(answer["response"]["allowed"], false, "{annotation}");
+        let message = answer["response"]["status"]["message"]
+            .as_str()
+            .expect("a message");
+        assert!(
+            message.contains(annotation) && message.contains(says),
+            "{annotation}: {}",
+            &message[..message.len().min(2048)]
+        );
+        assert!(
+            message.len() <= 2048,
+            "{annotation}: a message of {} bytes",
+            message.len()
+        );
+    }
+}
+
+#[test]
 fn webhook_speaks_only_tls() {
     let ca = Ca::new("ssm-injector test CA");
     let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));

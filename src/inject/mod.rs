@@ -134,14 +134,57 @@ pub struct Denial {
     pub message: String,
 }
 
+/// Longest denial message, in bytes: a 1 MiB annotation is not echoed back whole (the API
+/// server shows the message to the user and the webhook logs it).
+pub const MAX_DENIAL_BYTES: usize = 1024;
+/// Of a longer message, this many bytes of its start (the annotation and the value's
+/// start) and of its end (the fix) are kept.
+const DENIAL_HEAD: usize = 512;
+const DENIAL_TAIL: usize = 256;
+
+impl Denial {
+    /// The denial with its message cut to at most [`MAX_DENIAL_BYTES`] plus the marker
+    /// `…(N bytes)` that says how much was left out of the middle.
+    pub fn bounded(mut self) -> Denial {
+        self.message = bound_text(&self.message);
+        self
+    }
+}
+
+/// `text` whole when it fits in [`MAX_DENIAL_BYTES`]; otherwise its first
+/// [`DENIAL_HEAD`] and last [`DENIAL_TAIL`] bytes (on character boundaries) around
+/// `…(N bytes)`, N being what was cut.
+pub fn bound_text(text: &str) -> String {
+    if text.len() <= MAX_DENIAL_BYTES {
+        return text.to_owned();
+    }
+    let mut head = DENIAL_HEAD;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - DENIAL_TAIL;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}…({} bytes){}", &text[..head], tail - head, &text[tail..])
+}
+
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-/// Decides what to do with `pod`, created in `namespace`. Pure: no I/O, never panics.
+/// Decides what to do with `pod`, created in `namespace`. Pure: no I/O, never panics. A
+/// denial's message is bounded ([`Denial::bounded`]).
 pub fn mutate(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
+    match decide(pod, namespace, config) {
+        Decision::Deny(d) => Decision::Deny(d.bounded()),
+        other => other,
+    }
+}
+
+fn decide(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     if let Some(why) = should_skip(annotations, namespace, config) {

@@ -1422,6 +1422,72 @@ fn every_bad_annotation_is_denied_naming_it() {
             pod().ann(a::REGION, "eu-west-1a"),
             a::REGION,
         ),
+        (
+            "reload signal KILL",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::RELOAD_PROCESS, "nginx")
+                .ann(a::RELOAD_SIGNAL, "KILL"),
+            a::RELOAD_SIGNAL,
+        ),
+        (
+            "reload signal STOP by number",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::RELOAD_PROCESS, "nginx")
+                .ann(a::RELOAD_SIGNAL, "19"),
+            a::RELOAD_SIGNAL,
+        ),
+        (
+            "mount path /etc",
+            pod().ann(a::MOUNT_PATH, "/etc"),
+            a::MOUNT_PATH,
+        ),
+        (
+            "mount path over the service account token",
+            pod().ann(a::MOUNT_PATH, "/var/run/secrets/kubernetes.io"),
+            a::MOUNT_PATH,
+        ),
+        (
+            "mount path in /proc",
+            pod().ann(a::MOUNT_PATH, "/proc/1"),
+            a::MOUNT_PATH,
+        ),
+        (
+            "memory limit 1Ki",
+            pod().ann(a::MEMORY_LIMIT, "1Ki"),
+            a::MEMORY_LIMIT,
+        ),
+        (
+            "memory request 100Gi",
+            pod().ann(a::MEMORY_REQUEST, "100Gi"),
+            a::MEMORY_REQUEST,
+        ),
+        (
+            "cpu limit 0.1m",
+            pod().ann(a::CPU_LIMIT, "100u"),
+            a::CPU_LIMIT,
+        ),
+        (
+            "cpu request 64 cores",
+            pod().ann(a::CPU_REQUEST, "64"),
+            a::CPU_REQUEST,
+        ),
+        (
+            "file mode 0777",
+            pod().ann(a::FILE_MODE, "0777"),
+            a::FILE_MODE,
+        ),
+        (
+            "file mode 0460 (group write)",
+            pod().ann(a::FILE_MODE, "0460"),
+            a::FILE_MODE,
+        ),
+        (
+            "file mode setuid",
+            pod().ann(a::FILE_MODE, "04400"),
+            a::FILE_MODE,
+        ),
     ];
     for (name, b, key) in cases {
         let d = denial(b);
@@ -1432,6 +1498,38 @@ fn every_bad_annotation_is_denied_naming_it() {
             d.message
         );
     }
+}
+
+#[test]
+fn a_huge_bad_annotation_is_not_echoed_whole() {
+    let huge = format!("/{}", "x".repeat(1 << 20));
+    for (key, value) in [
+        (a::MOUNT_PATH, format!("{huge} y")),
+        (a::PATH, format!("{huge} y")),
+        (a::MEMORY_LIMIT, "9".repeat(1 << 20) + "Zi"),
+        ("ssm-injector.io/param-DB", format!("{huge}${{X}}")),
+    ] {
+        let d = denial(pod().ann(key, &value));
+        assert!(
+            d.message.len() <= super::MAX_DENIAL_BYTES + 32,
+            "{key}: {} bytes",
+            d.message.len()
+        );
+        assert!(d.message.contains(key), "{key}: {}", d.message);
+        assert!(d.message.contains(" bytes)"), "{key}: {}", d.message);
+    }
+    // Short messages stay whole.
+    let d = denial(pod().ann(a::MOUNT_PATH, "/etc"));
+    assert!(!d.message.contains('…'), "{}", d.message);
+}
+
+#[test]
+fn bounded_text_cuts_on_character_boundaries() {
+    let text = "é".repeat(2000);
+    let cut = super::bound_text(&text);
+    assert!(cut.len() <= super::MAX_DENIAL_BYTES + 32);
+    assert!(cut.starts_with("éé") && cut.ends_with("éé"), "{cut}");
+    assert_eq!(super::bound_text("short"), "short");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use super::port::MIN_ADMIN_PORT;
 use crate::format::Format;
 use crate::spec::file::RawMode;
 use crate::spec::names::{check_path, is_under, parse_param_ref};
+pub use crate::spec::region::is_region;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -68,6 +69,59 @@ pub struct Request {
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
+
+/// Mount paths the injector's volume may not take: an emptyDir there would hide what the
+/// container needs (its programs, libraries, configuration, runtime sockets, every secret
+/// Kubernetes mounts). `/tmp` is allowed: an emptyDir over it is common and hides nothing
+/// the image ships.
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/root",
+    "/run",
+    "/run/secrets",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/usr/bin",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/var",
+    "/var/lib",
+    "/var/run",
+    "/var/run/secrets",
+];
+/// Nor anything under these: kernel interfaces, devices, and the tokens Kubernetes, EKS
+/// (IRSA) and the injector itself (the hub token) mount. (`/var/run` is `/run` in most
+/// images.) A directory of its own under /var/run/secrets, such as
+/// `/var/run/secrets/app`, is fine.
+const SYSTEM_TREES: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/var/run/secrets/kubernetes.io",
+    "/var/run/secrets/eks.amazonaws.com",
+    "/var/run/secrets/ssm-injector",
+    "/run/secrets/kubernetes.io",
+    "/run/secrets/eks.amazonaws.com",
+    "/run/secrets/ssm-injector",
+];
+
+/// CPU of the injected containers (cores): from 1m to 4.
+pub const CPU_RANGE: (f64, f64) = (0.001, 4.0);
+/// Memory of the injected containers (bytes): from 8Mi (the agent uses about 10 MiB) to 4Gi.
+pub const MEMORY_RANGE: (f64, f64) = (8.0 * 1024.0 * 1024.0, 4.0 * 1024.0 * 1024.0 * 1024.0);
 
 fn deny(annotation: &str, message: String) -> Denial {
     Denial {
@@ -212,7 +266,7 @@ pub fn validate(
         None => default_file(format).to_owned(),
     };
     let mount_path = match get(a::MOUNT_PATH) {
-        Some(m) => check_abs_path(a::MOUNT_PATH, m, DEFAULT_MOUNT_PATH)?,
+        Some(m) => check_mount_path(check_abs_path(a::MOUNT_PATH, m, DEFAULT_MOUNT_PATH)?)?,
         None => DEFAULT_MOUNT_PATH.to_owned(),
     };
     if let Some(t) = &template
@@ -387,24 +441,31 @@ pub fn validate(
         }
     };
 
-    let quantity = |k: &str| -> Result<Option<String>, Denial> {
-        match get(k) {
-            None => Ok(None),
-            Some(q) => match parse_quantity(q) {
-                Some(_) => Ok(Some(q.to_owned())),
-                None => Err(deny(
-                    k,
-                    format!(
-                        "{k}: {q:?} is not a Kubernetes quantity; write e.g. 10m or 0.1 for CPU, 32Mi for memory"
-                    ),
-                )),
-            },
-        }
+    let quantity = |k: &str, (min, max): (f64, f64), shown: (&str, &str)| match get(k) {
+        None => Ok(None),
+        Some(q) => match parse_quantity(q) {
+            Some(v) if (min..=max).contains(&v) => Ok(Some(q.to_owned())),
+            Some(_) => Err(deny(
+                k,
+                format!(
+                    "{k}: {q} is outside {} to {}; the agent needs about 10 MiB and a little CPU, give a value in that range",
+                    shown.0, shown.1
+                ),
+            )),
+            None => Err(deny(
+                k,
+                format!(
+                    "{k}: {q:?} is not a Kubernetes quantity; write e.g. 10m or 0.1 for CPU, 32Mi for memory"
+                ),
+            )),
+        },
     };
-    let cpu_request = quantity(a::CPU_REQUEST)?;
-    let memory_request = quantity(a::MEMORY_REQUEST)?;
-    let cpu_limit = quantity(a::CPU_LIMIT)?;
-    let memory_limit = quantity(a::MEMORY_LIMIT)?;
+    let cpu = ("1m", "4");
+    let memory = ("8Mi", "4Gi");
+    let cpu_request = quantity(a::CPU_REQUEST, CPU_RANGE, cpu)?;
+    let memory_request = quantity(a::MEMORY_REQUEST, MEMORY_RANGE, memory)?;
+    let cpu_limit = quantity(a::CPU_LIMIT, CPU_RANGE, cpu)?;
+    let memory_limit = quantity(a::MEMORY_LIMIT, MEMORY_RANGE, memory)?;
     for (req, lim, rk, lk) in [
         (&cpu_request, &cpu_limit, a::CPU_REQUEST, a::CPU_LIMIT),
         (
@@ -447,26 +508,6 @@ pub fn validate(
         admin_port,
         region,
     })
-}
-
-/// An AWS region name: `^[a-z]{2}(-[a-z]+)+-[0-9]+$` (eu-west-1, us-gov-west-1,
-/// ap-southeast-5), at most 32 characters.
-pub fn is_region(r: &str) -> bool {
-    let Some((head, number)) = r.rsplit_once('-') else {
-        return false;
-    };
-    let mut parts = head.split('-');
-    let country = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    r.len() <= 32
-        && country.len() == 2
-        && country.chars().all(|c| c.is_ascii_lowercase())
-        && !rest.is_empty()
-        && rest
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit())
 }
 
 /// The file (or directory, for `files`) written when the pod names none.
@@ -542,6 +583,23 @@ fn check_abs_path(annotation: &str, p: &str, example: &str) -> Result<String, De
     }
 }
 
+/// Refuses a mount path that would shadow a system directory ([`SYSTEM_DIRS`], or
+/// anything under [`SYSTEM_TREES`]).
+fn check_mount_path(path: String) -> Result<String, Denial> {
+    let shadows =
+        SYSTEM_DIRS.contains(&path.as_str()) || SYSTEM_TREES.iter().any(|dir| is_under(&path, dir));
+    if shadows {
+        return Err(deny(
+            a::MOUNT_PATH,
+            format!(
+                "{}: {path} would hide a system directory of the container (/etc, /usr, /proc, /sys, /dev, /var/run/secrets, the service account tokens, ...); use a directory of its own, e.g. {DEFAULT_MOUNT_PATH} or /etc/myapp",
+                a::MOUNT_PATH
+            ),
+        ));
+    }
+    Ok(path)
+}
+
 /// Parses a Kubernetes quantity (`5m`, `0.5`, `16Mi`, `1e3`) into its value; `None` when
 /// malformed or negative.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -612,24 +670,34 @@ mod unit {
     }
 
     #[test]
-    fn regions_look_like_aws_regions() {
-        for (r, ok) in [
-            ("eu-west-1", true),
-            ("us-gov-west-1", true),
-            ("ap-southeast-5", true),
-            ("cn-north-1", true),
-            ("il-central-1", true),
-            ("eu-west", false),
-            ("EU-west-1", false),
-            ("eu--west-1", false),
-            ("eu-west-1a", false),
-            ("e-west-1", false),
-            ("eu-1", false),
-            ("eu-west-1 ", false),
-            ("", false),
-            ("-west-1", false),
+    fn mount_paths_over_system_directories_are_refused() {
+        for (p, ok) in [
+            ("/etc", false),
+            ("/etc/", false),
+            ("/usr", false),
+            ("/bin", false),
+            ("/proc/self", false),
+            ("/sys/fs", false),
+            ("/dev/shm", false),
+            ("/var/run/secrets", false),
+            ("/var/run/secrets/kubernetes.io/serviceaccount", false),
+            ("/run/secrets", false),
+            ("/run/secrets/eks.amazonaws.com/serviceaccount", false),
+            ("/var/run/secrets/ssm-injector", false),
+            ("/run/secrets/app", true),
+            ("/var/run", false),
+            ("/ssm", true),
+            ("/etc/myapp", true),
+            ("/tmp", true),
+            ("/var/lib/app", true),
+            ("/devices", true),
         ] {
-            assert_eq!(is_region(r), ok, "{r:?}");
+            let r = check_abs_path(a::MOUNT_PATH, p, "/ssm").and_then(check_mount_path);
+            assert_eq!(r.is_ok(), ok, "{p}: {r:?}");
+            if let Err(d) = r {
+                assert_eq!(d.annotation.as_deref(), Some(a::MOUNT_PATH));
+                assert!(d.message.contains("system directory"), "{}", d.message);
+            }
         }
     }
 

@@ -21,15 +21,44 @@ pub enum Kind {
 pub enum Cause {
     NotFound,
     EmptyPath,
-    AccessDenied { code: String, message: String },
-    Kms { code: String, message: String },
-    NoCredentials { detail: String },
-    Throttled { code: String, attempts: u32 },
-    ServerError { code: String, status: u16 },
-    Unreachable { detail: String },
-    Rejected { code: String, message: String },
-    MissingField { field: String },
-    NotJsonObject { field: String },
+    AccessDenied {
+        code: String,
+        message: String,
+    },
+    Kms {
+        code: String,
+        message: String,
+    },
+    NoCredentials {
+        detail: String,
+    },
+    /// AWS did not accept the credentials themselves (an invalid or expired token, a wrong
+    /// secret key, a skewed clock): not a permissions problem.
+    BadCredentials {
+        code: String,
+        message: String,
+    },
+    Throttled {
+        code: String,
+        attempts: u32,
+    },
+    ServerError {
+        code: String,
+        status: u16,
+    },
+    Unreachable {
+        detail: String,
+    },
+    Rejected {
+        code: String,
+        message: String,
+    },
+    MissingField {
+        field: String,
+    },
+    NotJsonObject {
+        field: String,
+    },
 }
 
 impl Cause {
@@ -37,9 +66,10 @@ impl Cause {
         match self {
             Cause::NotFound | Cause::EmptyPath | Cause::MissingField { .. } => Kind::NotFound,
             Cause::NotJsonObject { .. } => Kind::NotFound,
-            Cause::AccessDenied { .. } | Cause::Kms { .. } | Cause::NoCredentials { .. } => {
-                Kind::Denied
-            }
+            Cause::AccessDenied { .. }
+            | Cause::Kms { .. }
+            | Cause::NoCredentials { .. }
+            | Cause::BadCredentials { .. } => Kind::Denied,
             Cause::Throttled { .. } | Cause::ServerError { .. } | Cause::Unreachable { .. } => {
                 Kind::Unavailable
             }
@@ -55,6 +85,7 @@ impl Cause {
             | Cause::MissingField { .. }
             | Cause::NotJsonObject { .. } => "not_found",
             Cause::AccessDenied { .. } | Cause::NoCredentials { .. } => "denied",
+            Cause::BadCredentials { .. } => "credentials",
             Cause::Kms { .. } => "kms",
             Cause::Throttled { .. } => "throttled",
             Cause::ServerError { .. } => "server_error",
@@ -84,16 +115,21 @@ impl Cause {
                 code: code_s,
                 message: message_s,
             },
-            "AccessDeniedException"
-            | "AccessDenied"
-            | "UnauthorizedOperation"
-            | "UnrecognizedClientException"
+            "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+                Cause::AccessDenied {
+                    code: code_s,
+                    message: message_s,
+                }
+            }
+            "UnrecognizedClientException"
             | "InvalidSignatureException"
             | "InvalidClientTokenId"
             | "SignatureDoesNotMatch"
             | "ExpiredTokenException"
             | "ExpiredToken"
-            | "MissingAuthenticationToken" => Cause::AccessDenied {
+            | "RequestExpired"
+            | "MissingAuthenticationToken"
+            | "MissingAuthenticationTokenException" => Cause::BadCredentials {
                 code: code_s,
                 message: message_s,
             },
@@ -156,6 +192,10 @@ impl fmt::Display for Cause {
             Cause::NoCredentials { detail } => write!(
                 f,
                 "no usable AWS credentials ({detail}); set up IRSA, EKS Pod Identity, an ECS task role or AWS_* variables"
+            ),
+            Cause::BadCredentials { code, message } => write!(
+                f,
+                "AWS did not accept the credentials ({code}: {message}); this is not about IAM permissions: check that the credentials are current and belong together (an expired or wrong AWS_SESSION_TOKEN, a wrong secret key, a web identity token the role does not trust, or a clock that is off)"
             ),
             Cause::Throttled { code, attempts } => write!(
                 f,
@@ -279,6 +319,26 @@ mod tests {
             Cause::from_service("KMS.DisabledException", "key disabled", 400, 3),
             Cause::Kms { .. }
         ));
+    }
+
+    #[test]
+    fn rejected_credentials_are_advised_as_credentials_not_permissions() {
+        for code in [
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+        ] {
+            let cause = Cause::from_service(code, "The security token is invalid", 400, 1);
+            assert!(matches!(cause, Cause::BadCredentials { .. }), "{code}");
+            assert_eq!(cause.kind(), Kind::Denied, "{code}");
+            let text = cause.to_string();
+            assert!(
+                text.contains("did not accept the credentials") && text.contains(code),
+                "{text}"
+            );
+            assert!(!text.contains("ssm:GetParameters"), "{text}");
+        }
     }
 
     #[test]

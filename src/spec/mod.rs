@@ -6,6 +6,8 @@ pub mod budget;
 pub mod expand;
 pub mod file;
 pub mod names;
+pub mod overlap;
+pub mod region;
 
 use crate::format::{Format, KeyCase};
 use budget::{BudgetConfig, BudgetError, DEFAULT_BURST, DEFAULT_MAX_TPS};
@@ -13,7 +15,7 @@ use file::{RawMode, RawOutput, RawParam, RawPath, SpecFile};
 use names::{NameError, ParamRef};
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Default number of AWS calls in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -21,6 +23,8 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const MAX_CONCURRENCY: usize = 64;
 /// Default file mode of outputs.
 pub const DEFAULT_MODE: u32 = 0o400;
+/// The output file that means standard output.
+pub const STDOUT: &str = "-";
 
 /// Everything a render needs to know, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +66,18 @@ pub struct OutputSpec {
     pub mode: u32,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+impl OutputSpec {
+    /// `--output -`: the bytes go to standard output (no file, no mode, no owner).
+    pub fn is_stdout(&self) -> bool {
+        self.file == Path::new(STDOUT)
+    }
+
+    /// The output's path with `.` and `..` resolved on the text.
+    pub fn normalized(&self) -> PathBuf {
+        overlap::normalize(&self.file)
+    }
 }
 
 /// Raw input from flags/environment plus an optional parsed spec file.
@@ -138,6 +154,25 @@ pub enum SpecError {
     TemplateUnused { at: At },
     #[error("{at}: {file} is also written by {other}; give each output its own file")]
     SameFile { at: At, file: String, other: At },
+    #[error(
+        "{at}: {file} is inside {other_file}, the directory of {other}; outputs must not write into each other"
+    )]
+    Inside {
+        at: At,
+        file: String,
+        other: At,
+        other_file: String,
+    },
+    #[error(
+        "{at}: standard output (-) takes one file, not a files tree; give a directory for --format files"
+    )]
+    StdoutTree { at: At },
+    #[error("{at}: {what} does not apply to standard output (-); remove it or write to a file")]
+    StdoutMeta { at: At, what: &'static str },
+    #[error(
+        "{at}: render --watch cannot write to standard output (-): a sidecar keeps files current; give a file"
+    )]
+    StdoutWatch { at: At },
     #[error("{at}: output file {file:?} has no file name")]
     BadFile { at: At, file: String },
     #[error("no output: give --output FILE, or outputs: in the spec file")]
@@ -148,7 +183,7 @@ pub enum SpecError {
     Budget(#[source] BudgetError),
     #[error("{at}: concurrency must be between 1 and {MAX_CONCURRENCY}, not {value}")]
     BadConcurrency { at: At, value: usize },
-    #[error("{at}: {value:?} is not an AWS region (like eu-west-1)")]
+    #[error("{at}: {value:?} is not an AWS region (like eu-west-1 or us-gov-west-1)")]
     BadRegion { at: At, value: String },
 }
 
@@ -230,12 +265,15 @@ impl Spec {
             .chain(input.output.map(|o| (At("--output".into()), o)));
         for (at, raw) in raw_outputs {
             let out = build_output(&at, raw)?;
-            if let Some((other, _)) = outputs.iter().find(|(_, o)| o.file == out.file) {
-                return Err(SpecError::SameFile {
-                    file: out.file.display().to_string(),
-                    other: other.clone(),
-                    at,
-                });
+            for (other_at, other) in &outputs {
+                let found = if out.is_stdout() || other.is_stdout() {
+                    (out.file == other.file).then_some(overlap::Overlap::Same)
+                } else {
+                    overlap::overlap(&out.normalized(), &other.normalized())
+                };
+                if let Some(found) = found {
+                    return Err(overlap_error(at, &out.file, other_at, &other.file, found));
+                }
             }
             outputs.push((at, out));
         }
@@ -270,16 +308,28 @@ impl Spec {
             (None, Some(r)) => (file_at("region"), Some(r)),
             (None, None) => (At(String::new()), None),
         };
-        if let Some(r) = &region {
-            let ok = !r.is_empty()
-                && r.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !ok {
-                return Err(SpecError::BadRegion {
-                    at: region_at,
-                    value: r.clone(),
-                });
-            }
+        if let Some(r) = &region
+            && !region::is_region(r)
+        {
+            return Err(SpecError::BadRegion {
+                at: region_at,
+                value: r.clone(),
+            });
+        }
+        // Without a region here the SDK reads these variables: a malformed one is a usage
+        // error now, not "AWS could not be reached" after a call to a made-up host.
+        if region.is_none()
+            && let Some((name, value)) = region::REGION_VARIABLES.iter().find_map(|name| {
+                env(name)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (*name, v))
+            })
+            && !region::is_region(&value)
+        {
+            return Err(SpecError::BadRegion {
+                at: At(format!("environment variable {name}")),
+                value,
+            });
         }
 
         Ok(Spec {
@@ -290,6 +340,49 @@ impl Spec {
             concurrency,
             budget,
         })
+    }
+}
+
+/// The error for two outputs that collide: `at` writes `file`, `other_at` writes
+/// `other_file`. Also used by `output::prepare_outputs` on the resolved paths.
+pub fn overlap_error(
+    at: At,
+    file: &Path,
+    other_at: &At,
+    other_file: &Path,
+    found: overlap::Overlap,
+) -> SpecError {
+    let shown = |p: &Path| p.display().to_string();
+    match found {
+        overlap::Overlap::Same => SpecError::SameFile {
+            at,
+            file: shown(file),
+            other: other_at.clone(),
+        },
+        overlap::Overlap::Inside => SpecError::Inside {
+            at,
+            file: shown(file),
+            other: other_at.clone(),
+            other_file: shown(other_file),
+        },
+        overlap::Overlap::Contains => SpecError::Inside {
+            at: other_at.clone(),
+            file: shown(other_file),
+            other: at,
+            other_file: shown(file),
+        },
+    }
+}
+
+impl Spec {
+    /// `render --watch` keeps files current: standard output is refused.
+    pub fn check_for_watch(&self, outputs_at: &str) -> Result<(), SpecError> {
+        match self.outputs.iter().find(|o| o.is_stdout()) {
+            Some(_) => Err(SpecError::StdoutWatch {
+                at: At(outputs_at.to_owned()),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -375,6 +468,23 @@ fn build_output(at: &At, raw: RawOutput) -> Result<OutputSpec, SpecError> {
             file: raw.file,
         });
     }
+    if raw.file == STDOUT {
+        if format == Format::Files {
+            return Err(SpecError::StdoutTree { at: at.clone() });
+        }
+        for (given, what) in [
+            (raw.mode.is_some(), "a file mode"),
+            (raw.uid.is_some(), "a uid"),
+            (raw.gid.is_some(), "a gid"),
+        ] {
+            if given {
+                return Err(SpecError::StdoutMeta {
+                    at: at.clone(),
+                    what,
+                });
+            }
+        }
+    }
     let mode = match raw.mode {
         None => DEFAULT_MODE,
         Some(m) => parse_mode(&m).map_err(|reason| SpecError::BadMode {
@@ -393,7 +503,8 @@ fn build_output(at: &At, raw: RawOutput) -> Result<OutputSpec, SpecError> {
     })
 }
 
-/// Parses an octal file mode: `0400`, `400`, `0o400`. It must let its owner read.
+/// Parses an octal file mode: `0400`, `400`, `0o400`. It must let its owner read, and
+/// nobody but the owner write (no group or other write bit; nothing above 0777).
 pub fn parse_mode(raw: &RawMode) -> Result<u32, String> {
     let text = match &raw.0 {
         Ok(s) => s.trim(),
@@ -411,6 +522,11 @@ pub fn parse_mode(raw: &RawMode) -> Result<u32, String> {
     if mode & 0o400 == 0 {
         return Err(format!(
             "mode {text} does not let the file's owner read it; use 0400 or 0440"
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "mode {text} lets the group or others write the file; use 0400, 0440 or 0444"
         ));
     }
     Ok(mode)
@@ -564,6 +680,139 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(e, SpecError::SameFile { .. }), "{e}");
+    }
+
+    #[test]
+    fn outputs_inside_another_outputs_directory_are_rejected_naming_both() {
+        let file = || {
+            file::parse("params: { A: /a }\noutputs:\n  - { format: files, file: /ssm/tree }\n")
+                .unwrap()
+        };
+        for inner in [
+            "/ssm/tree/db",
+            "/ssm/./tree/sub/../db",
+            "/ssm/x/../tree/a/b",
+        ] {
+            let e = build(SpecInput {
+                file: Some(("s.yaml".into(), file())),
+                output: output(inner),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(matches!(e, SpecError::Inside { .. }), "{inner}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("--output") && text.contains("s.yaml: outputs[0]"),
+                "{text}"
+            );
+            assert!(
+                text.contains(inner) && text.contains("/ssm/tree,"),
+                "{text}"
+            );
+        }
+        let e = build(SpecInput {
+            file: Some(("s.yaml".into(), file())),
+            output: output("/ssm/x/../tree"),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(matches!(e, SpecError::SameFile { .. }), "{e}");
+        assert!(
+            build(SpecInput {
+                file: Some(("s.yaml".into(), file())),
+                output: output("/ssm/tree2"),
+                ..Default::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn standard_output_takes_one_file_without_mode_or_owner_and_not_in_watch_mode() {
+        let base = |raw: RawOutput| SpecInput {
+            params: vec!["A=/a".into()],
+            output: Some(raw),
+            ..Default::default()
+        };
+        let stdout = || RawOutput {
+            file: "-".into(),
+            ..Default::default()
+        };
+        let s = build(base(stdout())).unwrap();
+        assert!(s.outputs[0].is_stdout());
+        assert!(s.check_for_watch("--watch").is_err());
+        let e = build(base(RawOutput {
+            format: Some("files".into()),
+            ..stdout()
+        }))
+        .unwrap_err();
+        assert!(matches!(e, SpecError::StdoutTree { .. }), "{e}");
+        let e = build(base(RawOutput {
+            mode: Some(RawMode(Ok("0440".into()))),
+            ..stdout()
+        }))
+        .unwrap_err();
+        assert!(e.to_string().contains("a file mode does not apply"), "{e}");
+        let e = build(base(RawOutput {
+            uid: Some(1),
+            ..stdout()
+        }))
+        .unwrap_err();
+        assert!(matches!(e, SpecError::StdoutMeta { .. }), "{e}");
+        let s = build(base(RawOutput {
+            file: "./-".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert!(!s.outputs[0].is_stdout());
+        assert!(s.check_for_watch("--watch").is_ok());
+    }
+
+    #[test]
+    fn a_malformed_region_from_the_environment_is_a_usage_error_naming_the_variable() {
+        let input = || SpecInput {
+            params: vec!["A=/a".into()],
+            output: output("/x"),
+            ..Default::default()
+        };
+        for (vars, named) in [
+            (&[("AWS_REGION", "eu_west_1")][..], "AWS_REGION"),
+            (
+                &[("AWS_REGION", ""), ("AWS_DEFAULT_REGION", "http://x")][..],
+                "AWS_DEFAULT_REGION",
+            ),
+        ] {
+            let lookup = |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            let e = Spec::build(input(), &lookup).unwrap_err();
+            assert!(matches!(e, SpecError::BadRegion { .. }), "{e}");
+            assert!(e.to_string().contains(named), "{e}");
+        }
+        let good = |n: &str| (n == "AWS_REGION").then(|| "eu-west-1".to_owned());
+        assert!(Spec::build(input(), &good).is_ok());
+        // A region given by flag wins: the variable is not read.
+        let bad = |n: &str| (n == "AWS_REGION").then(|| "bad".to_owned());
+        let mut i = input();
+        i.region = Some("us-east-1".into());
+        assert!(Spec::build(i, &bad).is_ok());
+    }
+
+    #[test]
+    fn modes_that_let_the_group_or_others_write_are_rejected() {
+        for m in ["0777", "0660", "0620", "0602", "0644"] {
+            let r = parse_mode(&RawMode(Ok(m.into())));
+            if m == "0644" {
+                assert_eq!(r, Ok(0o644));
+            } else {
+                assert!(r.unwrap_err().contains("group or others write"), "{m}");
+            }
+        }
+        for m in ["04400", "02440", "01400"] {
+            assert!(parse_mode(&RawMode(Ok(m.into()))).is_err(), "{m}");
+        }
     }
 
     #[test]

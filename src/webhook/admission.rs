@@ -304,6 +304,8 @@ fn refuse(
     allow: AdmissionResponse,
     reason: &str,
 ) -> (AdmissionResponse, Outcome) {
+    // A decoding error may quote the request: never echo a huge one whole.
+    let reason = crate::inject::bound_text(reason);
     tracing::info!(
         uid = %req.uid,
         namespace = req.namespace.as_deref().unwrap_or(""),

@@ -30,6 +30,7 @@ pub fn write_file(path: &Path, content: &[u8], meta: &FileMeta) -> Result<Outcom
     check_mode(meta)?;
     let (dir, name) = split_target(path)?;
     check_directory(dir)?;
+    check_replaceable(path)?;
     if is_unchanged(path, content, meta)? {
         return Ok(Outcome::Unchanged);
     }
@@ -93,6 +94,23 @@ pub fn clean_stale_file(path: &Path) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// Refuses a target that is not a regular file, a symlink to one, or nothing: `rename`
+/// would replace a device, FIFO or socket (or a symlink to one, such as `/dev/stdout`) with
+/// a file of values.
+fn check_replaceable(path: &Path) -> Result<()> {
+    match super::target_kind(path) {
+        Ok(Some(kind)) if !kind.is_regular() => Err(WriteError::NotRegular {
+            path: path.to_owned(),
+            kind,
+        }),
+        Ok(_) => Ok(()),
+        Err(source) => Err(WriteError::ReadExisting {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// `(directory, file name)` of a target; a bare name is in the current directory.
@@ -350,18 +368,45 @@ mod tests {
     }
 
     #[test]
-    fn failed_rename_keeps_the_target_and_removes_the_temp_file() {
+    fn a_directory_at_the_target_is_refused_before_any_temp_file() {
         let tmp = tempfile::tempdir().unwrap();
-        // A non-empty directory where the file should go: rename(2) over it fails.
         let target = tmp.path().join("app.env");
         fs::create_dir(&target).unwrap();
         fs::write(target.join("keep"), b"old").unwrap();
         let err = write_file(&target, b"new", &FileMeta::default()).unwrap_err();
-        assert!(matches!(err, WriteError::Rename { .. }), "{err:?}");
-        assert!(err.to_string().starts_with("could not rename "), "{err}");
+        assert!(matches!(err, WriteError::NotRegular { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("is a directory, not a regular file"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("new"));
         assert_eq!(fs::read(target.join("keep")).unwrap(), b"old");
         assert_eq!(names_in(tmp.path()), ["app.env"]);
+    }
+
+    #[test]
+    fn a_symlink_to_a_fifo_is_neither_replaced_nor_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let target = tmp.path().join("stdout");
+        std::os::unix::fs::symlink(&fifo, &target).unwrap();
+        // Opening the FIFO for writing would block here with no reader.
+        let err = write_file(&target, b"new", &FileMeta::default()).unwrap_err();
+        assert!(matches!(err, WriteError::NotRegular { .. }), "{err:?}");
+        assert!(err.to_string().contains("a symlink to a FIFO"), "{err}");
+        assert!(
+            fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(names_in(tmp.path()), ["pipe", "stdout"]);
     }
 
     #[test]

@@ -21,12 +21,14 @@
 
 mod file;
 mod fsutil;
+mod target;
 mod tree;
 
 use std::io;
 use std::path::PathBuf;
 
 pub use file::{clean_stale_file, write_file};
+pub use target::{TargetKind, target_kind};
 pub use tree::{clean_stale_tree, write_tree};
 
 /// Mode given to written files when the user sets none.
@@ -85,6 +87,13 @@ pub enum WriteError {
     /// The requested mode has bits outside `0o7777`.
     #[error("invalid file mode {mode:o}: allowed are 0 to 7777 (octal)")]
     InvalidMode { mode: u32 },
+    /// The target exists and is not a regular file nor a symlink to one (a device, FIFO,
+    /// socket, directory): it is never replaced.
+    #[error(
+        "{} is {kind}, not a regular file; it is left as it is (use --output - for standard output)",
+        .path.display()
+    )]
+    NotRegular { path: PathBuf, kind: TargetKind },
     /// The target path has no file name (`/`, `..`, empty).
     #[error("invalid target {}: {reason}", .path.display())]
     InvalidTarget { path: PathBuf, reason: &'static str },
@@ -213,6 +222,7 @@ impl WriteError {
         match self {
             WriteError::InvalidMode { .. } => "invalid_mode",
             WriteError::InvalidTarget { .. } => "invalid_target",
+            WriteError::NotRegular { .. } => "not_regular",
             WriteError::InvalidKey { .. } => "invalid_key",
             WriteError::Directory { .. } => "directory",
             WriteError::CreateDirectory { .. } => "create_directory",
