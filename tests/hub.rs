@@ -554,3 +554,53 @@ async fn a_client_flooding_made_up_names_gets_429_and_does_not_delay_rotations_f
         Some(20.0)
     );
 }
+
+#[test]
+fn a_malformed_region_stops_the_hub_with_a_usage_error_before_it_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let ca = crate::support::pki::Ca::new("hub region test CA");
+    let pair = ca.server_pair("hub");
+    std::fs::write(&cert, pair.cert).expect("write cert");
+    std::fs::write(&key, pair.key).expect("write key");
+    for (flag, env, named) in [
+        (Some("eu_west_1"), None, "--region"),
+        (None, Some("eu_west_1"), "environment variable AWS_REGION"),
+    ] {
+        let stderr = dir.path().join("stderr.log");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssm-injector"));
+        cmd.args(["hub", "--interval", "1s", "--listen", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .env_clear()
+            .envs(crate::support::run::clean_env())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        if let Some(r) = flag {
+            cmd.args(["--region", r]);
+        }
+        if let Some(r) = env {
+            cmd.env("AWS_REGION", r);
+        }
+        let mut child = cmd.spawn().expect("start the hub");
+        // A hub that got past the check would serve until killed.
+        let status =
+            crate::support::wait::within(Duration::from_secs(20), || match child.try_wait() {
+                Ok(Some(status)) => Ok(status),
+                _ => Err(()),
+            });
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let status = status.unwrap_or_else(|()| panic!("{named}: the hub started:\n{log}"));
+        assert_eq!(status.code(), Some(2), "{named}: {log}");
+        assert!(
+            log.contains(&format!("{named}: \"eu_west_1\" is not an AWS region")),
+            "{named}: {log}"
+        );
+    }
+}

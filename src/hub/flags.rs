@@ -41,6 +41,8 @@ pub enum FlagError {
     QueueUrl(#[from] QueueUrlError),
     #[error("{0}")]
     Budget(#[from] BudgetError),
+    #[error("{at}: {value:?} is not an AWS region (like eu-west-1 or us-gov-west-1)")]
+    Region { at: String, value: String },
 }
 
 /// The hub's flags, checked, with their defaults applied.
@@ -118,6 +120,14 @@ impl HubSettings {
         let limits = Limits::server(request_timeout, max_connections, MAX_BODY)?;
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(FlagError::Concurrency(concurrency));
+        }
+        if let Some(r) = &region
+            && !crate::spec::region::is_region(r)
+        {
+            return Err(FlagError::Region {
+                at: "--region".to_owned(),
+                value: r.clone(),
+            });
         }
         let queue_url = queue_url
             .map(|template| self::queue_url(&template, instance_id.as_deref()))
@@ -324,6 +334,10 @@ mod tests {
                 "--max-connections must be between 1 and 1000000, not 0",
             ),
             (
+                &["--region=eu_west_1"],
+                r#"--region: "eu_west_1" is not an AWS region (like eu-west-1 or us-gov-west-1)"#,
+            ),
+            (
                 &["--client-budget=0"],
                 "--client-budget must be a number of calls per second above 0, not 0",
             ),
@@ -380,6 +394,7 @@ mod tests {
             "--max-keys-per-client=0",
             "--request-timeout=0s",
             "--concurrency=0",
+            "--region=x",
             "--queue-url=ftp://x",
             "--max-tps=0",
         ];
@@ -391,6 +406,7 @@ mod tests {
             FlagError::MaxKeys(_) => "--max-keys-per-client",
             FlagError::Limit(_) => "--request-timeout",
             FlagError::Concurrency(_) => "--concurrency",
+            FlagError::Region { .. } => "--region",
             FlagError::QueueUrl(_) => "--queue-url",
             FlagError::Budget(_) => "--max-tps",
         };

@@ -124,6 +124,18 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         concurrency,
         queue_url,
     } = HubSettings::build(args)?;
+    // Without --region the SDK reads these variables: a malformed one is a usage error now,
+    // not "AWS could not be reached" after a call to a made-up host.
+    if region.is_none()
+        && let Some((name, value)) =
+            crate::spec::region::malformed_in_environment(&|n| std::env::var(n).ok())
+    {
+        return Err(FlagError::Region {
+            at: format!("environment variable {name}"),
+            value,
+        }
+        .into());
+    }
     let self_tls = self_tls_settings(self_tls)?;
     let metrics = Arc::new(metrics::HubMetrics::new());
     let (authorizer, policy) = token_reviewer::setup(auth, kube, metrics.clone()).await?;

@@ -319,12 +319,7 @@ impl Spec {
         // Without a region here the SDK reads these variables: a malformed one is a usage
         // error now, not "AWS could not be reached" after a call to a made-up host.
         if region.is_none()
-            && let Some((name, value)) = region::REGION_VARIABLES.iter().find_map(|name| {
-                env(name)
-                    .filter(|v| !v.trim().is_empty())
-                    .map(|v| (*name, v))
-            })
-            && !region::is_region(&value)
+            && let Some((name, value)) = region::malformed_in_environment(env)
         {
             return Err(SpecError::BadRegion {
                 at: At(format!("environment variable {name}")),

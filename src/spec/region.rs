@@ -24,6 +24,21 @@ pub fn is_region(r: &str) -> bool {
 /// The environment variables the AWS SDK reads the region from, in its order.
 pub const REGION_VARIABLES: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
 
+/// The first of [`REGION_VARIABLES`] that is set (not blank) and malformed, with its
+/// value: what the SDK would read when no region is given. `env` looks a variable up.
+pub fn malformed_in_environment(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(&'static str, String)> {
+    REGION_VARIABLES
+        .iter()
+        .find_map(|name| {
+            env(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (*name, v))
+        })
+        .filter(|(_, value)| !is_region(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +63,33 @@ mod tests {
         ] {
             assert_eq!(is_region(r), ok, "{r:?}");
         }
+    }
+
+    #[test]
+    fn the_first_region_variable_set_is_the_one_checked() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(malformed_in_environment(&env(&[])), None);
+        assert_eq!(
+            malformed_in_environment(&env(&[("AWS_REGION", "eu-west-1")])),
+            None
+        );
+        assert_eq!(
+            malformed_in_environment(&env(&[("AWS_REGION", " "), ("AWS_DEFAULT_REGION", "x_y")])),
+            Some(("AWS_DEFAULT_REGION", "x_y".to_owned()))
+        );
+        assert_eq!(
+            malformed_in_environment(&env(&[
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_DEFAULT_REGION", "x")
+            ])),
+            None
+        );
     }
 }
