@@ -1,23 +1,98 @@
-//! yaml: one flat mapping of strings that a YAML parser reads back unchanged.
+//! yaml: one flat mapping of strings that every common YAML reader reads back unchanged,
+//! YAML 1.1 readers (PyYAML, SnakeYAML 1.x, libyaml, Ruby's Psych) and YAML 1.2 readers
+//! (ruamel.yaml, SnakeYAML Engine, serde_yaml_ng) alike.
 //!
-//! serde_yaml_ng quotes strings that would otherwise read as numbers, booleans or null,
-//! and uses double quotes with escapes for anything a plain scalar cannot hold.
+//! Every scalar, keys and values, is written double-quoted, and the file is pure ASCII:
+//!
+//! * **Why quote everything.** A plain scalar is resolved by the reader's schema, and the
+//!   schemas disagree: YAML 1.1 reads `yes`, `off`, `y`, `1:20` (sexagesimal), `0b101`,
+//!   `1_000`, `2001-12-14`, `=` (the value tag) and `<<` (the merge key) as non-strings,
+//!   and PyYAML fails on a whole file for `=` or `<<`, while a YAML 1.2 reader takes them
+//!   as strings. Deciding "safe to leave plain" would mean tracking every reader's regular
+//!   expressions; a quoted scalar is a string in every schema (only plain scalars are
+//!   resolved), so quoting everything needs no list and cannot miss a case.
+//! * **Why double quotes.** They are the only style that can carry every character on one
+//!   line: line breaks (LF, CR, NEL, U+2028/9, each a line break to YAML 1.1 and folded
+//!   inside any quoted scalar), control characters and the BOM are written as escapes.
+//!   Single quotes cannot hold them.
+//! * **Which escapes.** Only those every reader decodes the same: `\"`, `\\`, `\t`, `\n`,
+//!   `\r`, and `\uXXXX` / `\UXXXXXXXX` for every other character outside printable ASCII
+//!   (`\U` for characters above U+FFFF: PyYAML does not join `\u` surrogate pairs). The
+//!   output is therefore pure ASCII, so a reader that opens it with the wrong encoding
+//!   (Java 17's default in a POSIX locale is ASCII) still reads the right characters.
+//! * **Long keys.** A key whose quoted form is longer than [`SIMPLE_KEY_MAX`] characters is
+//!   written as an explicit key (`? "KEY"` then `: "value"`): readers look for the `:` of
+//!   an implicit key within 1024 characters only.
+//!
+//! The tests read the output with PyYAML (safe, full and libyaml loaders), ruamel.yaml
+//! (YAML 1.2), SnakeYAML 1.33 and serde_yaml_ng (tests/readers.rs, and the tests below).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use super::{Format, FormatError, flat_map};
+use super::{FormatError, flat_map};
 use crate::secret::SecretBytes;
 use crate::values::Entry;
 
-/// Renders the keys as a YAML mapping `KEY: value`.
+/// The longest quoted key written as an implicit key `"KEY": value`; PyYAML, libyaml and
+/// SnakeYAML give up looking for its `:` after 1024 characters.
+const SIMPLE_KEY_MAX: usize = 1000;
+
+/// Renders the keys as a YAML mapping `"KEY": "value"` (`{}` when there are none).
 pub(super) fn render(keyed: &BTreeMap<String, &Entry>) -> Result<SecretBytes, FormatError> {
     let (map, mut out) = flat_map(keyed);
-    // serde_yaml_ng's errors for plain strings never occur in practice and are not shown,
-    // since their text could quote a value.
-    serde_yaml_ng::to_writer(&mut out, &map).map_err(|_| FormatError::Serialize {
-        format: Format::Yaml,
-    })?;
+    if map.is_empty() {
+        out.push_str("{}\n");
+        return Ok(out.into_bytes());
+    }
+    for (key, value) in map {
+        // Writing into a SecretBuf cannot fail.
+        if quoted_len(key) > SIMPLE_KEY_MAX {
+            out.push_str("? ");
+            let _ = quote_into(&mut out, key);
+            out.push_str("\n: ");
+        } else {
+            let _ = quote_into(&mut out, key);
+            out.push_str(": ");
+        }
+        let _ = quote_into(&mut out, value);
+        out.push_char('\n');
+    }
     Ok(out.into_bytes())
+}
+
+/// The length of `s` written by [`quote_into`], quotes included.
+fn quoted_len(s: &str) -> usize {
+    /// A writer that only counts.
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Counting cannot fail.
+    let _ = quote_into(&mut count, s);
+    count.0
+}
+
+/// Writes `s` as a double-quoted, pure-ASCII YAML scalar.
+fn quote_into(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            '\t' => out.write_str("\\t")?,
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            ' '..='~' => out.write_char(c)?,
+            c if u32::from(c) <= 0xFFFF => write!(out, "\\u{:04X}", u32::from(c))?,
+            c => write!(out, "\\U{:08X}", u32::from(c))?,
+        }
+    }
+    out.write_char('"')
 }
 
 #[cfg(test)]
@@ -41,8 +116,41 @@ mod tests {
     fn writes_a_sorted_flat_mapping() {
         assert_eq!(
             yaml(&[rel("db/user", "app"), rel("db/host", "db.local")]),
-            "DB_HOST: db.local\nDB_USER: app\n"
+            "\"DB_HOST\": \"db.local\"\n\"DB_USER\": \"app\"\n"
         );
+    }
+
+    #[test]
+    fn every_key_and_value_is_double_quoted_in_pure_ascii() {
+        let text = yaml(&[
+            explicit("yes", "no"),
+            explicit("<<", "="),
+            explicit("k", "1:20"),
+            explicit("t", "a\"b\\c\td\ne\rf"),
+            explicit("u", "\0\u{7f}\u{85}\u{a0}ü\u{2028}\u{2029}\u{feff}😀"),
+        ]);
+        assert_eq!(
+            text,
+            concat!(
+                "\"<<\": \"=\"\n",
+                "\"k\": \"1:20\"\n",
+                "\"t\": \"a\\\"b\\\\c\\td\\ne\\rf\"\n",
+                "\"u\": \"\\u0000\\u007F\\u0085\\u00A0\\u00FC\\u2028\\u2029\\uFEFF\\U0001F600\"\n",
+                "\"yes\": \"no\"\n",
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_too_long_for_an_implicit_key_is_written_as_an_explicit_key() {
+        let short = "k".repeat(SIMPLE_KEY_MAX - 2);
+        let long = "😀".repeat(SIMPLE_KEY_MAX / 10);
+        let text = yaml(&[explicit(&short, "a"), explicit(&long, "b")]);
+        assert!(text.starts_with(&format!("\"{short}\": \"a\"\n")), "{text}");
+        assert!(text.contains("\n? \"\\U0001F600"), "{text}");
+        assert!(text.contains("\"\n: \"b\"\n"), "{text}");
+        let back = parse(&text);
+        assert_eq!((back[&short].as_str(), back[&long].as_str()), ("a", "b"));
     }
 
     #[test]
@@ -111,6 +219,27 @@ mod tests {
             "---",
             "...",
             "key: value\n- list",
+            "Y",
+            "NO",
+            "On",
+            "TRUE",
+            "NULL",
+            "1:20",
+            "190:20:30",
+            "0b101",
+            "0o17",
+            "+0x_1F",
+            "1_000.5",
+            ".Inf",
+            "-.INF",
+            ".NaN",
+            "2001-12-14t21:59:43.10-05:00",
+            "2001-12-14 21:59:43.10 -5",
+            "=",
+            "<<",
+            "\u{2029}ps",
+            "\r",
+            "\u{1}\u{1f}\u{9f}",
         ];
         let values: Vec<Entry> = tricky
             .iter()
