@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod emulator;
 pub mod hub;
 pub mod pki;
+pub mod readers;
 pub mod relay;
 pub mod run;
 pub mod sidecar;
