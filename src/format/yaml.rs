@@ -1,6 +1,6 @@
 //! yaml: one flat mapping of strings that every common YAML reader reads back unchanged,
 //! YAML 1.1 readers (PyYAML, SnakeYAML 1.x, libyaml, Ruby's Psych) and YAML 1.2 readers
-//! (ruamel.yaml, SnakeYAML Engine, serde_yaml_ng) alike.
+//! (ruamel.yaml, serde_yaml_ng) alike.
 //!
 //! Every scalar, keys and values, is written double-quoted, and the file is pure ASCII:
 //!
@@ -17,9 +17,10 @@
 //!   Single quotes cannot hold them.
 //! * **Which escapes.** Only those every reader decodes the same: `\"`, `\\`, `\t`, `\n`,
 //!   `\r`, and `\uXXXX` / `\UXXXXXXXX` for every other character outside printable ASCII
-//!   (`\U` for characters above U+FFFF: PyYAML does not join `\u` surrogate pairs). The
-//!   output is therefore pure ASCII, so a reader that opens it with the wrong encoding
-//!   (Java 17's default in a POSIX locale is ASCII) still reads the right characters.
+//!   (`\U` above U+FFFF: PyYAML reads a `\u` surrogate pair as two lone surrogates, and
+//!   libyaml refuses it). The output is therefore pure ASCII, so a reader that opens it
+//!   with the wrong encoding (Java 17's default in a POSIX locale is ASCII) still reads the
+//!   right characters.
 //! * **Long keys.** A key whose quoted form is longer than [`SIMPLE_KEY_MAX`] characters is
 //!   written as an explicit key (`? "KEY"` then `: "value"`): readers look for the `:` of
 //!   an implicit key within 1024 characters only.
