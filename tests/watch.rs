@@ -909,9 +909,11 @@ fn a_rotation_posts_once_to_the_reload_url() {
     );
 }
 
-/// How long a stopped sidecar may take to exit in the tests below: the promise is 1 s; the
-/// bound is loose for a loaded machine, and each test prints what it measured.
-const PROMPT_EXIT: Duration = Duration::from_secs(3);
+/// How long a stopped sidecar may take to exit in the tests below: the promise is 1 s (it
+/// takes ~15 ms) and each test prints what it measured; the bound is loose for a CI machine
+/// under load (3 s was missed once at load 8 on 2 cores), yet far below what the old code
+/// took (the hung call's 25 s, or the reload's 30 s).
+const PROMPT_EXIT: Duration = Duration::from_secs(10);
 
 /// Sends `sig` and returns the exit status and how long the exit took.
 fn stop_and_time(sc: &mut Sidecar, sig: &str) -> (std::process::ExitStatus, Duration) {
