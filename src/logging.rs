@@ -4,15 +4,16 @@
 //! `RUST_LOG` says, including directives for their submodules: at `trace` they can log
 //! raw HTTP bodies (with `LOG_SENSITIVE_BODIES=true`), which hold decrypted values. The
 //! cap is a second filter layer, so no `RUST_LOG` directive can lift it. Release builds
-//! go further: `tracing` and `log` are built with `release_max_level_debug`, so no crate's
-//! trace-level logging is even compiled in (Cargo.toml).
+//! go further: `tracing` is built with `release_max_level_debug` and `log` with
+//! `release_max_level_info`, so no crate's trace-level logging is even compiled in
+//! (Cargo.toml).
 
 use crate::cli::LogFormat;
 use std::io::IsTerminal;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// Crates whose `trace` output can include HTTP bodies.
 pub const CAPPED: &[&str] = &[
@@ -33,10 +34,15 @@ pub const CAPPED: &[&str] = &[
     "rustls",
 ];
 
-/// The user's `RUST_LOG` (default `info`; an invalid value falls back to `info`).
-pub fn user_filter(rust_log: Option<&str>) -> EnvFilter {
+/// The user's `RUST_LOG` (default `info`; an invalid value falls back to `info`): a level
+/// and `target=level` directives (`info,ssm_injector=debug`). Span and field filters of
+/// `EnvFilter` are not taken: `Targets` does the rest, and leaving `EnvFilter` (with its
+/// directive matcher) out keeps the static binary within its 12 MiB goal.
+pub fn user_filter(rust_log: Option<&str>) -> Targets {
     let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
-    EnvFilter::try_new(base).unwrap_or_else(|_| EnvFilter::new("info"))
+    base.trim()
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The cap: [`CAPPED`] crates (and all their modules) at most `debug`, the rest open.
@@ -75,5 +81,21 @@ mod tests {
         assert!(cap.would_enable("aws_smithy_runtime::client::orchestrator", &Level::DEBUG));
         assert!(!cap.would_enable("hyper_util::client", &Level::TRACE));
         assert!(cap.would_enable("ssm_injector::source", &Level::TRACE));
+    }
+
+    #[test]
+    fn rust_log_takes_a_level_and_target_directives_and_falls_back_to_info() {
+        use tracing::Level;
+        let f = user_filter(Some("warn,ssm_injector=debug"));
+        assert!(f.would_enable("ssm_injector::watch", &Level::DEBUG));
+        assert!(!f.would_enable("ssm_injector::watch", &Level::TRACE));
+        assert!(!f.would_enable("kube_client", &Level::INFO));
+        assert!(f.would_enable("kube_client", &Level::WARN));
+        for fallback in [None, Some(""), Some("  "), Some("ssm_injector=loud")] {
+            let f = user_filter(fallback);
+            assert!(f.would_enable("x", &Level::INFO), "{fallback:?}");
+            assert!(!f.would_enable("x", &Level::DEBUG), "{fallback:?}");
+        }
+        assert!(!user_filter(Some("off")).would_enable("x", &Level::ERROR));
     }
 }
