@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ssm_injector::webhook::config::build;
+use ssm_injector::inject::config::build;
 
 fuzz_target!(|text: &str| {
     if let Ok(config) = build(Some(("fuzz.yaml", text)), None) {
