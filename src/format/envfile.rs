@@ -24,7 +24,7 @@
 //!   a blank after it.
 //! - **docker --env-file** (docker/cli `pkg/kvfile/kvfile.go`): one line per variable read
 //!   with a 64 KiB `bufio.Scanner` (a CR before the LF is dropped), the value taken as is,
-//!   except that docker/cli 28 strips one pair of matching quotes around it.
+//!   except that recent docker/cli (pkg/kvfile) strips one pair of matching quotes around it.
 //! - **kubelet** (kubernetes `pkg/kubelet/util/env/env_util.go`, `EnvFiles`): `KEY='…'`,
 //!   no escapes, newlines allowed inside the quotes, lines read with a 64 KiB
 //!   `bufio.Scanner` (a CR before each LF is dropped); an empty value counts as missing.
@@ -174,7 +174,7 @@ fn docker_check(key: &str, value: &str) -> Result<(), String> {
     }
     let bytes = value.as_bytes();
     if bytes.len() >= 2 && matches!(bytes[0], b'\'' | b'"') && bytes[0] == bytes[bytes.len() - 1] {
-        return Err("it starts and ends with the same quote, which docker/cli 28 removes (older docker keeps them)".into());
+        return Err("it starts and ends with the same quote, which recent docker/cli removes (older docker keeps them)".into());
     }
     if key.len() + 1 + value.len() > GO_SCANNER_MAX_LINE {
         return Err(format!(

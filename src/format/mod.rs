@@ -469,6 +469,10 @@ mod tests {
     fn format_and_key_case_deserialize_from_their_names() {
         let f: Format = serde_json::from_str("\"properties\"").unwrap();
         assert_eq!(f, Format::Properties);
+        for f in Format::ALL {
+            let json = format!("\"{}\"", f.as_str());
+            assert_eq!(serde_json::from_str::<Format>(&json).unwrap(), f, "{json}");
+        }
         let c: KeyCase = serde_json::from_str("\"lower-snake\"").unwrap();
         assert_eq!(c, KeyCase::LowerSnake);
         assert!(serde_json::from_str::<KeyCase>("\"lower_snake\"").is_err());
