@@ -1031,23 +1031,25 @@ fn two_parameters_mapping_to_one_key_exit_6_and_name_both() {
 }
 
 #[test]
-fn a_key_that_is_not_a_shell_identifier_exits_6_for_dotenv() {
+fn a_key_that_is_not_a_shell_identifier_exits_6_for_every_env_file_dialect() {
     let emu = shared();
-    let p = unique_prefix("bad dotenv key");
+    let p = unique_prefix("bad env key");
     emu.put_secure(&format!("{p}/x"), "x");
-    fails_cleanly(
-        6,
-        &[&format!(
-            "key \"1BAD\" (from parameter {p}/x) cannot be used in dotenv output"
-        )],
-        |out| {
-            Run::render(
-                emu,
-                ["--param", &format!("1BAD={p}/x"), "--output", path(out)],
-            )
-            .run()
-        },
-    );
+    // No --format: the default, shell.
+    for format in [None, Some("dotenv"), Some("docker"), Some("k8s-env")] {
+        let want = format!(
+            "key \"1BAD\" (from parameter {p}/x) cannot be used in {} output",
+            format.unwrap_or("shell")
+        );
+        fails_cleanly(6, &[&want], |out| {
+            let mut args = vec!["--param".to_owned(), format!("1BAD={p}/x")];
+            if let Some(f) = format {
+                args.extend(["--format".to_owned(), f.to_owned()]);
+            }
+            args.extend(["--output".to_owned(), path(out).to_owned()]);
+            Run::render(emu, args).run()
+        });
+    }
 }
 
 #[test]
