@@ -14,6 +14,7 @@ mod hub_follow;
 mod hub_push;
 mod iam_policy;
 mod no_secret_leaks;
+mod env_readers;
 mod readers;
 mod render;
 mod render_failures;

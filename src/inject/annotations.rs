@@ -18,7 +18,8 @@ pub const PATH: &str = "ssm-injector.io/path";
 /// an ARN or `/aws/reference/secretsmanager/SECRET`, with an optional `#field`.
 pub const PARAM_PREFIX: &str = "ssm-injector.io/param-";
 
-/// Output format: dotenv (default), json, yaml, properties, files or template.
+/// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
+/// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
 
 /// Output file name inside the mount path (a plain name, no `/`); default `app.env`,
@@ -115,7 +116,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         FORMAT,
-        "dotenv (default), json, yaml, properties, files or template",
+        "shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or template",
     ),
     (
         FILE,

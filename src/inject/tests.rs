@@ -184,7 +184,7 @@ fn the_init_container_comes_first_so_other_init_containers_can_read_the_values()
 }
 
 #[test]
-fn the_default_init_container_renders_dotenv_into_the_mount() {
+fn the_default_init_container_renders_shell_into_the_mount() {
     let p = inject(pod());
     let c = find(&p, INIT_CONTAINER);
     assert_eq!(
@@ -198,7 +198,7 @@ fn the_default_init_container_renders_dotenv_into_the_mount() {
             "--path",
             "/app/prod/",
             "--format",
-            "dotenv",
+            "shell",
             "--output",
             "/ssm/app.env",
             "--file-mode",
@@ -223,7 +223,7 @@ fn annotations_become_render_flags() {
                     "ssm-injector.io/param-API_KEY",
                     "/aws/reference/secretsmanager/app/key#token",
                 ),
-            &[("--format", "dotenv"), ("--output", "/ssm/app.env")],
+            &[("--format", "shell"), ("--output", "/ssm/app.env")],
         ),
         (
             "json to a chosen file and mount path",

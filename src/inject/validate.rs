@@ -236,7 +236,7 @@ pub fn validate(
             .parse::<Format>()
             .map_err(|e| deny(a::FORMAT, format!("{}: {e}", a::FORMAT)))?,
         None if template.is_some() => Format::Template,
-        None => Format::Dotenv,
+        None => Format::Shell,
     };
     match (format, &template) {
         (Format::Template, None) => {
@@ -513,7 +513,7 @@ pub fn validate(
 /// The file (or directory, for `files`) written when the pod names none.
 pub fn default_file(format: Format) -> &'static str {
     match format {
-        Format::Dotenv => "app.env",
+        Format::Shell | Format::Dotenv | Format::Docker | Format::K8sEnv => "app.env",
         Format::Json => "app.json",
         Format::Yaml => "app.yaml",
         Format::Properties => "app.properties",

@@ -3,7 +3,7 @@
 //
 //     java -cp .tools/java/snakeyaml-1.33.jar tests/readers/Readers.java READER[,READER...] FILE...
 //
-// prints one JSON line per reader and file, in that order, as tests/readers/readers.py does:
+// prints one JSON line per reader and file, in that order, as tests/readers/yaml_readers.py does:
 // {"reader":R,"file":F,"pairs":[[key,value],...]} with each key and value a JSON string
 // when the reader gave back a String, or {"type":T,"text":...} otherwise; or
 // {"reader":R,"file":F,"error":E} when the reader refused the file.

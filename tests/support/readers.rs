@@ -1,7 +1,7 @@
 //! Real readers of the `yaml` and `properties` outputs: PyYAML (its safe and full loaders,
 //! pure and libyaml) and ruamel.yaml (YAML 1.2) from `.venv`, SnakeYAML 1.33 and
 //! `java.util.Properties` (single-file Java on `.tools/java`, from `scripts/setup-java`), and
-//! serde_yaml_ng in this process. `tests/readers/readers.py` and `tests/readers/Readers.java`
+//! serde_yaml_ng in this process. `tests/readers/yaml_readers.py` and `tests/readers/Readers.java`
 //! read files and print what they got back as JSON lines; every reader of a language runs in
 //! one process for all files (a JVM starts once per call of [`read`]).
 
@@ -116,7 +116,7 @@ pub fn read(readers: &[Reader], files: &[(&str, &Path)]) -> BTreeMap<(String, Pa
         let mut cmd = match runtime {
             Runtime::Python => {
                 let mut c = Command::new(super::emulator::venv().join("bin/python"));
-                c.arg(root().join("tests/readers/readers.py"));
+                c.arg(root().join("tests/readers/yaml_readers.py"));
                 c
             }
             Runtime::Java => {

@@ -1,6 +1,6 @@
 """Real Python readers of the yaml output, for tests/readers.rs.
 
-    python readers.py READER[,READER...] FILE...
+    python yaml_readers.py READER[,READER...] FILE...
 
 prints one JSON line per reader and file, in that order:
 {"reader": R, "file": F, "pairs": [[key, value], ...]} with every key and value a JSON
