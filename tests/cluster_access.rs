@@ -77,7 +77,7 @@ fn identity(pod: &Pod, c: &Container) -> Id {
 
 /// A directory as the kubelet makes an emptyDir: 0777, or with fsGroup owned by that
 /// group with the setgid bit (files created in it inherit the group).
-fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
+pub(crate) fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     let dir = root.join("volume");
     std::fs::create_dir(&dir).expect("mkdir");
     let fs_group = pod
@@ -97,8 +97,14 @@ fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     dir
 }
 
-/// Runs the stored init container as the kubelet would and returns the output file.
-fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
+/// Runs the stored init container as the kubelet would (as its uid, gid and the pod's
+/// groups: the test must run as root, as CI does) and returns the output file.
+pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "running the init container switches user ids: run this test as root (CI does)"
+    );
     let spec = pod.spec.as_ref().expect("spec");
     let init = spec
         .init_containers
@@ -182,11 +188,6 @@ fn pod_with(
 #[tokio::test]
 async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_cannot() {
     let cluster = require_cluster!();
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test switches user ids: run it as root (CI does)"
-    );
     let emu = shared();
     let prefix = unique_prefix("access");
     emu.put_secure(&format!("{prefix}/db"), "s3cret");
