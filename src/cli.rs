@@ -729,7 +729,8 @@ pub struct OutputArgs {
     /// Output file (a directory for --format files).
     #[arg(long, env = "SSM_INJECTOR_OUTPUT", value_name = "FILE")]
     pub output: Option<String>,
-    /// dotenv, json, yaml, properties, files or template [default: dotenv].
+    /// shell, dotenv, docker, k8s-env, json, yaml, properties, files or template
+    /// [default: shell].
     #[arg(long, env = "SSM_INJECTOR_FORMAT", requires = "output")]
     pub format: Option<String>,
     /// Template file for --format template (minijinja).

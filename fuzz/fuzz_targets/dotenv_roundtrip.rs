@@ -1,4 +1,4 @@
-//! dotenv round trip: render any key/value map with the dotenv format, read it back with
+//! shell env-file round trip: render any key/value map with the shell format, read it back with
 //! the strict reference parser (`fuzz_support::parse_dotenv`, the shell's reading of our
 //! single-quote subset) and get the same map. Keys that are not shell identifiers and
 //! values with a NUL must be refused, and nothing else.
@@ -48,7 +48,7 @@ fuzz_target!(|input: Input| {
             .collect()
     };
     let opts = FormatOptions {
-        format: Format::Dotenv,
+        format: Format::Shell,
         key_case: KeyCase::UpperSnake,
         template: None,
     };
@@ -69,7 +69,7 @@ fuzz_target!(|input: Input| {
         Err(FormatError::InvalidKey { .. } | FormatError::EmptyKey { .. }) => {
             assert!(bad_key, "a valid key was refused")
         }
-        Err(FormatError::NulInValue { .. }) => assert!(nul, "a value without NUL was refused"),
+        Err(FormatError::ValueRefused { .. }) => assert!(nul, "a value without NUL was refused"),
         Err(e) => panic!("unexpected error: {e}"),
     }
 });

@@ -26,7 +26,8 @@ pub const PARAM_PREFIX: &str = "ssm-injector.io/param-";
 /// (`init` or `init+sidecar`); the kubelet reads the file once, when a container starts.
 pub const ENV: &str = "ssm-injector.io/env";
 
-/// Output format: dotenv (default), json, yaml, properties, files or template.
+/// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
+/// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
 
 /// Output file name inside the mount path (a plain name, no `/`); default `app.env`,
@@ -127,7 +128,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         FORMAT,
-        "dotenv (default), json, yaml, properties, files or template",
+        "shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or template",
     ),
     (
         FILE,

@@ -355,14 +355,9 @@ fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<
     for p in &req.params {
         args.extend(["--param".to_owned(), format!("{}={}", p.key, p.raw)]);
     }
-    let format = if req.env {
-        super::validate::ENV_FORMAT
-    } else {
-        req.format.as_str()
-    };
     args.extend([
         "--format".to_owned(),
-        format.to_owned(),
+        req.format.as_str().to_owned(),
         "--output".to_owned(),
         format!("{}/{}", req.mount_path, req.file),
     ]);

@@ -184,7 +184,7 @@ fn the_init_container_comes_first_so_other_init_containers_can_read_the_values()
 }
 
 #[test]
-fn the_default_init_container_renders_dotenv_into_the_mount() {
+fn the_default_init_container_renders_shell_into_the_mount() {
     let p = inject(pod());
     let c = find(&p, INIT_CONTAINER);
     assert_eq!(
@@ -198,7 +198,7 @@ fn the_default_init_container_renders_dotenv_into_the_mount() {
             "--path",
             "/app/prod/",
             "--format",
-            "dotenv",
+            "shell",
             "--output",
             "/ssm/app.env",
             "--file-mode",
@@ -223,7 +223,7 @@ fn annotations_become_render_flags() {
                     "ssm-injector.io/param-API_KEY",
                     "/aws/reference/secretsmanager/app/key#token",
                 ),
-            &[("--format", "dotenv"), ("--output", "/ssm/app.env")],
+            &[("--format", "shell"), ("--output", "/ssm/app.env")],
         ),
         (
             "json to a chosen file and mount path",
@@ -2088,6 +2088,12 @@ fn env_gives_each_chosen_container_one_file_key_ref_per_param_and_no_mount() {
             path: "app.env",
         },
         Case {
+            name: "format k8s-env may be said",
+            pod: env_pod().ann(a::FORMAT, "k8s-env"),
+            with_env: &["migrate", "app", "worker"],
+            path: "app.env",
+        },
+        Case {
             name: "file names the path within the volume",
             pod: env_pod().ann(a::FILE, "secrets.env"),
             with_env: &["migrate", "app", "worker"],
@@ -2183,7 +2189,7 @@ fn env_false_is_the_mount_as_before() {
         Some(("/ssm".to_owned(), Some(true)))
     );
     assert!(find(&p, "app").env.is_none());
-    assert_eq!(flag(find(&p, INIT_CONTAINER), "--format"), Some("dotenv"));
+    assert_eq!(flag(find(&p, INIT_CONTAINER), "--format"), Some("shell"));
 }
 
 #[test]

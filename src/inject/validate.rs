@@ -66,8 +66,8 @@ pub struct Request {
     pub admin_port: Option<u16>,
     /// `--region` of the injected containers, when the pod names one.
     pub region: Option<String>,
-    /// [`a::ENV`]: the file is written in the kubelet's `k8s-env` format (whatever
-    /// `format` says) and the selected containers get `env` entries instead of a mount.
+    /// [`a::ENV`]: `format` is `k8s-env` and the selected containers get `env` entries
+    /// (`fileKeyRef`) instead of a mount.
     pub env: bool,
 }
 
@@ -256,23 +256,24 @@ pub fn validate(
         None => None,
         Some(t) => Some(check_abs_path(a::TEMPLATE, t, "/config/app.tmpl")?),
     };
-    let format = match get(a::FORMAT) {
+    let mut format = match get(a::FORMAT) {
         Some(f) => f
             .to_ascii_lowercase()
             .parse::<Format>()
             .map_err(|e| deny(a::FORMAT, format!("{}: {e}", a::FORMAT)))?,
         None if template.is_some() => Format::Template,
-        None => Format::Dotenv,
+        None => Format::Shell,
     };
     if env {
-        if let Some(f) = get(a::FORMAT).filter(|_| format.as_str() != ENV_FORMAT) {
+        if let Some(f) = get(a::FORMAT).filter(|_| format != Format::K8sEnv) {
             return Err(deny(
                 a::FORMAT,
                 format!(
-                    "{} writes the kubelet's {ENV_FORMAT} file, but {} is {f}; remove {} (or set it to {ENV_FORMAT})",
+                    "{} writes the kubelet's {k8s} file, but {} is {f}; remove {} (or set it to {k8s})",
                     a::ENV,
                     a::FORMAT,
-                    a::FORMAT
+                    a::FORMAT,
+                    k8s = Format::K8sEnv
                 ),
             ));
         }
@@ -280,13 +281,15 @@ pub fn validate(
             return Err(deny(
                 a::TEMPLATE,
                 format!(
-                    "{} writes the kubelet's {ENV_FORMAT} file, not a template; remove {} or {}",
+                    "{} writes the kubelet's {} file, not a template; remove {} or {}",
                     a::ENV,
+                    Format::K8sEnv,
                     a::TEMPLATE,
                     a::ENV
                 ),
             ));
         }
+        format = Format::K8sEnv;
     }
     match (format, &template) {
         (Format::Template, None) => {
@@ -568,9 +571,6 @@ pub fn validate(
     })
 }
 
-/// The format of the file [`a::ENV`] writes: the kubelet's env-file rules.
-pub const ENV_FORMAT: &str = "k8s-env";
-
 /// A `"true"` / `"false"` annotation (any case, trimmed); `None` when absent.
 fn parse_bool(annotations: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, Denial> {
     match annotations
@@ -591,7 +591,7 @@ fn parse_bool(annotations: &BTreeMap<String, String>, key: &str) -> Result<Optio
 /// The file (or directory, for `files`) written when the pod names none.
 pub fn default_file(format: Format) -> &'static str {
     match format {
-        Format::Dotenv => "app.env",
+        Format::Shell | Format::Dotenv | Format::Docker | Format::K8sEnv => "app.env",
         Format::Json => "app.json",
         Format::Yaml => "app.yaml",
         Format::Properties => "app.properties",

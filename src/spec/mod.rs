@@ -430,7 +430,7 @@ fn build_path(at: &At, raw: RawPath, env: Lookup<'_>) -> Result<PathRequest, Spe
 
 fn build_output(at: &At, raw: RawOutput) -> Result<OutputSpec, SpecError> {
     let format = match raw.format.as_deref() {
-        None => Format::Dotenv,
+        None => Format::Shell,
         Some(f) => f.parse::<Format>().map_err(|_| SpecError::BadFormat {
             at: at.clone(),
             value: f.to_owned(),
@@ -560,7 +560,7 @@ mod tests {
         assert!(s.paths[0].recursive);
         assert_eq!(s.params[0].key, "DB");
         assert_eq!(s.params[0].param.request(), "/app/prod/db:3");
-        assert_eq!(s.outputs[0].format, Format::Dotenv);
+        assert_eq!(s.outputs[0].format, Format::Shell);
         assert_eq!(s.outputs[0].mode, 0o400);
         assert_eq!(s.concurrency, DEFAULT_CONCURRENCY);
     }
@@ -647,7 +647,7 @@ mod tests {
         });
         let e = build(i).unwrap_err().to_string();
         assert!(
-            e.contains("dotenv, json, yaml, properties, files, template"),
+            e.contains("shell, dotenv, docker, k8s-env, json, yaml, properties, files, template"),
             "{e}"
         );
         let mut i = base();
