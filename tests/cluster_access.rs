@@ -97,9 +97,21 @@ pub(crate) fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     dir
 }
 
-/// Runs the stored init container as the kubelet would (as its uid, gid and the pod's
-/// groups: the test must run as root, as CI does) and returns the output file.
+/// Runs the stored init container as the kubelet would and returns the output file.
 pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
+    let (out, output) = run_the_init_container(pod, volume);
+    assert!(
+        out.status.success(),
+        "the init container failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    output
+}
+
+/// Runs the stored init container's args against moto, its mount path mapped to `volume`,
+/// as its uid, gid and the pod's groups (the test must run as root, as CI does); returns
+/// how it ended and its `--output` file.
+pub(crate) fn run_the_init_container(pod: &Pod, volume: &Path) -> (Output, std::path::PathBuf) {
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
@@ -137,14 +149,7 @@ pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::pat
         .env_clear()
         .envs(clean_env())
         .env("AWS_ENDPOINT_URL", &shared().moto);
-    let id = identity(pod, init);
-    let out = run_as(cmd, &id);
-    assert!(
-        out.status.success(),
-        "the init container ({id:?}, {args:?}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    output
+    (run_as(cmd, &identity(pod, init)), output)
 }
 
 fn can_read(file: &Path, id: &Id) -> bool {

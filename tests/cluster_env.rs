@@ -3,9 +3,10 @@
 //! `restricted` namespace with one `env[].valueFrom.fileKeyRef` per `param-<KEY>`; then the
 //! stored init container's args run against moto (as `cluster_access` runs them) and every
 //! key is read back from the file it wrote with the kubelet's own parser
-//! ([`crate::support::k8s_env`]). Denials come back through the API server.
+//! ([`crate::support::k8s_env`]); a value it cannot carry (`'`) stops the init container
+//! with exit 6 naming the key. Denials come back through the API server.
 
-use crate::cluster_access::{empty_dir, render_as_the_init_container};
+use crate::cluster_access::{empty_dir, render_as_the_init_container, run_the_init_container};
 use crate::cluster_webhook::{api_message, restricted_pod};
 use crate::require_cluster;
 use crate::support::chart::Installed;
@@ -157,6 +158,37 @@ async fn env_pods_are_stored_with_file_key_refs_that_the_kubelets_parser_reads_b
         Ok(String::new()),
         "a value created another variable"
     );
+
+    // A value the kubelet cannot read back exactly (a `'`) stops the init container with
+    // exit 6 naming the key, never a different value: the pod does not start.
+    let quoted = format!("{prefix}/quoted");
+    let secret = "it's-a-s3cret";
+    emu.put_secure(&quoted, secret);
+    pods.create(
+        &PostParams::default(),
+        &env_pod(
+            "env-quote",
+            json!({
+                "ssm-injector.io/inject": "true",
+                "ssm-injector.io/env": "true",
+                "ssm-injector.io/param-QUOTED": quoted,
+            }),
+        ),
+    )
+    .await
+    .expect("create the pod");
+    let stored = pods.get("env-quote").await.expect("get the pod");
+    let root = tempfile::tempdir().expect("tempdir");
+    let volume = empty_dir(root.path(), &stored);
+    let (out, file) = run_the_init_container(&stored, &volume);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("QUOTED") && stderr.contains("k8s-env"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(secret), "the value was printed: {stderr}");
+    assert!(!file.exists(), "a file was written");
 }
 
 #[tokio::test]
