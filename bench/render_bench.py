@@ -13,7 +13,7 @@ emulator's counting proxy to count the API calls.
 
 Tools
   ssm-injector  target/release/ssm-injector (or $SSM_INJECTOR_BIN) render --path P
-                --format dotenv --output F; by name: 100 --param KEY=NAME flags
+                --format shell --output F; by name: 100 --param KEY=NAME flags
   boto3         bench/boto3_render.py: get_parameters_by_path following NextToken, or
                 one get_parameter per name; writes the same kind of dotenv file
   aws-cli       .venv/bin/aws ssm get-parameters-by-path --path P --recursive
@@ -134,7 +134,7 @@ def steps_for(tool: str, sc: Scenario, out: str) -> list[tuple[list[str], bool]]
             spec = ["--path", sc.path]
         else:
             spec = [a for n in sc.names for a in ("--param", f"{name_key(n)}={n}")]
-        return [([BIN, "render", *spec, "--format", "dotenv", "--output", out], False)]
+        return [([BIN, "render", *spec, "--format", "shell", "--output", out], False)]
     if tool == "boto3":
         script = os.path.join(BENCH, "boto3_render.py")
         if sc.kind == "path":
@@ -295,7 +295,7 @@ def check_output(tool: str, sc: Scenario, out: str) -> str | None:
         r = subprocess.run(["bash", "-c", 'set -a; . "$1" || exit 97; exec env -0', "_", out],
                            env={"PATH": "/usr/bin:/bin"}, capture_output=True)
         if r.returncode != 0:
-            return f"bash cannot source the dotenv file: {r.stderr.decode(errors='replace').strip()[:200]}"
+            return f"bash cannot source the shell env file: {r.stderr.decode(errors='replace').strip()[:200]}"
         got = []
         for item in r.stdout.split(b"\0"):
             k, sep, v = item.partition(b"=")

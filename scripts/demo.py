@@ -3,7 +3,7 @@
 
 Starts tests/support/emulator.py, seeds a few SSM parameters and a Secrets Manager secret
 with boto3 (the emulator's "aws" command), renders them with
-`ssm-injector render ... --format dotenv`, shows the command, its exit code and the file,
+`ssm-injector render ... --format shell`, shows the command, its exit code and the file,
 checks the values by sourcing the file with bash, and cleans up.
 Exit status: the render's exit code, or 1 if it exited 0 but the file is wrong.
 """
@@ -88,7 +88,7 @@ def main() -> int:
                 "--param", "API_KEY_STABLE=/demo/prod/api-key:stable",
                 "--param", "API_KEY_V2=/demo/prod/api-key:2",
                 "--param", "STRIPE_KEY=/aws/reference/secretsmanager/demo/stripe#key",
-                "--format", "dotenv",
+                "--format", "shell",
                 "--output", out]
         shown = os.path.relpath(BIN, REPO) if BIN.startswith(REPO + os.sep) else BIN
         lines = [" ".join(f"{k}={shlex.quote(v)}" for k, v in aws_env.items()),

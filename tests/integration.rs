@@ -15,6 +15,7 @@ mod hub_follow;
 mod hub_push;
 mod iam_policy;
 mod no_secret_leaks;
+mod readers;
 mod render;
 mod render_failures;
 mod support;

@@ -296,7 +296,7 @@ fn written(target: &Path) -> String {
 /// A template that uses every value.
 const TEMPLATE: &str = "user={{ DB_USER }}\npassword={{ DB_PASSWORD }}\n{{ PLAIN }} {{ SECURE }}\n{{ MULTI }}\n{{ values['DB_JSON'] }}\n";
 
-const FORMATS: [&str; 6] = ["dotenv", "json", "yaml", "properties", "files", "template"];
+const FORMATS: [&str; 6] = ["shell", "json", "yaml", "properties", "files", "template"];
 
 /// With `RUST_LOG=trace` the log must really be verbose, or the test proves little. The
 /// binary itself logs nothing at trace level and caps the SDK at debug, so debug lines

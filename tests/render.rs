@@ -63,7 +63,7 @@ fn renders_a_path_selectors_and_a_secret_field_into_a_sourceable_dotenv_file() {
             "--param",
             &format!("STRIPE_KEY=/aws/reference/secretsmanager/{secret}#key"),
             "--format",
-            "dotenv",
+            "shell",
             "--output",
             out.to_str().unwrap(),
         ],

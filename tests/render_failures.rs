@@ -601,6 +601,80 @@ fn a_missing_output_directory_exits_6_names_it_and_makes_no_api_call() {
     assert!(look(dir.path()).is_empty(), "something was created");
 }
 
+// --- values an env-file dialect cannot carry (6) --------------------------------------
+
+/// The injection of issue 17, with a marker that must never reach stderr.
+const INJECTION: &str = "it's fine\nNODE_OPTIONS=--require=/tmp/evil-5eed.js";
+
+#[test]
+fn a_value_a_dialect_cannot_carry_exits_6_naming_key_dialect_and_reason_and_writes_nothing() {
+    let emu = shared();
+    let p = unique_prefix("dialect refuses");
+    emu.put_secure(&format!("{p}/token"), INJECTION);
+    emu.put_secure(&format!("{p}/both"), "it's \"both\"");
+    let param = |key: &str, leaf: &str| format!("{key}={p}/{leaf}");
+    let cases = [
+        ("docker", "TOKEN", "token", "it holds a newline"),
+        ("k8s-env", "TOKEN", "token", "it holds a single quote"),
+        (
+            "dotenv",
+            "BOTH",
+            "both",
+            "double quotes cannot carry a double quote",
+        ),
+    ];
+    for (format, key, leaf, reason) in cases {
+        let name = format!("{p}/{leaf}");
+        let parts = [
+            format!("key {key}"),
+            name.clone(),
+            format!("{format} output"),
+            reason.to_owned(),
+        ];
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        for o in fails_cleanly(6, &parts, |out| {
+            Run::render(
+                emu,
+                [
+                    "--param",
+                    &param(key, leaf),
+                    "--format",
+                    format,
+                    "--output",
+                    path(out),
+                ],
+            )
+            .run()
+        }) {
+            assert_stderr_lacks(&o, &["evil-5eed", "it's", "both\""]);
+        }
+    }
+    // The default (shell) and dotenv carry the injection whole.
+    let dir = tempfile::tempdir().unwrap();
+    for (format, line) in [
+        (
+            None,
+            "TOKEN='it'\\''s fine\nNODE_OPTIONS=--require=/tmp/evil-5eed.js'\n",
+        ),
+        (
+            Some("dotenv"),
+            "TOKEN=\"it's fine\\nNODE_OPTIONS=--require=/tmp/evil-5eed.js\"\n",
+        ),
+    ] {
+        let out = dir
+            .path()
+            .join(format!("{}.env", format.unwrap_or("default")));
+        let mut args = vec!["--param".to_owned(), param("TOKEN", "token")];
+        if let Some(f) = format {
+            args.extend(["--format".to_owned(), f.to_owned()]);
+        }
+        args.extend(["--output".to_owned(), path(&out).to_owned()]);
+        Run::render(emu, args).run().assert_code(0);
+        let text = fs::read_to_string(&out).unwrap();
+        assert!(text.ends_with(line), "{format:?}: {text:?}");
+    }
+}
+
 // --- access denied (4) ----------------------------------------------------------------
 
 #[test]

@@ -1,5 +1,5 @@
 //! Shared code for the fuzz targets: helpers that turn fuzzer input into the crate's types,
-//! and the strict reference readers of the dotenv and properties formats
+//! and the strict reference readers of the shell env file and properties formats
 //! (`ssm_injector::format::reference`, built because `cargo fuzz` sets `cfg(fuzzing)`).
 
 use std::collections::BTreeMap;
@@ -18,4 +18,4 @@ pub fn explicit_entries(map: &BTreeMap<String, String>) -> Vec<Entry> {
         .collect()
 }
 
-pub use ssm_injector::format::reference::{java_load, parse_dotenv};
+pub use ssm_injector::format::reference::{java_load, parse_shell};

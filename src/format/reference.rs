@@ -1,15 +1,17 @@
-//! Strict reference readers of what ssm-injector writes, for unit tests and the fuzz
-//! targets' round trips (compiled only with `cfg(test)` or `cfg(fuzzing)`, which
-//! `cargo fuzz` sets).
+//! Strict reference readers for the fuzz targets (compiled only with `cfg(test)` or
+//! `cfg(fuzzing)`, which `cargo fuzz` sets).
 //!
-//! Why our own: `dotenvy` 0.15 rejects a backslash before `'\''` inside single quotes
-//! (`A='x\'\''y'`, which bash reads as `x\'y`), and `java-properties` 2.0 rejects the UTF-16
-//! surrogate pairs (`\uD83D\uDE00`) that Java's `Properties.load` reads as one character.
-//! Both are limits of those crates, not of our output, so they cannot be the oracle. See
-//! docs/fuzzing.md.
+//! These are not the proof that the env-file dialects round-trip: tests/readers.rs reads
+//! every dialect back with its real readers (bash, dash, python-dotenv, node dotenv, and
+//! line-for-line ports of compose-go, docker/cli and the kubelet). [`parse_shell`] only
+//! lets the fuzzer check the structure of the `shell` output at fuzzing speed.
+//!
+//! `java-properties` 2.0 rejects the UTF-16 surrogate pairs (`\uD83D\uDE00`) that Java's
+//! `Properties.load` reads as one character, a limit of that crate, so [`java_load`] is
+//! ours. See docs/fuzzing.md.
 
-/// A strict parser for exactly the dotenv subset that ssm-injector writes and that a POSIX
-/// shell reads with `set -a; . FILE`:
+/// A strict parser for exactly the `shell` env-file subset that ssm-injector writes and
+/// that a POSIX shell reads with `set -a; . FILE`:
 ///
 /// ```text
 /// file       = { comment | assignment }
@@ -23,7 +25,7 @@
 /// only `\'` (a literal quote) may join two quoted parts. This is what the shell does for
 /// this subset; anything outside it (unquoted text, `$`, `"`, a missing newline) is an error
 /// rather than a guess, so the round trip fails loudly if the renderer ever leaves it.
-pub fn parse_dotenv(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_shell(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
@@ -214,9 +216,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_dotenv_reference_parser_reads_joined_quotes_and_newlines() {
+    fn the_shell_reference_parser_reads_joined_quotes_and_newlines() {
         let text = "# header\nA='it'\\''s'\nB='two\nlines'\nC=''\n";
-        let got = parse_dotenv(text).unwrap();
+        let got = parse_shell(text).unwrap();
         assert_eq!(
             got,
             vec![
@@ -228,7 +230,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dotenv_reference_parser_refuses_what_it_does_not_know() {
+    fn the_shell_reference_parser_refuses_what_it_does_not_know() {
         for bad in [
             "A=x\n",
             "A='x'",
@@ -237,7 +239,7 @@ mod tests {
             "A=\"x\"\n",
             "A='x\n",
         ] {
-            assert!(parse_dotenv(bad).is_err(), "{bad:?}");
+            assert!(parse_shell(bad).is_err(), "{bad:?}");
         }
     }
 
