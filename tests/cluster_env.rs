@@ -2,15 +2,15 @@
 //! registered as the chart renders it: the mutated pod is stored in a PodSecurity
 //! `restricted` namespace with one `env[].valueFrom.fileKeyRef` per `param-<KEY>`; then the
 //! stored init container's args run against moto (as `cluster_access` runs them) and every
-//! key is read back from the file it wrote with the kubelet's own parser
-//! ([`crate::support::k8s_env`]); a value it cannot carry (`'`) stops the init container
-//! with exit 6 naming the key. Denials come back through the API server.
+//! key is read back from the file it wrote with the port of the kubelet's parser (`kubelet`
+//! in tests/readers, beside its source reference); a value it cannot carry (`'`) stops the
+//! init container with exit 6 naming the key. Denials come back through the API server.
 
 use crate::cluster_access::{empty_dir, render_as_the_init_container, run_the_init_container};
 use crate::cluster_webhook::{api_message, restricted_pod};
+use crate::readers::read_with;
 use crate::require_cluster;
 use crate::support::chart::Installed;
-use crate::support::k8s_env::parse_env;
 use crate::support::{shared, unique_prefix};
 use k8s_openapi::api::core::v1::{Container, FileKeySelector, Pod};
 use kube::api::{Api, PostParams};
@@ -138,25 +138,27 @@ async fn env_pods_are_stored_with_file_key_refs_that_the_kubelets_parser_reads_b
         spec.volumes
     );
 
-    // The stored init container writes the file; the kubelet's parser reads each key.
+    // The stored init container writes the file; the kubelet's parser (the port in
+    // tests/readers, `read_with(["kubelet"])`) reads each key.
     let root = tempfile::tempdir().expect("tempdir");
     let volume = empty_dir(root.path(), &stored);
     let file = render_as_the_init_container(&stored, &volume);
     assert_eq!(file, volume.join(FILE));
-    let bytes = std::fs::read(&file).expect("the env file");
+    let read = read_with(&["kubelet"], &file)
+        .remove("kubelet")
+        .expect("the kubelet reader ran")
+        .unwrap_or_else(|e| panic!("the kubelet would fail: {e}"));
     for (name, r) in &refs {
         let (_, value) = values
             .iter()
             .find(|(k, _)| k == name)
             .expect("a value per key");
-        let read = parse_env(&std::fs::read(volume.join(&r.path)).expect("read"), &r.key)
-            .unwrap_or_else(|e| panic!("{name}: the kubelet would fail: {e}"));
-        assert_eq!(read, *value, "{name}");
+        assert_eq!(read.get(&r.key).map(String::as_str), Some(*value), "{name}");
     }
     assert_eq!(
-        parse_env(&bytes, "NODE_OPTIONS"),
-        Ok(String::new()),
-        "a value created another variable"
+        read.keys().map(String::as_str).collect::<Vec<_>>(),
+        want,
+        "every variable the kubelet finds in the file: a value created another"
     );
 
     // A value the kubelet cannot read back exactly (a `'`) stops the init container with

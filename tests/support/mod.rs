@@ -5,7 +5,6 @@ pub mod chart;
 pub mod cluster;
 pub mod emulator;
 pub mod hub;
-pub mod k8s_env;
 pub mod pki;
 pub mod relay;
 pub mod run;
