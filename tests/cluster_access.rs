@@ -77,7 +77,7 @@ fn identity(pod: &Pod, c: &Container) -> Id {
 
 /// A directory as the kubelet makes an emptyDir: 0777, or with fsGroup owned by that
 /// group with the setgid bit (files created in it inherit the group).
-fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
+pub(crate) fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     let dir = root.join("volume");
     std::fs::create_dir(&dir).expect("mkdir");
     let fs_group = pod
@@ -98,7 +98,25 @@ fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
 }
 
 /// Runs the stored init container as the kubelet would and returns the output file.
-fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
+pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
+    let (out, output) = run_the_init_container(pod, volume);
+    assert!(
+        out.status.success(),
+        "the init container failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    output
+}
+
+/// Runs the stored init container's args against moto, its mount path mapped to `volume`,
+/// as its uid, gid and the pod's groups (the test must run as root, as CI does); returns
+/// how it ended and its `--output` file.
+pub(crate) fn run_the_init_container(pod: &Pod, volume: &Path) -> (Output, std::path::PathBuf) {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "running the init container switches user ids: run this test as root (CI does)"
+    );
     let spec = pod.spec.as_ref().expect("spec");
     let init = spec
         .init_containers
@@ -131,14 +149,7 @@ fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf 
         .env_clear()
         .envs(clean_env())
         .env("AWS_ENDPOINT_URL", &shared().moto);
-    let id = identity(pod, init);
-    let out = run_as(cmd, &id);
-    assert!(
-        out.status.success(),
-        "the init container ({id:?}, {args:?}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    output
+    (run_as(cmd, &identity(pod, init)), output)
 }
 
 fn can_read(file: &Path, id: &Id) -> bool {
@@ -182,11 +193,6 @@ fn pod_with(
 #[tokio::test]
 async fn every_container_that_mounts_the_values_can_read_them_and_a_stranger_cannot() {
     let cluster = require_cluster!();
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test switches user ids: run it as root (CI does)"
-    );
     let emu = shared();
     let prefix = unique_prefix("access");
     emu.put_secure(&format!("{prefix}/db"), "s3cret");

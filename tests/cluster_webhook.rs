@@ -38,7 +38,7 @@ fn names(cs: &Option<Vec<Container>>) -> Vec<String> {
     cs.iter().flatten().map(|c| c.name.clone()).collect()
 }
 
-fn api_message(e: kube::Error) -> String {
+pub(crate) fn api_message(e: kube::Error) -> String {
     match e {
         kube::Error::Api(status) => status.message,
         other => panic!("expected an API error, got {other}"),

@@ -139,10 +139,10 @@ fn readers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers")
 }
 
-type ReadResult = Result<BTreeMap<String, String>, String>;
+pub(crate) type ReadResult = Result<BTreeMap<String, String>, String>;
 
 /// Runs the named readers on `file`; one process per group of readers.
-fn read_with(names: &[&str], file: &Path) -> BTreeMap<String, ReadResult> {
+pub(crate) fn read_with(names: &[&str], file: &Path) -> BTreeMap<String, ReadResult> {
     let mut out = BTreeMap::new();
     let python: Vec<&str> = names
         .iter()

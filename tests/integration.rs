@@ -2,6 +2,7 @@
 //! real kube-apiserver (`support::cluster`, from KUBEBUILDER_ASSETS).
 
 mod cluster_access;
+mod cluster_env;
 mod cluster_manifests;
 mod cluster_tls;
 mod cluster_webhook;

@@ -18,6 +18,14 @@ pub const PATH: &str = "ssm-injector.io/path";
 /// an ARN or `/aws/reference/secretsmanager/SECRET`, with an optional `#field`.
 pub const PARAM_PREFIX: &str = "ssm-injector.io/param-";
 
+/// `"true"`: the values reach the selected containers as environment variables, through
+/// the kubelet's env files (`env[].valueFrom.fileKeyRef`, Kubernetes 1.35+): the init
+/// container writes a `k8s-env` file into the injector's volume and every selected
+/// container gets one `env` entry per `param-<KEY>`, without a mount. Needs `param-<KEY>`
+/// (not [`PATH`]: the keys under a path are unknown at admission) and the init container
+/// (`init` or `init+sidecar`); the kubelet reads the file once, when a container starts.
+pub const ENV: &str = "ssm-injector.io/env";
+
 /// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
 /// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
@@ -37,7 +45,7 @@ pub const MODE: &str = "ssm-injector.io/mode";
 pub const INTERVAL: &str = "ssm-injector.io/interval";
 
 /// Comma-separated names of the containers (or init containers) that get the read-only
-/// mount; default all of them.
+/// mount (with [`ENV`]: the `env` entries); default all of them.
 pub const CONTAINERS: &str = "ssm-injector.io/containers";
 
 /// Octal mode of the written files (`0400`, `0440`). Default: derived from the
@@ -115,6 +123,10 @@ pub const ALL: &[(&str, &str)] = &[
         "one parameter (NAME, NAME:VERSION, NAME:LABEL, ARN, /aws/reference/secretsmanager/SECRET, optional #field) under output key KEY",
     ),
     (
+        ENV,
+        "\"true\": the selected containers get each param-<KEY> as an environment variable (env[].valueFrom.fileKeyRef to a k8s-env file the init container writes; Kubernetes 1.35+), without a mount; not with path, format (other than k8s-env), template, reload-* or mode sidecar; read once when a container starts",
+    ),
+    (
         FORMAT,
         "shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or template",
     ),
@@ -130,7 +142,7 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (
         CONTAINERS,
-        "comma-separated containers that get the read-only mount; default all",
+        "comma-separated containers that get the read-only mount (with env: the env entries); default all",
     ),
     (
         FILE_MODE,

@@ -2,8 +2,8 @@
 
 use super::annotations as a;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, Probe,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, PodSecurityContext, PodSpec,
+    Probe, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -174,6 +174,18 @@ impl PodBuilder {
             .iter_mut()
             .chain(spec.init_containers.iter_mut().flatten())
             .find(|c| c.name == name)
+    }
+
+    /// An `env` entry `name=value` in the container or init container `container`.
+    pub fn env_var(mut self, container: &str, name: &str, value: &str) -> Self {
+        if let Some(c) = self.find(container) {
+            c.env.get_or_insert_with(Vec::new).push(EnvVar {
+                name: name.to_owned(),
+                value: Some(value.to_owned()),
+                value_from: None,
+            });
+        }
+        self
     }
 
     /// A ConfigMap volume `name` mounted in container `container` at `path`.

@@ -9,9 +9,10 @@ use super::{Denial, InjectConfig};
 use crate::format::Format;
 use crate::spec::names::is_under;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, Pod,
-    PodSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    FileKeySelector, HTTPGetAction, Pod, PodSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -91,13 +92,43 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
         None => true,
         Some(list) => list.contains(&c.name),
     };
+    // The containers that get the mount: with env, none (the kubelet reads the file).
+    let mounted = |c: &Container| !req.env && chosen(c);
+
+    // With env, every variable the injector adds must be free in every chosen container:
+    // a second entry of the same name would silently win or lose.
+    if req.env {
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .filter(|c| chosen(c))
+        {
+            if let Some(p) = req
+                .params
+                .iter()
+                .find(|p| c.env.iter().flatten().any(|e| e.name == p.key))
+            {
+                return Err(deny(
+                    Some(&p.annotation),
+                    format!(
+                        "{}: container {} already sets the environment variable {}; remove it from the container, rename the key, or leave the container out with {}",
+                        p.annotation,
+                        c.name,
+                        p.key,
+                        a::CONTAINERS
+                    ),
+                ));
+            }
+        }
+    }
 
     // The mount path must be free in every container that gets it.
     for c in spec
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .filter(|c| chosen(c))
+        .filter(|c| mounted(c))
     {
         if c.volume_mounts
             .iter()
@@ -124,7 +155,7 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
     };
 
     // Who reads the files decides who writes them and their mode.
-    let (pod_ids, readers) = access::readers(spec, chosen);
+    let (pod_ids, readers) = access::readers(spec, mounted);
     let ids = access::derive(&pod_ids, &readers, req.file_mode);
     let admin = if req.mode.has_sidecar() {
         Some((
@@ -222,19 +253,28 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
         }
     }
 
-    // Read-only mounts in the chosen app and init containers (before ours are added).
+    // Read-only mounts (or, with env, the env entries) in the chosen app and init
+    // containers (before ours are added).
     let ro = VolumeMount {
         name: VOLUME.to_owned(),
         mount_path: req.mount_path.clone(),
         read_only: Some(true),
         ..Default::default()
     };
+    let env_entries = env_entries(req);
     for c in spec
         .containers
         .iter_mut()
         .chain(spec.init_containers.iter_mut().flatten())
     {
-        if chosen(c) {
+        if !chosen(c) {
+            continue;
+        }
+        if req.env {
+            c.env
+                .get_or_insert_with(Vec::new)
+                .extend(env_entries.iter().cloned());
+        } else {
             c.volume_mounts
                 .get_or_insert_with(Vec::new)
                 .push(ro.clone());
@@ -282,6 +322,28 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
     annotations.insert(a::STATUS.to_owned(), a::STATUS_INJECTED.to_owned());
     annotations.insert(a::FILE_ACCESS.to_owned(), ids.summary);
     Ok(ids.warnings)
+}
+
+/// With [`a::ENV`], one `env` entry per `param-<KEY>`: the kubelet reads KEY from the
+/// file the init container writes into the injector's volume (`fileKeyRef`, not
+/// optional: a missing file or key keeps the container from starting).
+fn env_entries(req: &Request) -> Vec<EnvVar> {
+    req.params
+        .iter()
+        .map(|p| EnvVar {
+            name: p.key.clone(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                file_key_ref: Some(FileKeySelector {
+                    volume_name: VOLUME.to_owned(),
+                    path: req.file.clone(),
+                    key: p.key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        })
+        .collect()
 }
 
 /// The flags shared by the init container and the sidecar (after `render [--watch]`).

@@ -1490,11 +1490,19 @@ fn every_bad_annotation_is_denied_naming_it() {
         ),
     ];
     for (name, b, key) in cases {
-        let d = denial(b);
-        assert_eq!(d.annotation.as_deref(), Some(key), "{name}: {}", d.message);
+        assert_denied_naming(name, b, key, &[]);
+    }
+}
+
+/// `b` is denied with `key` as the annotation at fault, and the message names `key` and
+/// each of `also`.
+fn assert_denied_naming(name: &str, b: PodBuilder, key: &str, also: &[&str]) {
+    let d = denial(b);
+    assert_eq!(d.annotation.as_deref(), Some(key), "{name}: {}", d.message);
+    for n in std::iter::once(&key).chain(also) {
         assert!(
-            d.message.contains(key),
-            "{name}: message does not name {key}: {}",
+            d.message.contains(n),
+            "{name}: message does not name {n}: {}",
             d.message
         );
     }
@@ -2002,5 +2010,258 @@ fn injected_containers_inherit_the_apps_irsa_wiring_that_the_pod_identity_webhoo
             "{name}: {:?}",
             c.volume_mounts
         );
+    }
+}
+
+// ---------------------------------------------------------------- env files (fileKeyRef)
+
+/// A pod opted in to env with two parameters: containers `app` and `worker`, init
+/// container `migrate`.
+fn env_pod() -> PodBuilder {
+    bare()
+        .init_container("migrate")
+        .container("app")
+        .container("worker")
+        .inject()
+        .ann(a::ENV, "true")
+        .ann("ssm-injector.io/param-DB_PASSWORD", "/app/prod/db_password")
+        .ann("ssm-injector.io/param-API_KEY", "/app/prod/api_key")
+}
+
+/// The container's env entries as (name, fileKeyRef volumeName, path, key, optional); a
+/// plain value shows as ("NAME", "=", value, "", None).
+fn env_refs(c: &Container) -> Vec<(String, String, String, String, Option<bool>)> {
+    c.env
+        .iter()
+        .flatten()
+        .map(
+            |e| match e.value_from.as_ref().and_then(|v| v.file_key_ref.as_ref()) {
+                Some(f) => (
+                    e.name.clone(),
+                    f.volume_name.clone(),
+                    f.path.clone(),
+                    f.key.clone(),
+                    f.optional,
+                ),
+                None => (
+                    e.name.clone(),
+                    "=".to_owned(),
+                    e.value.clone().unwrap_or_default(),
+                    String::new(),
+                    None,
+                ),
+            },
+        )
+        .collect()
+}
+
+fn file_ref(key: &str, path: &str) -> (String, String, String, String, Option<bool>) {
+    (
+        key.to_owned(),
+        VOLUME.to_owned(),
+        path.to_owned(),
+        key.to_owned(),
+        Some(false),
+    )
+}
+
+#[test]
+fn env_gives_each_chosen_container_one_file_key_ref_per_param_and_no_mount() {
+    struct Case {
+        name: &'static str,
+        pod: PodBuilder,
+        /// Containers (and init containers) that get the entries, with the file's path.
+        with_env: &'static [&'static str],
+        path: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "every container by default",
+            pod: env_pod(),
+            with_env: &["migrate", "app", "worker"],
+            path: "app.env",
+        },
+        Case {
+            name: "containers selects",
+            pod: env_pod().ann(a::CONTAINERS, "app"),
+            with_env: &["app"],
+            path: "app.env",
+        },
+        Case {
+            name: "format k8s-env may be said",
+            pod: env_pod().ann(a::FORMAT, "k8s-env"),
+            with_env: &["migrate", "app", "worker"],
+            path: "app.env",
+        },
+        Case {
+            name: "file names the path within the volume",
+            pod: env_pod().ann(a::FILE, "secrets.env"),
+            with_env: &["migrate", "app", "worker"],
+            path: "secrets.env",
+        },
+        Case {
+            name: "an existing variable of another name is kept first",
+            pod: env_pod()
+                .env_var("app", "LOG_LEVEL", "debug")
+                .env_var("worker", "DB_PASSWORD", "not ours")
+                .ann(a::CONTAINERS, "app,migrate"),
+            with_env: &["migrate", "app"],
+            path: "app.env",
+        },
+    ];
+    for case in cases {
+        let p = inject(case.pod);
+        let name = case.name;
+        let ours = vec![
+            file_ref("API_KEY", case.path),
+            file_ref("DB_PASSWORD", case.path),
+        ];
+        for c in ["migrate", "app", "worker"] {
+            let c = find(&p, c);
+            assert_eq!(ssm_mount(c), None, "{name}: {} got a mount", c.name);
+            let refs: Vec<_> = env_refs(c).into_iter().filter(|r| r.1 == VOLUME).collect();
+            if case.with_env.contains(&c.name.as_str()) {
+                assert_eq!(refs, ours, "{name}: {}", c.name);
+            } else {
+                assert!(refs.is_empty(), "{name}: {} got {refs:?}", c.name);
+            }
+        }
+        if name.starts_with("an existing") {
+            assert_eq!(env_refs(find(&p, "app"))[0].0, "LOG_LEVEL", "{name}");
+            assert_eq!(
+                env_refs(find(&p, "worker")),
+                [(
+                    "DB_PASSWORD".to_owned(),
+                    "=".to_owned(),
+                    "not ours".to_owned(),
+                    String::new(),
+                    None
+                )],
+                "{name}"
+            );
+        }
+        // The init container writes the kubelet's format into the volume, readable by
+        // its writer only (the kubelet reads it as root).
+        let init = find(&p, INIT_CONTAINER);
+        assert_eq!(flag(init, "--format"), Some("k8s-env"), "{name}");
+        assert_eq!(
+            flag(init, "--output"),
+            Some(format!("/ssm/{}", case.path).as_str()),
+            "{name}"
+        );
+        assert_eq!(flag(init, "--file-mode"), Some("0400"), "{name}");
+        assert_eq!(ssm_mount(init), Some(("/ssm".to_owned(), None)), "{name}");
+        assert_eq!(
+            flag(init, "--param"),
+            Some("API_KEY=/app/prod/api_key"),
+            "{name}"
+        );
+        let volume = p
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == VOLUME)
+            .unwrap();
+        assert!(volume.empty_dir.is_some(), "{name}: {volume:?}");
+    }
+}
+
+#[test]
+fn env_with_init_and_sidecar_keeps_the_file_current_in_the_same_format() {
+    let p = inject(env_pod().ann(a::MODE, "init+sidecar"));
+    for name in [INIT_CONTAINER, SIDECAR] {
+        let c = find(&p, name);
+        assert_eq!(flag(c, "--format"), Some("k8s-env"), "{name}");
+        assert_eq!(flag(c, "--output"), Some("/ssm/app.env"), "{name}");
+    }
+    assert_eq!(ssm_mount(find(&p, "app")), None);
+    assert_eq!(env_refs(find(&p, "app")).len(), 2);
+}
+
+#[test]
+fn env_false_is_the_mount_as_before() {
+    let p = inject(pod().ann(a::ENV, "false"));
+    assert_eq!(
+        ssm_mount(find(&p, "app")),
+        Some(("/ssm".to_owned(), Some(true)))
+    );
+    assert!(find(&p, "app").env.is_none());
+    assert_eq!(flag(find(&p, INIT_CONTAINER), "--format"), Some("shell"));
+}
+
+#[test]
+fn env_that_cannot_work_is_denied_naming_the_annotations() {
+    // (case, pod, the annotation at fault, what else the message must name)
+    let cases: Vec<(&str, PodBuilder, &str, &[&str])> = vec![
+        (
+            "with a path: its keys are unknown at admission",
+            env_pod().ann(a::PATH, "/app/prod/"),
+            a::ENV,
+            &[a::PATH, a::PARAM_PREFIX],
+        ),
+        (
+            "no parameter",
+            bare().container("app").inject().ann(a::ENV, "true"),
+            a::ENV,
+            &[a::PARAM_PREFIX],
+        ),
+        ("not a boolean", env_pod().ann(a::ENV, "yes"), a::ENV, &[]),
+        (
+            "another format",
+            env_pod().ann(a::FORMAT, "json"),
+            a::FORMAT,
+            &[a::ENV, "k8s-env"],
+        ),
+        (
+            "a template",
+            env_pod().ann(a::TEMPLATE, "/config/app.tmpl"),
+            a::TEMPLATE,
+            &[a::ENV],
+        ),
+        (
+            "sidecar only: nothing written before the app starts",
+            env_pod().ann(a::MODE, "sidecar"),
+            a::MODE,
+            &[a::ENV, "init+sidecar"],
+        ),
+        (
+            "a reload process cannot change a running process's environment",
+            env_pod()
+                .ann(a::MODE, "init+sidecar")
+                .ann(a::RELOAD_PROCESS, "app"),
+            a::RELOAD_PROCESS,
+            &[a::ENV],
+        ),
+        (
+            "the container already sets the variable",
+            env_pod().env_var("worker", "DB_PASSWORD", "x"),
+            "ssm-injector.io/param-DB_PASSWORD",
+            &["worker", "DB_PASSWORD", a::CONTAINERS],
+        ),
+        (
+            "an init container already sets the variable",
+            env_pod().env_var("migrate", "API_KEY", "x"),
+            "ssm-injector.io/param-API_KEY",
+            &["migrate", "API_KEY"],
+        ),
+    ];
+    for (name, b, key, names) in cases {
+        assert_denied_naming(name, b, key, names);
+    }
+}
+
+#[test]
+fn env_does_not_fall_back_to_the_configured_default_paths() {
+    let config = InjectConfig {
+        default_paths: vec!["/apps/{namespace}/".to_owned()],
+        ..InjectConfig::default()
+    };
+    let p = bare().container("app").inject().ann(a::ENV, "true").build();
+    match mutate(&p, NS, &config) {
+        Decision::Deny(d) => assert_eq!(d.annotation.as_deref(), Some(a::ENV), "{}", d.message),
+        other => panic!("expected a denial, got {other:?}"),
     }
 }

@@ -66,6 +66,9 @@ pub struct Request {
     pub admin_port: Option<u16>,
     /// `--region` of the injected containers, when the pod names one.
     pub region: Option<String>,
+    /// [`a::ENV`]: `format` is `k8s-env` and the selected containers get `env` entries
+    /// (`fileKeyRef`) instead of a mount.
+    pub env: bool,
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
@@ -149,6 +152,19 @@ pub fn validate(
         }
     }
     let get = |k: &str| annotations.get(k).map(|v| v.trim());
+    let env = parse_bool(annotations, a::ENV)?.unwrap_or(false);
+    if env && annotations.contains_key(a::PATH) {
+        return Err(deny(
+            a::ENV,
+            format!(
+                "{} cannot be combined with {}: the env entries are added when the pod is admitted, before the parameters under a path (and so their keys) are known; list each parameter as {}<KEY>, or remove {} and read the file",
+                a::ENV,
+                a::PATH,
+                a::PARAM_PREFIX,
+                a::ENV
+            ),
+        ));
+    }
 
     let mut paths = Vec::new();
     if let Some(v) = get(a::PATH) {
@@ -203,6 +219,16 @@ pub fn validate(
             name: r.name,
         });
     }
+    if paths.is_empty() && params.is_empty() && env {
+        return Err(deny(
+            a::ENV,
+            format!(
+                "{} needs at least one {}<KEY>: each becomes one environment variable (the injector's default paths cannot, their keys are unknown at admission)",
+                a::ENV,
+                a::PARAM_PREFIX
+            ),
+        ));
+    }
     if paths.is_empty() && params.is_empty() {
         for p in default_paths {
             check_path(p).map_err(|e| Denial {
@@ -230,7 +256,7 @@ pub fn validate(
         None => None,
         Some(t) => Some(check_abs_path(a::TEMPLATE, t, "/config/app.tmpl")?),
     };
-    let format = match get(a::FORMAT) {
+    let mut format = match get(a::FORMAT) {
         Some(f) => f
             .to_ascii_lowercase()
             .parse::<Format>()
@@ -238,6 +264,33 @@ pub fn validate(
         None if template.is_some() => Format::Template,
         None => Format::Shell,
     };
+    if env {
+        if let Some(f) = get(a::FORMAT).filter(|_| format != Format::K8sEnv) {
+            return Err(deny(
+                a::FORMAT,
+                format!(
+                    "{} writes the kubelet's {k8s} file, but {} is {f}; remove {} (or set it to {k8s})",
+                    a::ENV,
+                    a::FORMAT,
+                    a::FORMAT,
+                    k8s = Format::K8sEnv
+                ),
+            ));
+        }
+        if template.is_some() {
+            return Err(deny(
+                a::TEMPLATE,
+                format!(
+                    "{} writes the kubelet's {} file, not a template; remove {} or {}",
+                    a::ENV,
+                    Format::K8sEnv,
+                    a::TEMPLATE,
+                    a::ENV
+                ),
+            ));
+        }
+        format = Format::K8sEnv;
+    }
     match (format, &template) {
         (Format::Template, None) => {
             return Err(deny(
@@ -409,6 +462,29 @@ pub fn validate(
         }
     };
 
+    if env && !mode.has_init() {
+        return Err(deny(
+            a::MODE,
+            format!(
+                "{} needs the init container: the kubelet reads the env file once, when a container starts, so it must be written before the app starts; set {} to init or init+sidecar",
+                a::ENV,
+                a::MODE
+            ),
+        ));
+    }
+    if env {
+        for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS] {
+            if annotations.contains_key(k) {
+                return Err(deny(
+                    k,
+                    format!(
+                        "{k} cannot reload environment variables: a running process keeps the environment it started with; remove {k} (values from {} change only when a container restarts)",
+                        a::ENV
+                    ),
+                ));
+            }
+        }
+    }
     if !mode.has_sidecar() {
         for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS, a::ADMIN_PORT] {
             if annotations.contains_key(k) {
@@ -423,23 +499,7 @@ pub fn validate(
         }
     }
 
-    let native_sidecar = match get(a::NATIVE_SIDECAR)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(other) => {
-            return Err(deny(
-                a::NATIVE_SIDECAR,
-                format!(
-                    "{}: {other:?} is not \"true\" or \"false\"",
-                    a::NATIVE_SIDECAR
-                ),
-            ));
-        }
-    };
+    let native_sidecar = parse_bool(annotations, a::NATIVE_SIDECAR)?;
 
     let quantity = |k: &str, (min, max): (f64, f64), shown: (&str, &str)| match get(k) {
         None => Ok(None),
@@ -507,7 +567,25 @@ pub fn validate(
         memory_limit,
         admin_port,
         region,
+        env,
     })
+}
+
+/// A `"true"` / `"false"` annotation (any case, trimmed); `None` when absent.
+fn parse_bool(annotations: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, Denial> {
+    match annotations
+        .get(key)
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(deny(
+            key,
+            format!("{key}: {other:?} is not \"true\" or \"false\""),
+        )),
+    }
 }
 
 /// The file (or directory, for `files`) written when the pod names none.
