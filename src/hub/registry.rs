@@ -59,7 +59,8 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    /// Keyed by the wire form; a held request shares these strings ([`Held::keys`]).
+    entries: HashMap<Arc<str>, Entry>,
     /// Keys to read at once (new keys, [`Registry::refresh_now`]).
     refresh: BTreeSet<String>,
     /// AWS answered at least one read.
@@ -148,7 +149,7 @@ impl Registry {
                 .keys()
                 .filter(|s| {
                     !entries
-                        .get(*s)
+                        .get(s.as_str())
                         .is_some_and(|e| e.clients.contains_key(client))
                 })
                 .count();
@@ -164,8 +165,8 @@ impl Registry {
                 .get_key_value(client)
                 .map_or_else(|| Arc::from(client), |(k, _)| k.clone());
             for (s, key) in wanted {
-                let e = entries.entry(s).or_insert_with_key(|s| {
-                    refresh.insert(s.clone());
+                let e = entries.entry(Arc::from(s)).or_insert_with_key(|s| {
+                    refresh.insert(s.to_string());
                     new += 1;
                     Entry {
                         key: key.clone(),
@@ -190,18 +191,32 @@ impl Registry {
         Ok(new)
     }
 
-    /// Counts a request as waiting on `keys` until the guard is dropped.
+    /// Counts a request as waiting on `keys` until the guard is dropped. The guard keeps
+    /// the keys' wire forms, shared with the registry's entries (a held request is the
+    /// hub's most numerous object: it copies no key).
     pub fn hold(self: &Arc<Self>, keys: &[Key]) -> Held {
-        let keys: Vec<String> = keys.iter().map(Key::to_string).collect();
-        {
+        let keys: Box<[Arc<str>]> = {
             let mut inner = self.lock();
             inner.waiting += 1;
-            for k in &keys {
-                if let Some(e) = inner.entries.get_mut(k) {
-                    e.held += 1;
-                }
-            }
-        }
+            keys.iter()
+                .map(|k| {
+                    let wire = k.to_string();
+                    let shared = inner
+                        .entries
+                        .get_key_value(wire.as_str())
+                        .map(|(k, _)| k.clone());
+                    match shared {
+                        Some(shared) => {
+                            if let Some(e) = inner.entries.get_mut(&shared) {
+                                e.held += 1;
+                            }
+                            shared
+                        }
+                        None => Arc::from(wire),
+                    }
+                })
+                .collect()
+        };
         Held {
             registry: self.clone(),
             keys,
@@ -210,11 +225,17 @@ impl Registry {
 
     /// The current state of `keys` (a key no longer registered is pending).
     pub fn view(&self, keys: &[Key]) -> Vec<View> {
+        let wire: Vec<String> = keys.iter().map(Key::to_string).collect();
+        self.view_wire(&wire)
+    }
+
+    /// [`Registry::view`] of keys in their wire form ([`Held::keys`]).
+    pub fn view_wire<K: AsRef<str>>(&self, keys: &[K]) -> Vec<View> {
         let inner = self.lock();
         keys.iter()
             .map(|k| {
-                let key = k.to_string();
-                match inner.entries.get(&key) {
+                let key = k.as_ref().to_owned();
+                match inner.entries.get(key.as_str()) {
                     Some(e) => View {
                         state: e.state.clone(),
                         watchers: e.held.max(e.watchers_at_change),
@@ -247,7 +268,7 @@ impl Registry {
                 if !matches!(state, State::Unavailable { .. }) {
                     any_ok = true;
                 }
-                let Some(e) = inner.entries.get_mut(&key) else {
+                let Some(e) = inner.entries.get_mut(key.as_str()) else {
                     continue;
                 };
                 if e.state.same(&state) {
@@ -295,7 +316,7 @@ impl Registry {
             now.saturating_duration_since(e.last_wanted) <= ttl
         });
         per_client.retain(|_, n| *n > 0);
-        refresh.retain(|k| entries.contains_key(k));
+        refresh.retain(|k| entries.contains_key(k.as_str()));
         before - entries.len()
     }
 
@@ -315,7 +336,7 @@ impl Registry {
             let mut queued = false;
             for k in keys {
                 let s = k.to_string();
-                if inner.entries.contains_key(&s) {
+                if inner.entries.contains_key(s.as_str()) {
                     inner.refresh.insert(s);
                     queued = true;
                 }
@@ -352,7 +373,7 @@ impl Registry {
         let queued = std::mem::take(&mut inner.refresh);
         queued
             .iter()
-            .filter_map(|k| inner.entries.get(k).map(|e| e.key.clone()))
+            .filter_map(|k| inner.entries.get(k.as_str()).map(|e| e.key.clone()))
             .collect()
     }
 
@@ -382,7 +403,14 @@ pub fn under(name: &str, path: &str, recursive: bool) -> bool {
 #[derive(Debug)]
 pub struct Held {
     registry: Arc<Registry>,
-    keys: Vec<String>,
+    keys: Box<[Arc<str>]>,
+}
+
+impl Held {
+    /// The keys held, in their wire form, in the order given to [`Registry::hold`].
+    pub fn keys(&self) -> &[Arc<str>] {
+        &self.keys
+    }
 }
 
 impl Drop for Held {
@@ -390,7 +418,7 @@ impl Drop for Held {
         let mut inner = self.registry.lock();
         inner.waiting = inner.waiting.saturating_sub(1);
         for k in &self.keys {
-            if let Some(e) = inner.entries.get_mut(k) {
+            if let Some(e) = inner.entries.get_mut(&**k) {
                 e.held = e.held.saturating_sub(1);
             }
         }
