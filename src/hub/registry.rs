@@ -440,13 +440,23 @@ pub struct Comparison {
 
 /// Compares the hub's tokens with the client's.
 pub fn compare(views: &[View], known: &BTreeMap<String, String>) -> Comparison {
+    compare_by(views, |v, _| known.get(&v.key).map(String::as_str))
+}
+
+/// [`compare`] with the client's tokens in the order of `views` (`None`: the client has
+/// none), as a held request keeps them.
+pub fn compare_aligned(views: &[View], known: &[Option<Box<str>>]) -> Comparison {
+    compare_by(views, |_, i| known.get(i).and_then(|k| k.as_deref()))
+}
+
+fn compare_by<'k>(views: &[View], known: impl Fn(&View, usize) -> Option<&'k str>) -> Comparison {
     let mut c = Comparison::default();
-    for v in views {
+    for (i, v) in views.iter().enumerate() {
         let token = v.state.token();
         if matches!(v.state, State::Pending | State::Unavailable { .. }) {
             c.unavailable.push(v.key.clone());
         }
-        match known.get(&v.key) {
+        match known(v, i) {
             Some(k) if k == token => {}
             other => {
                 c.first |= other.is_none();
@@ -651,5 +661,34 @@ mod tests {
         let c = compare(&views, &BTreeMap::new());
         assert!(c.first);
         assert_eq!(c.changed.len(), 3);
+
+        // The tokens a held request keeps, in the order of its keys, compare the same.
+        let aligned: Vec<Option<Box<str>>> = views
+            .iter()
+            .map(|v| known.get(&v.key).map(|t| Box::from(t.as_str())))
+            .collect();
+        assert_eq!(compare_aligned(&views, &aligned), compare(&views, &known));
+        let partly = [Some(Box::from("2")), None];
+        let c = compare_aligned(&views, &partly);
+        assert_eq!(c.changed, ["name:/b", "name:/c"]);
+        assert!(c.first);
+    }
+
+    #[test]
+    fn a_held_request_shares_the_registrys_key_strings_and_is_counted_until_dropped() {
+        let r = Arc::new(Registry::new());
+        let ks = keys(&["/a", "/b"]);
+        r.want(&ks, Instant::now());
+        let held = r.hold(&ks);
+        assert_eq!(r.sizes(), (2, 1));
+        let shared = r
+            .lock()
+            .entries
+            .get_key_value("name:/a")
+            .map(|(k, _)| k.clone());
+        assert!(shared.is_some_and(|k| Arc::ptr_eq(&k, &held.keys()[0])));
+        assert_eq!(r.view_wire(held.keys()), r.view(&ks));
+        drop(held);
+        assert_eq!(r.sizes(), (2, 0));
     }
 }

@@ -4,7 +4,7 @@
 use super::auth::Identity;
 use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
-use super::registry::{Registry, State, compare};
+use super::registry::{Registry, State, compare_aligned};
 use super::spread::spread;
 use crate::https::routes;
 use crate::hub_protocol::{self, Checked, ErrorBody, WatchResponse};
@@ -185,6 +185,11 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let held = s.registry.hold(&keys);
     drop(keys);
     let keys = held.keys();
+    // The client's tokens, in the order of the keys.
+    let known: Box<[Option<Box<str>>]> = keys
+        .iter()
+        .map(|k| known.get(&**k).map(|t| Box::from(t.as_str())))
+        .collect();
     let mut changes = s.registry.subscribe();
     let mut stopping = s.stopping.clone();
 
@@ -211,7 +216,7 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let names = keys.len() as u64;
     loop {
         changes.borrow_and_update();
-        let c = compare(&s.registry.view_wire(keys), &known);
+        let c = compare_aligned(&s.registry.view_wire(keys), &known);
         let reason = if c.first {
             Some(Reason::First)
         } else if !c.changed.is_empty() {
