@@ -129,13 +129,21 @@ async def held_memory(emu: Emulator, directory: str, clients: int, batch: int) -
                     retries += 1
                     await asyncio.sleep(0.05)
 
+        async def waiting() -> float:
+            # The metrics request is one more connection: retried like the clients.
+            while True:
+                try:
+                    return await hub.metric("ssm_injector_hub_waiting_clients")
+                except (OSError, ssl.SSLError, IndexError, ValueError):
+                    await asyncio.sleep(0.05)
+
         tasks: list[asyncio.Task] = []
         started = time.monotonic()
         while len(tasks) < clients:
             n = min(batch, clients - len(tasks))
             tasks += [asyncio.create_task(client()) for _ in range(n)]
             deadline = time.monotonic() + 120
-            while await hub.metric("ssm_injector_hub_waiting_clients") < len(tasks):
+            while await waiting() < len(tasks):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"hub_bench: {len(tasks)} clients not held within 120 s")
                 await asyncio.sleep(0.05)
@@ -143,13 +151,13 @@ async def held_memory(emu: Emulator, directory: str, clients: int, batch: int) -
         # Let the held connections settle (buffers of the handshakes and first answers
         # released), then read the figures.
         await asyncio.sleep(2)
-        waiting = await hub.metric("ssm_injector_hub_waiting_clients")
+        held_now = await waiting()
         held_kib = proc_status(hub.proc.pid, "VmRSS")
         hwm_kib = proc_status(hub.proc.pid, "VmHWM")
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return {"clients": clients, "waiting": waiting, "idle_mib": idle_kib / 1024,
+        return {"clients": clients, "waiting": held_now, "idle_mib": idle_kib / 1024,
                 "held_mib": held_kib / 1024, "hwm_mib": hwm_kib / 1024,
                 "kib_per_client": (held_kib - idle_kib) / clients, "retries": retries,
                 "took_s": took}
