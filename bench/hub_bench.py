@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark of `ssm-injector hub` against moto (through the counting proxy).
 
-    .venv/bin/python bench/hub_bench.py            # both tables (about 1 minute)
+    .venv/bin/python bench/hub_bench.py            # all three tables (about 3 minutes)
     .venv/bin/python bench/hub_bench.py --calls-only
+    .venv/bin/python bench/hub_bench.py --memory-only --held 2000,10000
 
 1. AWS calls per poll for 20 names, 1,000 names and one path of 100 parameters (one
    client, after the first read): the calls at the proxy over 4 polls, divided by 4.
@@ -10,6 +11,13 @@
    with the hub's RSS (VmRSS, and the peak VmHWM) and CPU (utime + stime from /proc) while
    they wait (--window seconds after every client is held and one poll has passed), and
    the CPU time it spent taking the clients (TLS handshakes and first answers).
+
+3. Memory per held client: the hub's VmRSS with no client held, then with 2,000 and 10,000
+   clients held in long polls (--held), each row with its own hub; KiB per client is
+   (held RSS - idle RSS) / clients. Clients start in batches of --batch, each batch once the
+   hub holds every client before it, and a client whose connection is refused or reset, or
+   that is answered 503, tries again after a short pause: the figure is what the hub holds
+   for a waiting client, not an artefact of a burst of handshakes.
 
 Clients are asyncio tasks, one HTTP/1.1 TLS connection each (the certificate is not
 checked: this measures the hub, not PKI). Uses target/release/ssm-injector (or
@@ -20,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
+import ssl
 import tempfile
 import time
 
-from common import Emulator, Hub, require_binary
+from common import Emulator, Hub, proc_status, require_binary
 
 INTERVAL_S = 1.0
 HUB_ARGS = ["--interval", f"{int(INTERVAL_S * 1000)}ms", "--max-tps", "1000", "--burst", "1000"]
@@ -96,11 +106,93 @@ async def fleet(emu: Emulator, directory: str, clients: int, window: float) -> d
         hub.close()
 
 
+async def held_memory(emu: Emulator, directory: str, clients: int, batch: int) -> dict:
+    """The hub's RSS idle and with `clients` long polls held (see the module documentation)."""
+    names = [f"/hb/n/p{i:04d}" for i in range(20)]
+    hub = Hub(emu.proxy, directory, HUB_ARGS + ["--max-connections", str(clients + 1000)])
+    try:
+        await hub.wait_up()
+        first = await hub.watch({"names": names})
+        held = {"names": names, "known": first["versions"], "wait_seconds": 55}
+        await polls_after(hub, 1)
+        idle_kib = proc_status(hub.proc.pid, "VmRSS")
+        retries = 0
+
+        async def client() -> None:
+            nonlocal retries
+            while True:
+                try:
+                    answer = await hub.watch(held)
+                    held["known"] = answer["versions"]
+                except (OSError, ssl.SSLError, RuntimeError, IndexError, ValueError):
+                    # Refused, reset or 503 while the hub is busy taking others: again.
+                    retries += 1
+                    await asyncio.sleep(0.05)
+
+        async def waiting() -> float:
+            # The metrics request is one more connection: retried like the clients.
+            while True:
+                try:
+                    return await hub.metric("ssm_injector_hub_waiting_clients")
+                except (OSError, ssl.SSLError, IndexError, ValueError):
+                    await asyncio.sleep(0.05)
+
+        tasks: list[asyncio.Task] = []
+        started = time.monotonic()
+        while len(tasks) < clients:
+            n = min(batch, clients - len(tasks))
+            tasks += [asyncio.create_task(client()) for _ in range(n)]
+            deadline = time.monotonic() + 120
+            while await waiting() < len(tasks):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"hub_bench: {len(tasks)} clients not held within 120 s")
+                await asyncio.sleep(0.05)
+        took = time.monotonic() - started
+        # Let the held connections settle (buffers of the handshakes and first answers
+        # released), then read the figures.
+        await asyncio.sleep(2)
+        held_now = await waiting()
+        held_kib = proc_status(hub.proc.pid, "VmRSS")
+        hwm_kib = proc_status(hub.proc.pid, "VmHWM")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return {"clients": clients, "waiting": held_now, "idle_mib": idle_kib / 1024,
+                "held_mib": held_kib / 1024, "hwm_mib": hwm_kib / 1024,
+                "kib_per_client": (held_kib - idle_kib) / clients, "retries": retries,
+                "took_s": took}
+    finally:
+        hub.close()
+
+
+async def memory_rows(emu: Emulator, directory: str, rows: list[int], batch: int) -> list[dict]:
+    return [await held_memory(emu, directory, n, batch) for n in rows]
+
+
+def memory_table(rows: list[dict]) -> None:
+    print(f"\n{'held clients':>12} {'waiting':>8} {'idle RSS MiB':>13} {'held RSS MiB':>13} "
+          f"{'peak MiB':>9} {'KiB/client':>11} {'retries':>8} {'s to hold':>10}")
+    for r in rows:
+        print(f"{r['clients']:>12} {r['waiting']:>8.0f} {r['idle_mib']:>13.1f} "
+              f"{r['held_mib']:>13.1f} {r['hwm_mib']:>9.1f} {r['kib_per_client']:>11.2f} "
+              f"{r['retries']:>8} {r['took_s']:>10.1f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls-only", action="store_true")
+    parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured per row")
+    parser.add_argument("--held", default="2000,10000",
+                        help="clients held per row of the memory table (comma-separated)")
+    parser.add_argument("--batch", type=int, default=250, help="clients started at once")
     args = parser.parse_args()
+    held_rows = [int(n) for n in args.held.split(",") if n]
+    # One file descriptor per held client, here and in the hub (which inherits the limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(held_rows, default=0) * 2 + 1024)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     require_binary("hub_bench")
     emu = Emulator("hub_bench")
     try:
@@ -110,6 +202,9 @@ async def main() -> None:
             emu.aws("ssm", "put_parameter", Name=f"/hb/path/q{i:03d}", Value="v", Type="String")
         with tempfile.TemporaryDirectory() as d:
             print(f"hub interval {INTERVAL_S:g} s, moto 5.2.1 through the counting proxy\n")
+            if args.memory_only:
+                memory_table(await memory_rows(emu, d, held_rows, args.batch))
+                return
             print(f"{'watched':<16} {'calls per poll':>14}  operations")
             for label, n, ops in await calls_per_poll(emu, d):
                 print(f"{label:<16} {n:>14g}  {ops}")
@@ -122,6 +217,7 @@ async def main() -> None:
                 print(f"{r['clients']:>8} {r['waiting']:>5.0f} {r['calls_per_s']:>12.2f} "
                       f"{r['rss_mib']:>12.1f} {r['hwm_mib']:>9.1f} {r['cpu_pct']:>10.1f} "
                       f"{r['setup_cpu_s']:>19.2f}")
+            memory_table(await memory_rows(emu, d, held_rows, args.batch))
     finally:
         emu.close()
 

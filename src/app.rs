@@ -98,6 +98,30 @@ impl AppError {
     }
 }
 
+/// The name of the webhook's worker threads (`/proc/PID/task/*/comm`).
+pub const WEBHOOK_WORKER: &str = "webhook-worker";
+
+/// The async runtime `command` runs on. The webhook answers reviews on one worker thread per
+/// core: a review is pure CPU (JSON in, the pure [`crate::inject::mutate`], JSON out), so
+/// with one thread a second core would sit idle while reviews queue. Every other command
+/// runs on the thread that started it: the sidecar and the one-shot commands wait on I/O,
+/// and the hub's held requests cost memory, not CPU.
+pub fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    match command {
+        Command::Webhook(_) => {
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name(WEBHOOK_WORKER)
+                .enable_all()
+                .build()
+        }
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {

@@ -8,10 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match app::runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("could not start the async runtime: {e}");

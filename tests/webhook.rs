@@ -138,6 +138,28 @@ fn webhook_injects_an_annotated_pod_over_https_and_a_second_pass_changes_nothing
     );
 }
 
+/// A review is pure CPU: the webhook answers them on one worker thread per core (a
+/// current-thread runtime left every core but one idle while reviews queued).
+#[test]
+fn webhook_answers_reviews_on_a_worker_thread_per_core() {
+    let ca = Ca::new("ssm-injector test CA");
+    let w = Webhook::start(&ca, &ca.server_pair("webhook-1"));
+    let injected = pod(json!({"ssm-injector.io/inject": "true", "ssm-injector.io/path": "/app/"}));
+    let answer = w.review(&review(&injected));
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", w.pid())).expect("/proc/PID/task");
+    let names: Vec<String> = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    let workers = names.iter().filter(|n| *n == "webhook-worker").count();
+    assert!(
+        workers >= cores,
+        "{workers} webhook-worker threads for {cores} cores: {names:?}"
+    );
+}
+
 #[test]
 fn webhook_denies_a_bad_annotation_and_leaves_other_pods_alone() {
     let ca = Ca::new("ssm-injector test CA");

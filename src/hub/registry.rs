@@ -59,7 +59,8 @@ struct Entry {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    /// Keyed by the wire form; a held request shares these strings ([`Held::keys`]).
+    entries: HashMap<Arc<str>, Entry>,
     /// Keys to read at once (new keys, [`Registry::refresh_now`]).
     refresh: BTreeSet<String>,
     /// AWS answered at least one read.
@@ -148,7 +149,7 @@ impl Registry {
                 .keys()
                 .filter(|s| {
                     !entries
-                        .get(*s)
+                        .get(s.as_str())
                         .is_some_and(|e| e.clients.contains_key(client))
                 })
                 .count();
@@ -164,8 +165,8 @@ impl Registry {
                 .get_key_value(client)
                 .map_or_else(|| Arc::from(client), |(k, _)| k.clone());
             for (s, key) in wanted {
-                let e = entries.entry(s).or_insert_with_key(|s| {
-                    refresh.insert(s.clone());
+                let e = entries.entry(Arc::from(s)).or_insert_with_key(|s| {
+                    refresh.insert(s.to_string());
                     new += 1;
                     Entry {
                         key: key.clone(),
@@ -190,18 +191,32 @@ impl Registry {
         Ok(new)
     }
 
-    /// Counts a request as waiting on `keys` until the guard is dropped.
+    /// Counts a request as waiting on `keys` until the guard is dropped. The guard keeps
+    /// the keys' wire forms, shared with the registry's entries (a held request is the
+    /// hub's most numerous object: it copies no key).
     pub fn hold(self: &Arc<Self>, keys: &[Key]) -> Held {
-        let keys: Vec<String> = keys.iter().map(Key::to_string).collect();
-        {
+        let keys: Box<[Arc<str>]> = {
             let mut inner = self.lock();
             inner.waiting += 1;
-            for k in &keys {
-                if let Some(e) = inner.entries.get_mut(k) {
-                    e.held += 1;
-                }
-            }
-        }
+            keys.iter()
+                .map(|k| {
+                    let wire = k.to_string();
+                    let shared = inner
+                        .entries
+                        .get_key_value(wire.as_str())
+                        .map(|(k, _)| k.clone());
+                    match shared {
+                        Some(shared) => {
+                            if let Some(e) = inner.entries.get_mut(&shared) {
+                                e.held += 1;
+                            }
+                            shared
+                        }
+                        None => Arc::from(wire),
+                    }
+                })
+                .collect()
+        };
         Held {
             registry: self.clone(),
             keys,
@@ -210,11 +225,17 @@ impl Registry {
 
     /// The current state of `keys` (a key no longer registered is pending).
     pub fn view(&self, keys: &[Key]) -> Vec<View> {
+        let wire: Vec<String> = keys.iter().map(Key::to_string).collect();
+        self.view_wire(&wire)
+    }
+
+    /// [`Registry::view`] of keys in their wire form ([`Held::keys`]).
+    pub fn view_wire<K: AsRef<str>>(&self, keys: &[K]) -> Vec<View> {
         let inner = self.lock();
         keys.iter()
             .map(|k| {
-                let key = k.to_string();
-                match inner.entries.get(&key) {
+                let key = k.as_ref().to_owned();
+                match inner.entries.get(key.as_str()) {
                     Some(e) => View {
                         state: e.state.clone(),
                         watchers: e.held.max(e.watchers_at_change),
@@ -247,7 +268,7 @@ impl Registry {
                 if !matches!(state, State::Unavailable { .. }) {
                     any_ok = true;
                 }
-                let Some(e) = inner.entries.get_mut(&key) else {
+                let Some(e) = inner.entries.get_mut(key.as_str()) else {
                     continue;
                 };
                 if e.state.same(&state) {
@@ -295,7 +316,7 @@ impl Registry {
             now.saturating_duration_since(e.last_wanted) <= ttl
         });
         per_client.retain(|_, n| *n > 0);
-        refresh.retain(|k| entries.contains_key(k));
+        refresh.retain(|k| entries.contains_key(k.as_str()));
         before - entries.len()
     }
 
@@ -315,7 +336,7 @@ impl Registry {
             let mut queued = false;
             for k in keys {
                 let s = k.to_string();
-                if inner.entries.contains_key(&s) {
+                if inner.entries.contains_key(s.as_str()) {
                     inner.refresh.insert(s);
                     queued = true;
                 }
@@ -352,7 +373,7 @@ impl Registry {
         let queued = std::mem::take(&mut inner.refresh);
         queued
             .iter()
-            .filter_map(|k| inner.entries.get(k).map(|e| e.key.clone()))
+            .filter_map(|k| inner.entries.get(k.as_str()).map(|e| e.key.clone()))
             .collect()
     }
 
@@ -382,7 +403,14 @@ pub fn under(name: &str, path: &str, recursive: bool) -> bool {
 #[derive(Debug)]
 pub struct Held {
     registry: Arc<Registry>,
-    keys: Vec<String>,
+    keys: Box<[Arc<str>]>,
+}
+
+impl Held {
+    /// The keys held, in their wire form, in the order given to [`Registry::hold`].
+    pub fn keys(&self) -> &[Arc<str>] {
+        &self.keys
+    }
 }
 
 impl Drop for Held {
@@ -390,7 +418,7 @@ impl Drop for Held {
         let mut inner = self.registry.lock();
         inner.waiting = inner.waiting.saturating_sub(1);
         for k in &self.keys {
-            if let Some(e) = inner.entries.get_mut(k) {
+            if let Some(e) = inner.entries.get_mut(&**k) {
                 e.held = e.held.saturating_sub(1);
             }
         }
@@ -412,13 +440,23 @@ pub struct Comparison {
 
 /// Compares the hub's tokens with the client's.
 pub fn compare(views: &[View], known: &BTreeMap<String, String>) -> Comparison {
+    compare_by(views, |v, _| known.get(&v.key).map(String::as_str))
+}
+
+/// [`compare`] with the client's tokens in the order of `views` (`None`: the client has
+/// none), as a held request keeps them.
+pub fn compare_aligned(views: &[View], known: &[Option<Box<str>>]) -> Comparison {
+    compare_by(views, |_, i| known.get(i).and_then(|k| k.as_deref()))
+}
+
+fn compare_by<'k>(views: &[View], known: impl Fn(&View, usize) -> Option<&'k str>) -> Comparison {
     let mut c = Comparison::default();
-    for v in views {
+    for (i, v) in views.iter().enumerate() {
         let token = v.state.token();
         if matches!(v.state, State::Pending | State::Unavailable { .. }) {
             c.unavailable.push(v.key.clone());
         }
-        match known.get(&v.key) {
+        match known(v, i) {
             Some(k) if k == token => {}
             other => {
                 c.first |= other.is_none();
@@ -623,5 +661,34 @@ mod tests {
         let c = compare(&views, &BTreeMap::new());
         assert!(c.first);
         assert_eq!(c.changed.len(), 3);
+
+        // The tokens a held request keeps, in the order of its keys, compare the same.
+        let aligned: Vec<Option<Box<str>>> = views
+            .iter()
+            .map(|v| known.get(&v.key).map(|t| Box::from(t.as_str())))
+            .collect();
+        assert_eq!(compare_aligned(&views, &aligned), compare(&views, &known));
+        let partly = [Some(Box::from("2")), None];
+        let c = compare_aligned(&views, &partly);
+        assert_eq!(c.changed, ["name:/b", "name:/c"]);
+        assert!(c.first);
+    }
+
+    #[test]
+    fn a_held_request_shares_the_registrys_key_strings_and_is_counted_until_dropped() {
+        let r = Arc::new(Registry::new());
+        let ks = keys(&["/a", "/b"]);
+        r.want(&ks, Instant::now());
+        let held = r.hold(&ks);
+        assert_eq!(r.sizes(), (2, 1));
+        let shared = r
+            .lock()
+            .entries
+            .get_key_value("name:/a")
+            .map(|(k, _)| k.clone());
+        assert!(shared.is_some_and(|k| Arc::ptr_eq(&k, &held.keys()[0])));
+        assert_eq!(r.view_wire(held.keys()), r.view(&ks));
+        drop(held);
+        assert_eq!(r.sizes(), (2, 0));
     }
 }

@@ -4,7 +4,7 @@
 use super::auth::Identity;
 use super::auth::{AuthError, Authorizer, Policy};
 use super::metrics::{HubMetrics, Reason};
-use super::registry::{Registry, State, compare};
+use super::registry::{Registry, State, compare_aligned};
 use super::spread::spread;
 use crate::https::routes;
 use crate::hub_protocol::{self, Checked, ErrorBody, WatchResponse};
@@ -94,6 +94,11 @@ pub fn client(identity: &Identity, peer: Option<SocketAddr>) -> String {
 
 /// The body arrives whole: the server read it within its limits ([`crate::https::Limits`]:
 /// `hub_protocol::MAX_BODY`, `--request-timeout`).
+///
+/// A held request is the hub's most numerous object, so it keeps only what its answer
+/// needs: the headers (whose bytes keep the connection's whole read buffer alive) are
+/// dropped once the token is read, the body once it is parsed, and the keys are the
+/// registry's own strings ([`super::registry::Held::keys`]).
 async fn watch_handler(
     AxState(s): AxState<HubState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -101,7 +106,9 @@ async fn watch_handler(
     body: Bytes,
 ) -> Response {
     let peer = peer.map(|Extension(ConnectInfo(peer))| peer);
-    match watch(&s, &headers, peer, &body).await {
+    let bearer = bearer(&headers);
+    drop(headers);
+    match watch(&s, bearer, peer, body).await {
         Ok(answer) => {
             let body = serde_json::to_string(&answer).unwrap_or_default();
             (
@@ -121,23 +128,33 @@ async fn watch_handler(
 
 type Refusal = (StatusCode, String);
 
-async fn watch(
-    s: &HubState,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-    body: &[u8],
-) -> Result<WatchResponse, Refusal> {
-    let bearer = headers
+/// The bearer token of `Authorization`, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let identity = s.authorizer.authorize(bearer).await.map_err(|e| match e {
-        AuthError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
-        AuthError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-    })?;
-    let checked = hub_protocol::parse(body, s.settings.max_wait)
+        .map(|t| t.trim().to_owned())
+}
+
+async fn watch(
+    s: &HubState,
+    bearer: Option<String>,
+    peer: Option<SocketAddr>,
+    body: Bytes,
+) -> Result<WatchResponse, Refusal> {
+    let identity = s
+        .authorizer
+        .authorize(bearer.as_deref())
+        .await
+        .map_err(|e| match e {
+            AuthError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
+            AuthError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+        })?;
+    drop(bearer);
+    let checked = hub_protocol::parse(&body, s.settings.max_wait)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+    drop(body);
     for key in &checked.keys {
         s.policy
             .check(&identity, key)
@@ -165,7 +182,14 @@ async fn watch(
 async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let Checked { keys, known, wait } = checked;
     let start = tokio::time::Instant::now();
-    let _held = s.registry.hold(&keys);
+    let held = s.registry.hold(&keys);
+    drop(keys);
+    let keys = held.keys();
+    // The client's tokens, in the order of the keys.
+    let known: Box<[Option<Box<str>>]> = keys
+        .iter()
+        .map(|k| known.get(&**k).map(|t| Box::from(t.as_str())))
+        .collect();
     let mut changes = s.registry.subscribe();
     let mut stopping = s.stopping.clone();
 
@@ -175,7 +199,7 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
         changes.borrow_and_update();
         let pending = s
             .registry
-            .view(&keys)
+            .view_wire(keys)
             .iter()
             .any(|v| v.state == State::Pending);
         if !pending {
@@ -192,7 +216,7 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let names = keys.len() as u64;
     loop {
         changes.borrow_and_update();
-        let c = compare(&s.registry.view(&keys), &known);
+        let c = compare_aligned(&s.registry.view_wire(keys), &known);
         let reason = if c.first {
             Some(Reason::First)
         } else if !c.changed.is_empty() {

@@ -135,7 +135,35 @@ async fn mutate(State(state): State<WebhookState>, body: Bytes) -> Response {
 
 /// The review's body to send back and its outcome, or the reason for a 400. Public for the
 /// fuzz target (`fuzz/fuzz_targets/admission_review.rs`); the router is the only caller.
+///
+/// The API server's reviews are decoded straight into typed structs, the pod included
+/// ([`fast`]); a body that does not decode that way (not JSON, another version, an object
+/// that is no pod) goes the general way ([`general`]), which says what is wrong with it.
 pub fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), String> {
+    match fast(body) {
+        Some(mut request) => {
+            let object = request.object.take();
+            let (response, outcome) = decide(&request, || object.map(Ok), config);
+            Ok((encode(response), outcome))
+        }
+        None => general(body, config),
+    }
+}
+
+/// A well-formed `admission.k8s.io/v1` review whose object, if any, reads as a pod: its
+/// request with the pod decoded once, from the bytes (no JSON tree in between). `None` for
+/// anything else.
+fn fast(body: &[u8]) -> Option<AdmissionRequest<Pod>> {
+    let review: AdmissionReview<Pod> = serde_json::from_slice(body).ok()?;
+    if review.types.api_version != REVIEW_API_VERSION || review.types.kind != REVIEW_KIND {
+        return None;
+    }
+    review.try_into().ok()
+}
+
+/// [`answer`] for any body: parsed as JSON first, so that a review that cannot be read
+/// still gets an answer for its UID.
+fn general(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), String> {
     let mut raw: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the body is not a JSON AdmissionReview: {e}"))?;
     let uid = raw
@@ -175,14 +203,21 @@ pub fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), 
                 return Ok((encode(response), Outcome::Error));
             }
         };
-    let (response, outcome) = decide(&request, object, config);
+    let pod = || {
+        object.map(|o| {
+            serde_json::from_value::<Pod>(o)
+                .map_err(|e| format!("ssm-injector could not read the object as a Pod: {e}"))
+        })
+    };
+    let (response, outcome) = decide(&request, pod, config);
     Ok((encode(response), outcome))
 }
 
-/// Decides on a decoded request; logs the decision.
-fn decide(
-    req: &AdmissionRequest<DynamicObject>,
-    object: Option<Value>,
+/// Decides on a decoded request; logs the decision. `object` gives the pod (`None`: the
+/// review has no object; an error: it is not a pod), read only for the CREATE of a pod.
+fn decide<T: kube_core::Resource>(
+    req: &AdmissionRequest<T>,
+    object: impl FnOnce() -> Option<Result<Pod, String>>,
     config: &InjectConfig,
 ) -> (AdmissionResponse, Outcome) {
     let allow = AdmissionResponse::from(req);
@@ -197,22 +232,16 @@ fn decide(
         log_skip(req, "", &req.name, "not a CREATE");
         return (allow, Outcome::Skipped);
     }
-    let Some(object) = object else {
-        return refuse(
-            req,
-            allow,
-            "the review has no object: ssm-injector needs the pod",
-        );
-    };
-    let pod: Pod = match serde_json::from_value(object) {
-        Ok(p) => p,
-        Err(e) => {
+    let pod = match object() {
+        Some(Ok(pod)) => pod,
+        None => {
             return refuse(
                 req,
                 allow,
-                &format!("ssm-injector could not read the object as a Pod: {e}"),
+                "the review has no object: ssm-injector needs the pod",
             );
         }
+        Some(Err(reason)) => return refuse(req, allow, &reason),
     };
     let namespace = req
         .namespace
@@ -281,7 +310,12 @@ fn decide(
     }
 }
 
-fn log_skip(req: &AdmissionRequest<DynamicObject>, namespace: &str, name: &str, reason: &str) {
+fn log_skip<T: kube_core::Resource>(
+    req: &AdmissionRequest<T>,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) {
     let namespace = if namespace.is_empty() {
         req.namespace.as_deref().unwrap_or("")
     } else {
@@ -299,8 +333,8 @@ fn log_skip(req: &AdmissionRequest<DynamicObject>, namespace: &str, name: &str, 
 
 /// The pod in the review cannot be read: refuse it (the API server sends valid pods, so this
 /// is a client talking to the webhook directly, or a bug).
-fn refuse(
-    req: &AdmissionRequest<DynamicObject>,
+fn refuse<T: kube_core::Resource>(
+    req: &AdmissionRequest<T>,
     allow: AdmissionResponse,
     reason: &str,
 ) -> (AdmissionResponse, Outcome) {
@@ -316,30 +350,40 @@ fn refuse(
 }
 
 /// The review as JSON, with the patch as base64 (what the API server expects; kube-core
-/// would write it as an array of numbers).
+/// would write it as an array of numbers). Written straight to bytes, without a JSON tree.
 fn encode(mut response: AdmissionResponse) -> Vec<u8> {
-    let uid = response.uid.clone();
-    let patch = response.patch.take();
-    let review = response.into_review();
-    let encoded = serde_json::to_value(&review).map(|mut v| {
-        if let (Some(bytes), Some(resp)) =
-            (patch, v.get_mut("response").and_then(Value::as_object_mut))
-        {
-            resp.insert(
-                "patch".to_owned(),
-                Value::String(BASE64_STANDARD.encode(&bytes)),
-            );
-        }
-        v
-    });
-    match encoded.and_then(|v| serde_json::to_vec(&v)) {
+    /// `AdmissionResponse::into_review`, with the patch as a base64 string.
+    #[derive(serde::Serialize)]
+    struct Review<'a> {
+        #[serde(rename = "apiVersion")]
+        api_version: &'a str,
+        kind: &'a str,
+        response: Answer<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        #[serde(flatten)]
+        response: &'a AdmissionResponse,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch: Option<String>,
+    }
+    let patch = response.patch.take().map(|p| BASE64_STANDARD.encode(p));
+    let review = Review {
+        api_version: &response.types.api_version,
+        kind: &response.types.kind,
+        response: Answer {
+            response: &response,
+            patch,
+        },
+    };
+    match serde_json::to_vec(&review) {
         Ok(bytes) => bytes,
         // Not reachable with serde_json; still answer a valid refusal rather than a 500.
         Err(e) => serde_json::json!({
             "apiVersion": "admission.k8s.io/v1",
             "kind": "AdmissionReview",
             "response": {
-                "uid": uid,
+                "uid": response.uid,
                 "allowed": false,
                 "status": {"code": 500, "message": format!("ssm-injector could not encode its answer: {e}")},
             },
