@@ -32,6 +32,8 @@ Tools
                 parameters.get_parameters (by path) / get_parameters_by_name (10 a call)
   node-sdk-v3   node bench/node/render.mjs: @aws-sdk/client-ssm, the paginator by path,
                 GetParameters of 10 names in parallel by name (scripts/setup-node bench/node)
+  ssm-inj-base  with --baseline FILE: that build of ssm-injector, in the same runs
+                (before/after a change)
   aws-cli       .venv/bin/aws ssm get-parameters-by-path --path P --recursive
                 --with-decryption (it paginates itself); by name: aws ssm get-parameters
                 --names (10 per call), 10 calls in sequence
@@ -149,14 +151,19 @@ def name_key(name: str) -> str:
     return name.rsplit("/", 1)[1].upper()  # /bench/names/n007 -> N007
 
 
+# --baseline FILE: another build of ssm-injector measured in the same runs (before/after).
+BASELINE = "ssm-inj-base"
+BINS = {"ssm-injector": BIN}
+
+
 def steps_for(tool: str, sc: Scenario, out: str) -> list[tuple[list[str], bool]]:
     """[(argv, stdout_to_out)] run in sequence for one measured run."""
-    if tool == "ssm-injector":
+    if tool in BINS:
         if sc.kind == "path":
             spec = ["--path", sc.path]
         else:
             spec = [a for n in sc.names for a in ("--param", f"{name_key(n)}={n}")]
-        return [([BIN, "render", *spec, "--format", "shell", "--output", out], False)]
+        return [([BINS[tool], "render", *spec, "--format", "shell", "--output", out], False)]
     if tool == "boto3":
         script = os.path.join(BENCH, "boto3_render.py")
         if sc.kind == "path":
@@ -319,8 +326,8 @@ def bare_round_trips(sc: Scenario, endpoint: str) -> float:
 def run_tool(launcher: Launcher, tool: str, sc: Scenario, endpoint: str, out: str,
              workdir: str) -> tuple[float, int]:
     """One measured run: -> (wall s, peak RSS KiB); RunError with the reason on failure."""
-    if tool == "ssm-injector" and not os.access(BIN, os.X_OK):
-        raise RunError(f"no binary at {BIN} (cargo build --release, or set SSM_INJECTOR_BIN)")
+    if tool in BINS and not os.access(BINS[tool], os.X_OK):
+        raise RunError(f"no binary at {BINS[tool]} (cargo build --release, or set SSM_INJECTOR_BIN)")
     if tool == "node-sdk-v3" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@aws-sdk")):
         raise RunError(f"no {NODE_DIR}/node_modules: run scripts/setup-node bench/node")
     for p in (out,):
@@ -397,6 +404,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, help="timed runs per tool and scenario (default 5)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list of {', '.join(TOOLS)}")
+    ap.add_argument("--baseline", metavar="FILE",
+                    help=f"another ssm-injector binary, measured in the same runs as {BASELINE}")
     ap.add_argument("--scenarios", default="path-100,path-1000,names-100,names-10",
                     help="comma list of path-100, path-1000, names-100, names-10")
     args = ap.parse_args()
@@ -405,6 +414,9 @@ def main() -> int:
     tools = [t for t in args.tools.split(",") if t]
     if unknown := set(tools) - set(TOOLS):
         ap.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if args.baseline:
+        BINS[BASELINE] = os.path.abspath(args.baseline)
+        tools.insert(tools.index("ssm-injector") + 1 if "ssm-injector" in tools else 0, BASELINE)
     wanted = [s for s in args.scenarios.split(",") if s]
     scenarios_all = build_scenarios()
     if unknown := set(wanted) - {s.id for s in scenarios_all}:
@@ -514,7 +526,7 @@ def main() -> int:
         mine = next((r for r in results if r["scenario"] == sc_id and r["tool"] == "ssm-injector"), None)
         if mine is None or not mine.get("x_bare"):
             continue
-        peers = [r for r in results if r["scenario"] == sc_id and r["tool"] not in ("ssm-injector", BARE)]
+        peers = [r for r in results if r["scenario"] == sc_id and r["tool"] not in ("ssm-injector", BASELINE, BARE)]
         slower = [r["tool"] for r in peers if r.get("median_ms") and r["median_ms"] <= mine["median_ms"]]
         verdict = "met" if mine["x_bare"] <= goal and not (sc_id == "path-1000" and slower) else "MISSED"
         beaten = f"; not faster than {', '.join(slower)}" if slower else ""
@@ -531,7 +543,7 @@ def main() -> int:
             "runs": args.runs, "cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(),
             "versions": {p: ver(p) for p in ("moto", "boto3", "botocore", "awscli", "aws-lambda-powertools")},
-            "binary": BIN, "binary_size_bytes": size,
+            "binary": BIN, "binary_size_bytes": size, "baseline": BINS.get(BASELINE),
             "endpoint": "moto directly for timing; the counting proxy for API calls",
             "rss_method": "rss-launch (fork/exec/wait4 from a small C parent)"
                           if launcher.path else "os.wait4 from the bench process (has a floor)",
