@@ -4,9 +4,11 @@
 #
 #   docker build -t ssm-injector .
 #
-# The binary is a static-pie glibc build (no musl target needed): glibc >= 2.34 has the
+# The binary is a static glibc build (no musl target needed): glibc >= 2.34 has the
 # `files` and `dns` NSS backends built in, so name resolution works without libnss_*.so,
-# /etc/nsswitch.conf or a shell. HTTPS to AWS uses rustls with the system roots
+# /etc/nsswitch.conf or a shell. It is not position-independent
+# (-C relocation-model=static): no relocations to apply at start, so fewer pages of the
+# binary are touched and dirtied (idle RSS) and the file is smaller. HTTPS to AWS uses rustls with the system roots
 # (rustls-native-certs), so the final stage carries Debian's CA bundle and points
 # SSL_CERT_FILE at it. scripts/check-packaging builds the binary exactly as below,
 # assembles this final stage's file system and runs it with chroot against moto.
@@ -18,12 +20,12 @@ WORKDIR /src
 # Dependencies first, so code changes do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && RUSTFLAGS="-C target-feature=+crt-static" \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
        cargo build --release --locked --target x86_64-unknown-linux-gnu \
     && rm -rf src
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && RUSTFLAGS="-C target-feature=+crt-static" \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
        cargo build --release --locked --target x86_64-unknown-linux-gnu \
     && cp target/x86_64-unknown-linux-gnu/release/ssm-injector /ssm-injector \
     && /ssm-injector --version

@@ -36,11 +36,7 @@ def quote(value: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--path", action="append", default=[])
-    ap.add_argument("--param", action="append", default=[], metavar="KEY=NAME")
-    ap.add_argument("--output", required=True)
-    args = ap.parse_args()
+    args = render_args(__doc__)
 
     # botocore reads AWS_DEFAULT_REGION, not AWS_REGION (the Rust SDK's variable).
     ssm = boto3.client("ssm", region_name=os.environ.get("AWS_REGION") or None)
@@ -76,12 +72,26 @@ def main() -> int:
                 value = json.dumps(value)
         put(key, value, name)
 
-    out = os.path.abspath(args.output)
+    write_atomically(args.output, "".join(f"{k}={quote(values[k])}\n" for k in sorted(values)))
+    return 0
+
+
+def render_args(doc: str) -> argparse.Namespace:
+    """--path (repeated), --param KEY=NAME (repeated), --output FILE."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--path", action="append", default=[])
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=NAME")
+    ap.add_argument("--output", required=True)
+    return ap.parse_args()
+
+
+def write_atomically(output: str, text: str) -> None:
+    """A temp file in the output's directory, fsync, chmod 0400, rename."""
+    out = os.path.abspath(output)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(out))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for k in sorted(values):
-                f.write(f"{k}={quote(values[k])}\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o400)
@@ -89,7 +99,6 @@ def main() -> int:
     except BaseException:
         os.unlink(tmp)
         raise
-    return 0
 
 
 if __name__ == "__main__":

@@ -67,9 +67,10 @@ def wait_for(what: str, check, limit: float = 60.0, step: float = 0.002):
     raise SystemExit(f"{os.path.basename(sys.argv[0])}: timed out waiting for {what}")
 
 
-def proc_status(pid: int, key: str) -> int:
-    """A line of /proc/PID/status in KiB (VmRSS, VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
+def proc_status(pid: int, key: str, file: str = "status") -> int:
+    """A line of /proc/PID/status in KiB (VmRSS, VmHWM, RssAnon), or of another file
+    of that form (smaps_rollup: Pss_Anon, Pss_File)."""
+    with open(f"/proc/{pid}/{file}") as f:
         for line in f:
             if line.startswith(key + ":"):
                 return int(line.split()[1])

@@ -1,21 +1,39 @@
 #!/usr/bin/env python3
-"""Bench: `ssm-injector render` vs plain boto3 vs the AWS CLI against moto.
+"""Bench: `ssm-injector render` vs boto3, Powertools, the node SDK v3 and the AWS CLI
+against moto, and against the bare round trips of the same calls.
 
-Run through bench/run (venv + release build). One emulator (tests/support/emulator.py)
-for the whole run; seeds
+Run through bench/run (venv, node packages, release build). One emulator
+(tests/support/emulator.py) for the whole run; seeds
   /bench/p1000/...    1,000 parameters, String and SecureString, 1-3 levels deep
   /bench/p100/...       100 parameters, same shape
   /bench/names/nNNN     100 parameters for the by-name scenario
-and for each scenario (by path 100, by path 1,000, by name 100) runs each tool --runs
-times (default 5; runs interleaved tool by tool, after one untimed warm-up run whose
-output is checked) with AWS_ENDPOINT_URL = moto directly, then once more through the
-emulator's counting proxy to count the API calls.
+  /bench/names10/nNNN    10 parameters for the small by-name scenario
+and for each scenario (by path 100, by path 1,000, by name 100, by name 10) runs each tool
+--runs times (default 5; runs interleaved tool by tool, after one untimed warm-up run
+whose output is checked) with AWS_ENDPOINT_URL = moto directly, then once more through
+the emulator's counting proxy to count the API calls.
+
+Bare round trips (the "bare" row, in the same interleaved runs): the API calls a render
+needs, made one after the other from this process on one new kept-alive HTTP connection
+(http.client, a JSON body, no SDK, no signing: moto does not check signatures), timed
+from before the connect to the last answer. By path that is every page in order (each
+needs the previous page's NextToken); by name one GetParameters per 10 names, in
+sequence. No process start, no credential or config resolution, no file write: the
+floor a tool's wall time is compared with ("x bare"). Goals (issue 18), checked at the
+end: ssm-injector at or under 1.0x bare for 1,000 by path and faster than every peer
+there; 1.1x for 100 by path or by name; 1.3x for 10 by name.
 
 Tools
   ssm-injector  target/release/ssm-injector (or $SSM_INJECTOR_BIN) render --path P
                 --format shell --output F; by name: 100 --param KEY=NAME flags
   boto3         bench/boto3_render.py: get_parameters_by_path following NextToken, or
                 one get_parameter per name; writes the same kind of dotenv file
+  powertools    bench/powertools_render.py: Powertools for AWS Lambda (Python),
+                parameters.get_parameters (by path) / get_parameters_by_name (10 a call)
+  node-sdk-v3   node bench/node/render.mjs: @aws-sdk/client-ssm, the paginator by path,
+                GetParameters of 10 names in parallel by name (scripts/setup-node bench/node)
+  ssm-inj-base  with --baseline FILE: that build of ssm-injector, in the same runs
+                (before/after a change)
   aws-cli       .venv/bin/aws ssm get-parameters-by-path --path P --recursive
                 --with-decryption (it paginates itself); by name: aws ssm get-parameters
                 --names (10 per call), 10 calls in sequence
@@ -29,6 +47,7 @@ the by-name CLI row wall = sum of the 10 calls and RSS = the largest of them.
 from __future__ import annotations
 
 import argparse
+import http.client
 import importlib.metadata
 import json
 import os
@@ -50,8 +69,12 @@ from emulator_client import Emulator  # noqa: E402
 BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "target", "release", "ssm-injector"))
 VENV_BIN = os.path.dirname(sys.executable)
 AWS_CLI = os.path.join(VENV_BIN, "aws")
-TOOLS = ["ssm-injector", "boto3", "aws-cli"]
+NODE_DIR = os.path.join(BENCH, "node")
+TOOLS = ["ssm-injector", "boto3", "powertools", "node-sdk-v3", "aws-cli"]
+BARE = "bare"
 RUN_TIMEOUT = 180.0
+# Goals of issue 18: the most ssm-injector's median may be, in bare round trips.
+GOALS = {"path-1000": 1.0, "path-100": 1.1, "names-100": 1.1, "names-10": 1.3}
 
 
 def log(msg: str) -> None:
@@ -102,6 +125,7 @@ def build_scenarios() -> list[Scenario]:
         Scenario("path-100", "by path, 100", "path", tree_names("/bench/p100/", 100), "/bench/p100/"),
         Scenario("path-1000", "by path, 1,000", "path", tree_names("/bench/p1000/", 1000), "/bench/p1000/"),
         Scenario("names-100", "by name, 100", "names", [f"/bench/names/n{i:03d}" for i in range(100)], None),
+        Scenario("names-10", "by name, 10", "names", [f"/bench/names10/n{i:03d}" for i in range(10)], None),
     ]
 
 
@@ -127,14 +151,19 @@ def name_key(name: str) -> str:
     return name.rsplit("/", 1)[1].upper()  # /bench/names/n007 -> N007
 
 
+# --baseline FILE: another build of ssm-injector measured in the same runs (before/after).
+BASELINE = "ssm-inj-base"
+BINS = {"ssm-injector": BIN}
+
+
 def steps_for(tool: str, sc: Scenario, out: str) -> list[tuple[list[str], bool]]:
     """[(argv, stdout_to_out)] run in sequence for one measured run."""
-    if tool == "ssm-injector":
+    if tool in BINS:
         if sc.kind == "path":
             spec = ["--path", sc.path]
         else:
             spec = [a for n in sc.names for a in ("--param", f"{name_key(n)}={n}")]
-        return [([BIN, "render", *spec, "--format", "shell", "--output", out], False)]
+        return [([BINS[tool], "render", *spec, "--format", "shell", "--output", out], False)]
     if tool == "boto3":
         script = os.path.join(BENCH, "boto3_render.py")
         if sc.kind == "path":
@@ -142,6 +171,14 @@ def steps_for(tool: str, sc: Scenario, out: str) -> list[tuple[list[str], bool]]
         else:
             spec = [a for n in sc.names for a in ("--param", f"{name_key(n)}={n}")]
         return [([sys.executable, script, *spec, "--output", out], False)]
+    if tool in ("powertools", "node-sdk-v3"):
+        if sc.kind == "path":
+            spec = ["--path", sc.path]
+        else:
+            spec = [a for n in sc.names for a in ("--param", f"{name_key(n)}={n}")]
+        cmd = ([sys.executable, os.path.join(BENCH, "powertools_render.py")] if tool == "powertools"
+               else ["node", os.path.join(NODE_DIR, "render.mjs")])
+        return [([*cmd, *spec, "--output", out], False)]
     if tool == "aws-cli":
         if sc.kind == "path":
             return [([AWS_CLI, "ssm", "get-parameters-by-path", "--path", sc.path,
@@ -244,11 +281,55 @@ class RunError(Exception):
     pass
 
 
+def bare_round_trips(sc: Scenario, endpoint: str) -> float:
+    """The scenario's API calls in sequence on one new connection: -> wall seconds.
+    RunError if the answers do not hold every parameter."""
+    host, _, port = endpoint.removeprefix("http://").rstrip("/").partition(":")
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        # moto reads the account from the access key; the signature is not checked.
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ssm/aws4_request, "
+                         "SignedHeaders=host, Signature=0",
+    }
+    got = 0
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(host, int(port or 80), timeout=60)
+    try:
+        def call(op: str, body: dict) -> dict:
+            conn.request("POST", "/", json.dumps(body), {**headers, "X-Amz-Target": f"AmazonSSM.{op}"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise RunError(f"{op}: HTTP {r.status}: {data[:200]!r}")
+            return json.loads(data)
+
+        if sc.kind == "path":
+            body = {"Path": sc.path, "Recursive": True, "WithDecryption": True}
+            while True:
+                page = call("GetParametersByPath", body)
+                got += len(page.get("Parameters", []))
+                if not page.get("NextToken"):
+                    break
+                body["NextToken"] = page["NextToken"]
+        else:
+            for i in range(0, len(sc.names), 10):
+                got += len(call("GetParameters", {"Names": sc.names[i:i + 10],
+                                                  "WithDecryption": True}).get("Parameters", []))
+    finally:
+        conn.close()
+    wall = time.perf_counter() - t0
+    if got != len(sc.names):
+        raise RunError(f"bare round trips: {got} parameters, {len(sc.names)} expected")
+    return wall
+
+
 def run_tool(launcher: Launcher, tool: str, sc: Scenario, endpoint: str, out: str,
              workdir: str) -> tuple[float, int]:
     """One measured run: -> (wall s, peak RSS KiB); RunError with the reason on failure."""
-    if tool == "ssm-injector" and not os.access(BIN, os.X_OK):
-        raise RunError(f"no binary at {BIN} (cargo build --release, or set SSM_INJECTOR_BIN)")
+    if tool in BINS and not os.access(BINS[tool], os.X_OK):
+        raise RunError(f"no binary at {BINS[tool]} (cargo build --release, or set SSM_INJECTOR_BIN)")
+    if tool == "node-sdk-v3" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@aws-sdk")):
+        raise RunError(f"no {NODE_DIR}/node_modules: run scripts/setup-node bench/node")
     for p in (out,):
         if os.path.exists(p):
             os.chmod(p, 0o600)
@@ -319,18 +400,23 @@ def fmt_calls(calls: dict | None) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="ssm-injector render vs boto3 vs AWS CLI on moto")
+    ap = argparse.ArgumentParser(description="ssm-injector render vs its peers on moto")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per tool and scenario (default 5)")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma list of {', '.join(TOOLS)}")
-    ap.add_argument("--scenarios", default="path-100,path-1000,names-100",
-                    help="comma list of path-100, path-1000, names-100")
+    ap.add_argument("--baseline", metavar="FILE",
+                    help=f"another ssm-injector binary, measured in the same runs as {BASELINE}")
+    ap.add_argument("--scenarios", default="path-100,path-1000,names-100,names-10",
+                    help="comma list of path-100, path-1000, names-100, names-10")
     args = ap.parse_args()
     if args.runs < 1:
         ap.error("--runs must be >= 1")
     tools = [t for t in args.tools.split(",") if t]
     if unknown := set(tools) - set(TOOLS):
         ap.error(f"unknown tool(s): {', '.join(sorted(unknown))}")
+    if args.baseline:
+        BINS[BASELINE] = os.path.abspath(args.baseline)
+        tools.insert(tools.index("ssm-injector") + 1 if "ssm-injector" in tools else 0, BASELINE)
     wanted = [s for s in args.scenarios.split(",") if s]
     scenarios_all = build_scenarios()
     if unknown := set(wanted) - {s.id for s in scenarios_all}:
@@ -347,7 +433,7 @@ def main() -> int:
         scenarios = [s for s in scenarios_all if s.id in wanted]
         for sc in scenarios:
             rows = {t: {"scenario": sc.id, "title": sc.title, "tool": t, "ok": True, "error": None,
-                        "wall_ms": [], "peak_rss_kib": [], "calls": None} for t in tools}
+                        "wall_ms": [], "peak_rss_kib": [], "calls": None} for t in [BARE, *tools]}
             outs = {t: os.path.join(workdir, f"{sc.id}.{t}.out") for t in tools}
 
             def attempt(t: str, endpoint: str):
@@ -358,7 +444,16 @@ def main() -> int:
                     log(f"{sc.id} {t}: FAILED: {e}")
                     return None
 
+            def bare() -> None:
+                try:
+                    rows[BARE]["wall_ms"].append(bare_round_trips(sc, emu.moto) * 1000)
+                except (RunError, OSError) as e:
+                    rows[BARE]["ok"], rows[BARE]["error"] = False, str(e)
+                    log(f"{sc.id} bare: FAILED: {e}")
+
             # warm-up (page cache, __pycache__, moto's code paths) + output check
+            bare()
+            rows[BARE]["wall_ms"].clear()
             for t in tools:
                 if attempt(t, emu.moto) is not None:
                     problem = check_output(t, sc, outs[t])
@@ -366,6 +461,8 @@ def main() -> int:
                         rows[t]["ok"], rows[t]["error"] = False, problem
                         log(f"{sc.id} {t}: FAILED: {problem}")
             for i in range(args.runs):
+                if rows[BARE]["ok"]:
+                    bare()
                 for t in tools:
                     if rows[t]["ok"]:
                         r = attempt(t, emu.moto)
@@ -378,16 +475,18 @@ def main() -> int:
                     emu.call(cmd="reset_calls")
                     if attempt(t, emu.proxy) is not None:
                         rows[t]["calls"] = emu.call(cmd="calls")
-            base = rows.get("ssm-injector")
-            for t in tools:
+            base, floor = rows.get("ssm-injector"), rows[BARE]
+            for t in [BARE, *tools]:
                 row = rows[t]
                 if row["ok"] and row["wall_ms"]:
                     row["median_ms"] = statistics.median(row["wall_ms"])
                     row["min_ms"] = min(row["wall_ms"])
-                    row["peak_rss_mib"] = max(row["peak_rss_kib"]) / 1024
-                row["x_ssm_injector"] = None
+                    row["peak_rss_mib"] = max(row["peak_rss_kib"]) / 1024 if row["peak_rss_kib"] else None
+                row["x_ssm_injector"] = row["x_bare"] = None
                 if t != "ssm-injector" and base and base.get("median_ms") and row.get("median_ms"):
                     row["x_ssm_injector"] = row["median_ms"] / base["median_ms"]
+                if t != BARE and floor.get("median_ms") and row.get("median_ms"):
+                    row["x_bare"] = row["median_ms"] / floor["median_ms"]
                 results.append(row)
     finally:
         emu.close()
@@ -396,14 +495,15 @@ def main() -> int:
     # ------------------------------------------------------------------ report
     size = os.path.getsize(BIN) if os.path.exists(BIN) else None
     print()
-    print(f"ssm-injector render vs boto3 vs AWS CLI on moto: {args.runs} timed runs each, "
+    print(f"ssm-injector render vs its peers on moto: {args.runs} timed runs each, "
           f"AWS_ENDPOINT_URL = moto directly;")
     print("API calls from one extra run through the emulator's counting proxy. "
           f"{os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}.")
     rel = os.path.relpath(BIN, REPO) if BIN.startswith(REPO + os.sep) else BIN
     print(f"binary: {rel}: " + (f"{size / 1048576:.2f} MiB ({size} bytes)" if size is not None else "MISSING"))
     print()
-    hdr = f"{'scenario':<15} {'tool':<13} {'median ms':>10} {'min ms':>9} {'peak RSS MiB':>13} {'x ssm-inj':>10}  API calls"
+    hdr = (f"{'scenario':<15} {'tool':<13} {'median ms':>10} {'min ms':>9} {'peak RSS MiB':>13} "
+           f"{'x ssm-inj':>10} {'x bare':>7}  API calls")
     print(hdr)
     print("-" * len(hdr))
     last = None
@@ -413,12 +513,24 @@ def main() -> int:
         if row.get("median_ms") is None:
             print(f"{title:<15} {row['tool']:<13} FAILED: {row['error']}")
             continue
-        x = f"{row['x_ssm_injector']:.1f}x" if row["x_ssm_injector"] else "-"
+        x = f"{row['x_ssm_injector']:.2f}x" if row["x_ssm_injector"] else "-"
+        xb = f"{row['x_bare']:.2f}x" if row["x_bare"] else "-"
+        rss = f"{row['peak_rss_mib']:.1f}" if row.get("peak_rss_mib") else "-"
         print(f"{title:<15} {row['tool']:<13} {row['median_ms']:>10.1f} {row['min_ms']:>9.1f} "
-              f"{row['peak_rss_mib']:>13.1f} {x:>10}  {fmt_calls(row['calls'])}")
+              f"{rss:>13} {x:>10} {xb:>7}  {fmt_calls(row['calls'])}")
     print()
-    print("x ssm-inj = that tool's median wall time / ssm-injector's.  "
-          f"Total bench time {time.time() - started:.0f} s.")
+    print("x ssm-inj = that tool's median wall time / ssm-injector's; x bare = / the bare round "
+          f"trips' (in this process, no start-up).  Total bench time {time.time() - started:.0f} s.")
+    print()
+    for sc_id, goal in GOALS.items():
+        mine = next((r for r in results if r["scenario"] == sc_id and r["tool"] == "ssm-injector"), None)
+        if mine is None or not mine.get("x_bare"):
+            continue
+        peers = [r for r in results if r["scenario"] == sc_id and r["tool"] not in ("ssm-injector", BASELINE, BARE)]
+        slower = [r["tool"] for r in peers if r.get("median_ms") and r["median_ms"] <= mine["median_ms"]]
+        verdict = "met" if mine["x_bare"] <= goal and not (sc_id == "path-1000" and slower) else "MISSED"
+        beaten = f"; not faster than {', '.join(slower)}" if slower else ""
+        print(f"goal {sc_id:<10} ssm-injector {mine['x_bare']:.2f}x bare (goal <= {goal}x){beaten}: {verdict}")
 
     if args.json:
         def ver(pkg):
@@ -430,8 +542,8 @@ def main() -> int:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "runs": args.runs, "cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(),
-            "versions": {p: ver(p) for p in ("moto", "boto3", "botocore", "awscli")},
-            "binary": BIN, "binary_size_bytes": size,
+            "versions": {p: ver(p) for p in ("moto", "boto3", "botocore", "awscli", "aws-lambda-powertools")},
+            "binary": BIN, "binary_size_bytes": size, "baseline": BINS.get(BASELINE),
             "endpoint": "moto directly for timing; the counting proxy for API calls",
             "rss_method": "rss-launch (fork/exec/wait4 from a small C parent)"
                           if launcher.path else "os.wait4 from the bench process (has a floor)",

@@ -196,7 +196,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
         .await?);
     }
     let started = Instant::now();
-    let values = source.fetch(&spec).await?;
+    let values = source.fetch_first(&spec).await?;
     tracing::info!(
         values = values.len(),
         api_calls = source.calls().total(),
@@ -240,7 +240,7 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
         override_existing,
     )?;
     let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
-    let values = source.fetch(&spec).await?;
+    let values = source.fetch_first(&spec).await?;
     let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
     // clap requires a command after `--`; an empty one is still answered, not a panic.
     let Some((program, rest)) = command.split_first() else {

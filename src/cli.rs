@@ -713,8 +713,9 @@ pub struct SpecArgs {
     /// AWS calls in flight at once (1-64) [default: 4].
     #[arg(long, env = "SSM_INJECTOR_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Call budget of this process: AWS calls per second on average, after a burst
-    /// (token bucket, on top of the SDK's retries) [default: 20].
+    /// Call budget of this process's polls: AWS calls per second on average, after a
+    /// burst (token bucket, on top of the SDK's retries); the first render is not
+    /// throttled [default: 20].
     #[arg(long, env = "SSM_INJECTOR_MAX_TPS", value_name = "CALLS")]
     pub max_tps: Option<f64>,
     /// Calls allowed at once before --max-tps applies [default: 40].

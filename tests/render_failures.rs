@@ -1250,3 +1250,60 @@ fn outputs_that_write_into_each_other_exit_2_name_both_and_make_no_api_call() {
         assert_eq!(look(d), before, "{}: something was written", path(&first));
     }
 }
+
+// --- trust roots ----------------------------------------------------------------------
+
+/// A CA bundle that is no bundle, and an empty certificate directory: no trust root.
+fn garbage_trust_roots(dir: &Path) -> (String, String) {
+    let bundle = dir.join("garbage.crt");
+    fs::write(
+        &bundle,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write bundle");
+    let certs = dir.join("certs");
+    fs::create_dir(&certs).expect("certs dir");
+    (path(&bundle).to_owned(), path(&certs).to_owned())
+}
+
+#[test]
+fn an_http_endpoint_never_reads_the_trust_roots() {
+    // The trust roots are read at the first https:// request; against an http://
+    // endpoint a broken bundle is never opened, so it neither fails nor warns.
+    let emu = shared();
+    let p = unique_prefix("http-roots");
+    emu.put_secure(&format!("{p}/token"), "t0k");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (bundle, certs) = garbage_trust_roots(dir.path());
+    let out = dir.path().join(OUT);
+    let o = Run::render(emu, [format!("--param=TOKEN={p}/token")])
+        .env("SSL_CERT_FILE", &bundle)
+        .env("SSL_CERT_DIR", &certs)
+        .env("RUST_LOG", "debug")
+        .arg(format!("--output={}", path(&out)))
+        .run();
+    o.assert_code(0);
+    assert_stderr_lacks(&o, &["root CA certificate", "garbage.crt", "panicked"]);
+    let text = fs::read_to_string(&out).expect("output");
+    assert!(text.ends_with("\nTOKEN='t0k'\n"), "{text}");
+}
+
+#[test]
+fn an_https_endpoint_without_usable_trust_roots_exits_5_and_says_so() {
+    // The check runs before any connection, so the port need not be open.
+    let emu = shared();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (bundle, certs) = garbage_trust_roots(dir.path());
+    let https = closed_port_url().replacen("http://", "https://", 1);
+    let want = format!(
+        "no usable trusted root certificate for HTTPS in SSL_CERT_FILE={bundle}, SSL_CERT_DIR={certs}"
+    );
+    fails_cleanly(5, &["/x/token", &want], |out| {
+        Run::render(emu, ["--param=TOKEN=/x/token"])
+            .endpoint(&https)
+            .env("SSL_CERT_FILE", &bundle)
+            .env("SSL_CERT_DIR", &certs)
+            .arg(format!("--output={}", path(out)))
+            .run()
+    });
+}

@@ -4,11 +4,16 @@
 //! (an init render, a spec reload) is allowed up to `burst` calls, after which calls wait
 //! for tokens that refill at `per_second`.
 //!
+//! A process's first render (`render`, `exec`, the first fetch of `render --watch`) is
+//! exempt ([`Budget::exempt`]): it only delays the pod's start, and it happens once; the
+//! budget is for the polls after it.
+//!
 //! [`TokenBucket`] is pure (time comes in as an argument); [`Budget`] wraps it for async
 //! callers. The setting, and its checks, is [`BudgetConfig`] (pure, in the spec).
 
 use crate::spec::budget::BudgetConfig;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -54,17 +59,42 @@ impl TokenBucket {
 #[derive(Debug)]
 pub struct Budget {
     bucket: Mutex<TokenBucket>,
+    /// Exemptions held ([`Exempt`] guards alive): while any is, calls go at once.
+    exempt: AtomicUsize,
+}
+
+/// While alive, calls go out at once and take no token (see [`Budget::exempt`]).
+#[derive(Debug)]
+#[must_use = "the exemption ends when the guard is dropped"]
+pub struct Exempt<'a>(&'a Budget);
+
+impl Drop for Exempt<'_> {
+    fn drop(&mut self) {
+        self.0.exempt.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Budget {
     pub fn new(config: BudgetConfig) -> Budget {
         Budget {
             bucket: Mutex::new(TokenBucket::new(config, Instant::now())),
+            exempt: AtomicUsize::new(0),
         }
+    }
+
+    /// Until the guard is dropped (also when the future holding it is), calls neither wait
+    /// nor take a token: a process's first render, which the budget must not slow. The
+    /// bucket stays full for the polls after it.
+    pub fn exempt(&self) -> Exempt<'_> {
+        self.exempt.fetch_add(1, Ordering::Relaxed);
+        Exempt(self)
     }
 
     /// Waits until the next call may go; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
+        if self.exempt.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
         let wait = self
             .bucket
             .lock()
@@ -129,6 +159,20 @@ mod tests {
         // 2 at once, then one every 200 ms.
         let ms: Vec<u128> = waits.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![0, 0, 200, 400, 600, 800, 1000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exempt_render_neither_waits_nor_empties_the_bucket() {
+        let budget = Budget::new(config(1.0, 1));
+        {
+            let _first = budget.exempt();
+            for _ in 0..30 {
+                assert_eq!(budget.acquire().await, Duration::ZERO);
+            }
+        }
+        // After it the budget holds again, from a full bucket.
+        assert_eq!(budget.acquire().await, Duration::ZERO);
+        assert_eq!(budget.acquire().await, Duration::from_secs(1));
     }
 
     proptest! {

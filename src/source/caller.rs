@@ -15,7 +15,7 @@
 //! alone when AWS refuses it, the ARNs confirmed with GetParameter) for either source.
 
 use super::batch::{Answer, Ask, Batch, BatchRead};
-use super::budget::Budget;
+use super::budget::{Budget, Exempt};
 use super::coalesce::{Coalescer, Served};
 use super::error::Cause;
 use crate::spec::budget::BudgetConfig;
@@ -147,6 +147,11 @@ impl Caller {
     /// The calls made so far.
     pub fn calls(&self) -> &CallCounts {
         &self.calls
+    }
+
+    /// Calls wait for no budget until the guard is dropped ([`Budget::exempt`]).
+    pub fn exempt_from_budget(&self) -> Option<Exempt<'_>> {
+        self.budget.as_ref().map(Budget::exempt)
     }
 
     /// One call of `op`: waits for the budget, runs `send` (the SDK request; nothing is

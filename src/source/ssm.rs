@@ -117,6 +117,14 @@ impl Source {
             .clone()
     }
 
+    /// [`Source::fetch`] for a process's first render (`render`, `exec`, the first fetch
+    /// of `render --watch`): its calls do not wait for the call budget, which protects the
+    /// account from repeated polls, not a pod's start.
+    pub async fn fetch_first(&self, spec: &Spec) -> Result<Values, FetchFailure> {
+        let _exempt = self.caller.exempt_from_budget();
+        self.fetch(spec).await
+    }
+
     /// Fetches everything the spec asks for. All or nothing: on any failure the errors of
     /// every parameter that failed come back, and no value.
     pub async fn fetch(&self, spec: &Spec) -> Result<Values, FetchFailure> {

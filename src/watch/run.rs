@@ -132,6 +132,7 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         outputs,
         hasher: RandomState::new(),
         previous: None,
+        first: true,
         hub_requests,
         metrics: metrics.clone(),
     };
@@ -353,6 +354,8 @@ struct Poller {
     hasher: RandomState,
     /// The fingerprints of the values last fetched, to log what changed.
     previous: Option<BTreeMap<String, (Option<i64>, u64)>>,
+    /// No fetch has run yet: the first one does not wait for the call budget.
+    first: bool,
     hub_requests: tokio::sync::watch::Sender<Option<WatchRequest>>,
     metrics: Arc<Metrics>,
 }
@@ -360,7 +363,11 @@ struct Poller {
 impl Poller {
     /// Fetches the values (the AWS calls: cancellable, nothing is written here).
     async fn fetch(&mut self) -> Result<Values, Failure> {
-        match self.source.fetch(&self.spec).await {
+        let fetched = match std::mem::take(&mut self.first) {
+            true => self.source.fetch_first(&self.spec).await,
+            false => self.source.fetch(&self.spec).await,
+        };
+        match fetched {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
