@@ -18,6 +18,7 @@ use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
 use crate::source::Source;
+use crate::source::delta::Held;
 use crate::spec::Spec;
 use crate::values::Values;
 use std::collections::BTreeMap;
@@ -132,6 +133,7 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         outputs,
         hasher: RandomState::new(),
         previous: None,
+        held: Held::default(),
         hub_requests,
         metrics: metrics.clone(),
     };
@@ -353,14 +355,17 @@ struct Poller {
     hasher: RandomState,
     /// The fingerprints of the values last fetched, to log what changed.
     previous: Option<BTreeMap<String, (Option<i64>, u64)>>,
+    /// The values of the last poll, by version: a poll decrypts only what changed.
+    held: Held,
     hub_requests: tokio::sync::watch::Sender<Option<WatchRequest>>,
     metrics: Arc<Metrics>,
 }
 
 impl Poller {
-    /// Fetches the values (the AWS calls: cancellable, nothing is written here).
+    /// Fetches the values (the AWS calls: cancellable, nothing is written here): versions
+    /// without decryption, then only what changed with decryption.
     async fn fetch(&mut self) -> Result<Values, Failure> {
-        match self.source.fetch(&self.spec).await {
+        match self.source.poll(&self.spec, &mut self.held).await {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
@@ -454,6 +459,8 @@ impl Poller {
         self.spec = new_spec;
         self.outputs = new_outputs;
         self.previous = None;
+        // A new spec (maybe another region or account) starts with nothing held.
+        self.held = Held::default();
         SpecChange::Applied
     }
 }
