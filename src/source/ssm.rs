@@ -6,8 +6,8 @@
 use super::batch::{self, Answer, Batch, Returned};
 use super::caller::{CallCounts, CallObserver, Caller, Operation, ReadParameters, read_batch};
 use super::coalesce::Coalescer;
-use super::delta::{self, Got, Held, Observed, PathKey, Version};
 use super::config::{AwsConfigError, sdk_config};
+use super::delta::{self, Got, Held, Observed, PathKey, Version};
 use super::error::{Cause, FetchError, FetchFailure};
 use super::field;
 use super::versions;
@@ -228,9 +228,7 @@ impl Source {
                     )]),
                 }
             }
-            Check::Path(p) => {
-                Observation::Path(delta::path_key(p), self.path_versions(p).await)
-            }
+            Check::Path(p) => Observation::Path(delta::path_key(p), self.path_versions(p).await),
         }
     }
 

@@ -375,15 +375,16 @@ class State:
         self.requests: list[dict] = []
         self.rules: list[Rule] = []
 
-    def on_request(self, op: str, body: bytes) -> tuple[float, Rule | None]:
-        """Count the call; return (delay seconds, fault rule or None)."""
+    def on_request(self, op: str, body: bytes) -> tuple[float, Rule | None, dict]:
+        """Count the call; return (delay seconds, fault rule or None, its request entry)."""
         decrypt = _decrypts(op, body)
+        entry = {"op": op, "t": time.time(), "decrypt": decrypt, "decrypted": 0,
+                 "body": body[:4096].decode("utf-8", "replace")}
         with self.lock:
             self.calls[op] = self.calls.get(op, 0) + 1
             if decrypt:
                 self.decrypting[op] = self.decrypting.get(op, 0) + 1
-            self.requests.append({"op": op, "t": time.time(), "decrypt": decrypt,
-                                  "body": body[:4096].decode("utf-8", "replace")})
+            self.requests.append(entry)
             delay, fault = 0.0, None
             for r in self.rules:
                 if not r.fits(op, body):
@@ -398,7 +399,7 @@ class State:
                     r.applied += 1
                     fault = r
                     delay += r.delay_ms / 1000.0
-            return delay, fault
+            return delay, fault, entry
 
 
 _SSM_READS = ("GetParameter", "GetParameters", "GetParametersByPath")
@@ -498,7 +499,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n > 0 else b""
         op = _operation(self.headers, self.path, body)
-        delay, fault = self.state.on_request(op, body)
+        delay, fault, entry = self.state.on_request(op, body)
         if delay > 0:
             time.sleep(delay)
         if fault is not None:
@@ -520,6 +521,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             n = _decrypted_values(op, data)
             with self.state.lock:
                 self.state.decrypted += n
+                entry["decrypted"] = n
         self.send_response_only(status, reason)
         for k, v in headers:
             if k.lower() not in _HOP:

@@ -140,18 +140,6 @@ impl Emulator {
         self.calls().get(op).copied().unwrap_or(0)
     }
 
-    /// What KMS would have been asked since the last reset: decrypting calls (all
-    /// operations) and values decrypted (see emulator.py's `decrypts`).
-    pub fn decrypts(&self) -> Decrypts {
-        let v = self.command(json!({"cmd": "decrypts"})).expect("decrypts");
-        let calls: BTreeMap<String, u64> =
-            serde_json::from_value(v["calls"].clone()).expect("decrypting calls");
-        Decrypts {
-            calls: calls.values().sum(),
-            values: v["values"].as_u64().expect("values decrypted"),
-        }
-    }
-
     /// Every request seen by the proxy, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         let v = self.command(json!({"cmd": "requests"})).expect("requests");
@@ -182,15 +170,12 @@ pub struct Request {
     pub t: f64,
     /// The request body (first 4 KiB).
     pub body: String,
-}
-
-/// What KMS would have been asked (emulator.py's `decrypts`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decrypts {
-    /// Calls that decrypt: SSM reads with WithDecryption=true, GetSecretValue.
-    pub calls: u64,
-    /// SecureStrings (and secrets) those calls returned.
-    pub values: u64,
+    /// Whether it asked for decrypted values (WithDecryption=true, GetSecretValue).
+    #[serde(default)]
+    pub decrypt: bool,
+    /// Values it decrypted (SecureStrings answered).
+    #[serde(default)]
+    pub decrypted: u64,
 }
 
 impl Drop for Emulator {
