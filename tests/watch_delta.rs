@@ -334,11 +334,25 @@ fn a_refused_describe_secret_falls_back_to_fetching_and_warns_once() {
     );
 }
 
+/// The sidecar's reads without decryption since `since` (the hub reads with
+/// DescribeParameters, so GetParameters* without decryption are the sidecar's).
+fn version_reads(emu: &Emulator, since: f64, needle: &str) -> usize {
+    emu.requests()
+        .into_iter()
+        .filter(|r| {
+            r.t >= since
+                && !r.decrypt
+                && r.op.starts_with("GetParameters")
+                && r.body.contains(needle)
+        })
+        .count()
+}
+
 #[test]
 fn a_hub_change_decrypts_only_the_changed_value() {
     let emu = shared();
     let p = unique_prefix("delta-hub");
-    for k in ["a", "b", "c"] {
+    for k in ["a", "b", "c", "dir/x", "dir/y"] {
         emu.put_secure(&format!("{p}/{k}"), &format!("{k}1"));
     }
     let hub = HubProcess::start(emu, "300ms", &[]);
@@ -349,6 +363,7 @@ fn a_hub_change_decrypts_only_the_changed_value() {
             format!("--param=A={p}/a"),
             format!("--param=B={p}/b"),
             format!("--param=C={p}/c"),
+            format!("--path={p}/dir/"),
             format!("--output={}", out.display()),
             "--interval=1h".to_owned(),
             format!("--hub={}", hub.url),
@@ -360,6 +375,8 @@ fn a_hub_change_decrypts_only_the_changed_value() {
         sc.assert_running();
         (sc.metric("ssm_injector_hub_covering") == Some(1.0)).then_some(())
     });
+
+    // A changed name: that name fetched, nothing else read.
     let polls = sc.metric(POLLS_OK).unwrap_or(0.0);
     let since = unix_now();
     emu.put_secure(&format!("{p}/b"), "b2");
@@ -369,4 +386,21 @@ fn a_hub_change_decrypts_only_the_changed_value() {
     });
     assert_eq!(value(&out, "A").as_deref(), Some("a1"));
     assert_eq!(decrypts(emu, since, &p), (1, 1), "only B decrypted");
+    assert_eq!(
+        version_reads(emu, since, &p),
+        0,
+        "no version reads of the rest"
+    );
+
+    // A changed path: listed without decryption, then its changed name fetched.
+    let polls = sc.metric(POLLS_OK).unwrap_or(0.0);
+    let since = unix_now();
+    emu.put_secure(&format!("{p}/dir/y"), "y2");
+    wait_value(&mut sc, &out, "Y", Some("y2"));
+    poll_until(LIMIT, "the poll counted", || {
+        (sc.metric(POLLS_OK).unwrap_or(0.0) > polls).then_some(())
+    });
+    assert_eq!(value(&out, "X").as_deref(), Some("dir/x1"));
+    assert_eq!(decrypts(emu, since, &p), (1, 1), "only dir/y decrypted");
+    assert_eq!(version_reads(emu, since, &p), 1, "one listing of the path");
 }

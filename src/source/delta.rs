@@ -55,11 +55,11 @@ pub fn path_key(p: &PathRequest) -> PathKey {
 
 /// The values held between polls, by request (`ParamRef::request`; a name found under a
 /// path by its name), each with the version it was fetched at (`None`: unknown, so never
-/// taken as unchanged), and the paths listed so far.
+/// taken as unchanged), and each path's names and versions as last listed.
 #[derive(Debug, Default)]
 pub struct Held {
     values: BTreeMap<String, (Option<Version>, Fetched)>,
-    listed: BTreeSet<PathKey>,
+    listed: BTreeMap<PathKey, Vec<(String, i64)>>,
 }
 
 impl Held {
@@ -122,7 +122,7 @@ pub fn checks(held: &Held, requests: &[ParamRef], paths: &[PathRequest], describ
     }
     c.paths = paths
         .iter()
-        .filter(|p| held.listed.contains(&path_key(p)))
+        .filter(|p| held.listed.contains_key(&path_key(p)))
         .cloned()
         .collect();
     c
@@ -135,6 +135,45 @@ pub struct Observed {
     pub requests: BTreeMap<String, Answer<Version>>,
     /// By path: every name under it with its version.
     pub paths: BTreeMap<PathKey, Result<Vec<(String, i64)>, Cause>>,
+}
+
+/// What the version hub reported changed: requests (`ParamRef::request`) and paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changed {
+    pub requests: BTreeSet<String>,
+    pub paths: BTreeSet<PathKey>,
+}
+
+/// A poll of only what the hub reported changed: the changed paths are listed without
+/// decryption (the returned checks); everything else is taken at its held version (the
+/// returned observations), so [`plan`] fetches the changed requests, the changed names
+/// under the changed paths, and whatever is not held. Nothing else is read.
+pub fn changed_only(
+    held: &Held,
+    requests: &[ParamRef],
+    paths: &[PathRequest],
+    changed: &Changed,
+) -> (Checks, Observed) {
+    let mut checks = Checks::default();
+    let mut observed = Observed::default();
+    for r in requests {
+        let request = r.request();
+        if changed.requests.contains(&request) {
+            continue;
+        }
+        if let Some((Some(v), _)) = held.values.get(&request) {
+            observed.requests.insert(request, Ok(Some(v.clone())));
+        }
+    }
+    for p in paths {
+        let key = path_key(p);
+        if changed.paths.contains(&key) {
+            checks.paths.push(p.clone());
+        } else if let Some(names) = held.listed.get(&key) {
+            observed.paths.insert(key, Ok(names.clone()));
+        }
+    }
+    (checks, observed)
 }
 
 /// What to fetch with decryption.
@@ -281,7 +320,6 @@ pub fn settle(
                 for f in found {
                     keep(&mut next, &f.name, Some(Version::Param(f.version)), f);
                 }
-                next.listed.insert(key);
             }
             whole
         } else {
@@ -310,7 +348,6 @@ pub fn settle(
                             }
                         }
                     }
-                    next.listed.insert(key);
                     match failed {
                         Some(cause) => Err(cause),
                         None => Ok(found),
@@ -323,12 +360,23 @@ pub fn settle(
                             keep(&mut next, name, v.clone(), f);
                         }
                     }
-                    next.listed.insert(key);
                     Err(cause.clone())
                 }
                 None => Err(not_fetched(&p.path)),
             }
         };
+        match &answer {
+            Ok(found) => {
+                let names = found.iter().map(|f| (f.name.clone(), f.version)).collect();
+                next.listed.insert(path_key(p), names);
+            }
+            // Listed again next time, if it was listed before.
+            Err(_) => {
+                if let Some(names) = held.listed.get(&path_key(p)) {
+                    next.listed.insert(path_key(p), names.clone());
+                }
+            }
+        }
         out.paths.push(answer);
     }
     *held = next;

@@ -7,7 +7,7 @@ use super::batch::{self, Answer, Batch, Returned};
 use super::caller::{CallCounts, CallObserver, Caller, Operation, ReadParameters, read_batch};
 use super::coalesce::Coalescer;
 use super::config::{AwsConfigError, sdk_config};
-use super::delta::{self, Got, Held, Observed, PathKey, Version};
+use super::delta::{self, Changed, Got, Held, Observed, PathKey, Version};
 use super::error::{Cause, FetchError, FetchFailure};
 use super::field;
 use super::versions;
@@ -145,13 +145,43 @@ impl Source {
         let requests = delta::requests(spec.params.iter().map(|p| &p.param));
         let describe = !self.describe_refused.load(Ordering::Relaxed);
         let checks = delta::checks(held, &requests, &spec.paths, describe);
+        self.poll_with(spec, held, &requests, checks, Observed::default())
+            .await
+    }
+
+    /// A poll after the version hub reported `changed`: only those keys are read (a
+    /// changed name fetched with decryption; a changed path listed without decryption,
+    /// then its changed names fetched); everything else is rendered from `held`.
+    pub async fn poll_changed(
+        &self,
+        spec: &Spec,
+        held: &mut Held,
+        changed: &Changed,
+    ) -> Result<Values, FetchFailure> {
+        let requests = delta::requests(spec.params.iter().map(|p| &p.param));
+        let (checks, assumed) = delta::changed_only(held, &requests, &spec.paths, changed);
+        self.poll_with(spec, held, &requests, checks, assumed).await
+    }
+
+    /// Reads the versions `checks` asks for (adding them to `observed`), fetches with
+    /// decryption what [`delta::plan`] says, and settles.
+    async fn poll_with(
+        &self,
+        spec: &Spec,
+        held: &mut Held,
+        requests: &[ParamRef],
+        checks: delta::Checks,
+        mut observed: Observed,
+    ) -> Result<Values, FetchFailure> {
         let jobs = batch::plan(&checks.params)
             .into_iter()
             .map(Check::Params)
             .chain(checks.secrets.iter().map(Check::Secret))
             .chain(checks.paths.iter().map(Check::Path));
-        let observed = self.observe(jobs).await;
-        let plan = delta::plan(held, &requests, &spec.paths, &observed);
+        let read = self.observe(jobs).await;
+        observed.requests.extend(read.requests);
+        observed.paths.extend(read.paths);
+        let plan = delta::plan(held, requests, &spec.paths, &observed);
         tracing::debug!(
             requests = plan.fetch.len(),
             paths = plan.paths.len(),
@@ -164,7 +194,7 @@ impl Source {
             .map(Job::Path)
             .chain(batch::plan(&plan.fetch).into_iter().map(Job::Batch));
         let got = self.run_all(jobs).await;
-        let settled = delta::settle(held, &requests, &spec.paths, &observed, got);
+        let settled = delta::settle(held, requests, &spec.paths, &observed, got);
         assemble(spec, &settled.requests, settled.paths)
     }
 

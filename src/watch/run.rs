@@ -11,7 +11,7 @@
 use super::admin::{self, Health};
 use super::config::WatchConfig;
 use super::hub_client::{self, HubEvent};
-use super::machine::{Action, Machine, Now, Polled, SpecChange, Stop, Timing};
+use super::machine::{Action, Machine, Now, Polled, Scope, SpecChange, Stop, Timing};
 use super::{reload, spec_watch};
 use crate::https::{ServeError, Server};
 use crate::hub_protocol::WatchRequest;
@@ -21,7 +21,7 @@ use crate::source::Source;
 use crate::source::delta::Held;
 use crate::spec::Spec;
 use crate::values::Values;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,18 +139,25 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     };
 
     let has_spec_file = rebuild.is_some();
+    // The keys the hub reported changed since the last fetch (its wire form).
+    let mut hub_changed: BTreeSet<String> = BTreeSet::new();
     loop {
         match machine.next(now()) {
             Action::Stop(signal) => {
                 stop(stop_admin, hub_task, reloading, signal.name()).await;
                 return Ok(());
             }
-            Action::Fetch => {
+            Action::Fetch(scope) => {
                 let started = Instant::now();
+                let changed = std::mem::take(&mut hub_changed);
+                let changed = match scope {
+                    Scope::HubChanged => Some(changed),
+                    Scope::All => None,
+                };
                 // A stop signal drops the fetch: its AWS calls are cancelled, nothing is
                 // written. The write runs after it, with no await inside: never cut.
                 let fetched = tokio::select! {
-                    fetched = poller.fetch() => Some(fetched),
+                    fetched = poller.fetch(changed) => Some(fetched),
                     () = signals.until_stop(&mut machine, has_spec_file) => None,
                 };
                 match fetched {
@@ -183,8 +190,11 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 _ = tokio::time::sleep_until(until.into()) => {}
                 () = finished(&mut reloading) => machine.on_reload_done(),
                 Some(event) = hub_events.recv() => {
-                    let keys = match event {
-                        HubEvent::Changed { keys, .. } => keys,
+                    let keys = match &event {
+                        HubEvent::Changed { keys, .. } => {
+                            hub_changed.extend(keys.iter().cloned());
+                            keys.len()
+                        }
                         HubEvent::Covering(_) => 0,
                     };
                     if let Some(delay) = machine.on_hub(event, now()) {
@@ -363,9 +373,20 @@ struct Poller {
 
 impl Poller {
     /// Fetches the values (the AWS calls: cancellable, nothing is written here): versions
-    /// without decryption, then only what changed with decryption.
-    async fn fetch(&mut self) -> Result<Values, Failure> {
-        match self.source.poll(&self.spec, &mut self.held).await {
+    /// without decryption, then only what changed with decryption. `hub_changed`: only
+    /// the keys the hub reported changed (wire form); a key that cannot be read back
+    /// means everything.
+    async fn fetch(&mut self, hub_changed: Option<BTreeSet<String>>) -> Result<Values, Failure> {
+        let changed = hub_changed.and_then(|keys| hub_client::changed_keys(&keys));
+        let polled = match &changed {
+            Some(c) => {
+                self.source
+                    .poll_changed(&self.spec, &mut self.held, c)
+                    .await
+            }
+            None => self.source.poll(&self.spec, &mut self.held).await,
+        };
+        match polled {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
