@@ -9,7 +9,9 @@
 //!    gets its version read (GetParameters, `WithDecryption=false`); a Secrets Manager
 //!    reference always gets its version id read (DescribeSecret), unless DescribeSecret
 //!    was refused; a path listed by an earlier poll is listed again (GetParametersByPath,
-//!    `WithDecryption=false`). Nothing held: nothing to check, the value is fetched.
+//!    `WithDecryption=false`). A request found missing last time is checked too, so an
+//!    absent optional parameter costs no decrypting call. Nothing held: nothing to check,
+//!    the value is fetched.
 //! 2. [`plan`]: from the versions read, what to fetch with decryption: every request not
 //!    held at the version read, every name under a listed path not held at its version,
 //!    every path not listed before (whole, with decryption, as a one-shot render does).
@@ -55,10 +57,12 @@ pub fn path_key(p: &PathRequest) -> PathKey {
 
 /// The values held between polls, by request (`ParamRef::request`; a name found under a
 /// path by its name), each with the version it was fetched at (`None`: unknown, so never
-/// taken as unchanged), and each path's names and versions as last listed.
+/// taken as unchanged), the requests last found missing (checked, not fetched, until they
+/// appear), and each path's names and versions as last listed.
 #[derive(Debug, Default)]
 pub struct Held {
     values: BTreeMap<String, (Option<Version>, Fetched)>,
+    missing: BTreeSet<String>,
     listed: BTreeMap<PathKey, Vec<(String, i64)>>,
 }
 
@@ -116,8 +120,11 @@ pub fn checks(held: &Held, requests: &[ParamRef], paths: &[PathRequest], describ
             if describe {
                 c.secrets.push(r.clone());
             }
-        } else if held.values.contains_key(&r.request()) {
-            c.params.push(r.clone());
+        } else {
+            let request = r.request();
+            if held.values.contains_key(&request) || held.missing.contains(&request) {
+                c.params.push(r.clone());
+            }
         }
     }
     c.paths = paths
@@ -307,10 +314,16 @@ pub fn settle(
                 if let Some((v, f)) = held.values.get(&request) {
                     keep(&mut next, &request, v.clone(), f);
                 }
+                if held.missing.contains(&request) {
+                    next.missing.insert(request.clone());
+                }
                 Err(cause.clone())
             }
             (None, None) => Err(not_fetched(&request)),
         };
+        if matches!(answer, Ok(None)) {
+            next.missing.insert(request.clone());
+        }
         out.requests.insert(request, answer);
     }
     for p in paths {
