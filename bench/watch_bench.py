@@ -3,7 +3,8 @@
 
   * idle RSS (VmRSS and peak VmHWM) with --n parameters after many idle polls;
   * CPU time per idle poll (utime + stime from /proc over the polls counted by /metrics);
-  * API calls per poll (counted by the emulator's proxy);
+  * API calls per poll, decrypting calls and values decrypted (WithDecryption=true, counted
+    by the emulator's proxy) per idle poll and per rotation;
   * rotation-to-file latency p50 / p99 over --rotations rotations.
 
 Usage: bench/watch_bench.py [--n 100] [--interval 250ms] [--idle-polls 20] [--rotations 100]
@@ -63,10 +64,12 @@ def main() -> int:
                  lambda: metric(port, "ssm_injector_polls_total") >= p0 + args.idle_polls)
         p1, c1 = metric(port, "ssm_injector_polls_total"), cpu_seconds(child.pid)
         calls = sum(emu.call(cmd="calls").values())
+        idle_decrypts = emu.call(cmd="decrypts")
         polls = p1 - p0
         rss, hwm = proc_status(child.pid, "VmRSS"), proc_status(child.pid, "VmHWM")
 
         # Rotations: put a new value, time until the file shows it.
+        emu.call(cmd="reset_calls")
         lat = []
         for r in range(1, args.rotations + 1):
             value = f"v7-{r}"
@@ -76,12 +79,18 @@ def main() -> int:
             needle = f"P007='{value}'"
             wait_for(f"rotation {r}", lambda: needle in open(out).read())
             lat.append((time.monotonic() - t0) * 1000)
+        rot_decrypts = emu.call(cmd="decrypts")
         lat.sort()
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"sidecar, {args.n} parameters by name, --interval {args.interval}, moto via proxy")
         print(f"  idle RSS            {rss / 1024:.1f} MiB (peak VmHWM {hwm / 1024:.1f} MiB)")
         print(f"  idle polls          {polls:.0f}: {calls / polls:.1f} API calls per poll, "
               f"{(c1 - c0) / polls * 1000:.2f} ms CPU per poll")
+        print(f"  decrypting / poll   {sum(idle_decrypts['calls'].values()) / polls:.1f} calls, "
+              f"{idle_decrypts['values'] / polls:.1f} values decrypted (idle)")
+        print(f"  decrypting / rot.   {sum(rot_decrypts['calls'].values()) / len(lat):.1f} calls, "
+              f"{rot_decrypts['values'] / len(lat):.1f} values decrypted (1 of {args.n} rotated; "
+              f"includes idle polls meanwhile)")
         print(f"  rotation -> file    p50 {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms "
               f"over {len(lat)} rotations (includes the put and up to one interval)")
     finally:
