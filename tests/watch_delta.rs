@@ -113,6 +113,34 @@ fn idle_polls_decrypt_nothing_and_a_rotation_of_one_of_five_decrypts_one_value()
     );
     assert_eq!(value(&out, "S0").as_deref(), Some("v0-1"));
     assert_eq!(value(&out, "S4").as_deref(), Some("v4-1"));
+
+    // The held values are in locked memory where the limit allows it (the sidecar inherits
+    // this process's RLIMIT_MEMLOCK).
+    let locked = sc.metric("ssm_injector_held_values_locked");
+    if memlock_limit_kib().is_some_and(|kib| kib >= 64) {
+        assert_eq!(locked, Some(1.0));
+        let status = std::fs::read_to_string(format!("/proc/{}/status", sc.pid())).unwrap();
+        let vmlck = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+        assert!(vmlck.is_some_and(|k| k > 0), "VmLck: {vmlck:?}");
+    } else {
+        assert!(locked.is_some(), "the metric is there");
+    }
+}
+
+/// This process's soft RLIMIT_MEMLOCK in KiB (`None`: unknown; unlimited is large).
+fn memlock_limit_kib() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))?;
+    let soft = line.split_whitespace().nth(3)?;
+    if soft == "unlimited" {
+        return Some(u64::MAX);
+    }
+    soft.parse::<u64>().ok().map(|b| b / 1024)
 }
 
 #[test]

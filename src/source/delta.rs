@@ -26,10 +26,12 @@
 
 use super::batch::Answer;
 use super::error::Cause;
+use crate::locked::Arena;
 use crate::secret::Secret;
 use crate::spec::PathRequest;
 use crate::spec::names::{ParamRef, parse_param_ref};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 /// One parameter as fetched (decrypted).
 #[derive(Debug, Clone)]
@@ -59,8 +61,27 @@ pub fn path_key(p: &PathRequest) -> PathKey {
 /// path by its name), each with the version it was fetched at (`None`: unknown, so never
 /// taken as unchanged), the requests last found missing (checked, not fetched, until they
 /// appear), and each path's names and versions as last listed.
+/// The values themselves are in one [`Arena`], locked in RAM where the platform allows.
 #[derive(Debug, Default)]
 pub struct Held {
+    values: BTreeMap<String, Slot>,
+    arena: Arena,
+    missing: BTreeSet<String>,
+    listed: BTreeMap<PathKey, Vec<(String, i64)>>,
+}
+
+/// One held value: its version, as fetched, and where its bytes are in the arena.
+#[derive(Debug)]
+struct Slot {
+    version: Option<Version>,
+    name: String,
+    fetched: i64,
+    at: Range<usize>,
+}
+
+/// What [`settle`] keeps, before it goes into a new [`Held`].
+#[derive(Default)]
+struct Next {
     values: BTreeMap<String, (Option<Version>, Fetched)>,
     missing: BTreeSet<String>,
     listed: BTreeMap<PathKey, Vec<(String, i64)>>,
@@ -76,10 +97,61 @@ impl Held {
         self.values.is_empty()
     }
 
-    fn at(&self, request: &str, version: &Version) -> Option<&Fetched> {
+    /// Whether the held values are in locked memory (false while nothing is held).
+    pub fn locked(&self) -> bool {
+        self.arena.locked()
+    }
+
+    fn fetched(&self, slot: &Slot) -> Fetched {
+        Fetched {
+            name: slot.name.clone(),
+            version: slot.fetched,
+            value: Secret::new(self.arena.get(&slot.at).to_owned()),
+        }
+    }
+
+    /// The value held for `request`, if it is at `version`.
+    fn at(&self, request: &str, version: &Version) -> Option<Fetched> {
         match self.values.get(request) {
-            Some((Some(v), f)) if v == version => Some(f),
+            Some(slot) if slot.version.as_ref() == Some(version) => Some(self.fetched(slot)),
             _ => None,
+        }
+    }
+
+    fn is_at(&self, request: &str, version: &Version) -> bool {
+        self.values
+            .get(request)
+            .is_some_and(|slot| slot.version.as_ref() == Some(version))
+    }
+
+    /// The value held for `request`, whatever its version.
+    fn get(&self, request: &str) -> Option<(Option<Version>, Fetched)> {
+        let slot = self.values.get(request)?;
+        Some((slot.version.clone(), self.fetched(slot)))
+    }
+
+    /// Moves what a poll keeps into one new arena (the old one is zeroed and unlocked).
+    fn build(next: Next) -> Held {
+        let (arena, ranges) = Arena::new(next.values.values().map(|(_, f)| f.value.expose()));
+        let values = next
+            .values
+            .into_iter()
+            .zip(ranges)
+            .map(|((key, (version, f)), at)| {
+                let slot = Slot {
+                    version,
+                    name: f.name,
+                    fetched: f.version,
+                    at,
+                };
+                (key, slot)
+            })
+            .collect();
+        Held {
+            values,
+            arena,
+            missing: next.missing,
+            listed: next.listed,
         }
     }
 }
@@ -168,8 +240,8 @@ pub fn changed_only(
         if changed.requests.contains(&request) {
             continue;
         }
-        if let Some((Some(v), _)) = held.values.get(&request) {
-            observed.requests.insert(request, Ok(Some(v.clone())));
+        if let Some(v) = held.values.get(&request).and_then(|s| s.version.clone()) {
+            observed.requests.insert(request, Ok(Some(v)));
         }
     }
     for p in paths {
@@ -213,7 +285,7 @@ pub fn plan(
         match observed.requests.get(&request) {
             // Not checked: nothing held (or DescribeSecret refused).
             None => plan.add(r.clone()),
-            Some(Ok(Some(v))) if held.at(&request, v).is_none() => plan.add(r.clone()),
+            Some(Ok(Some(v))) if !held.is_at(&request, v) => plan.add(r.clone()),
             // Unchanged, gone, or the read failed (the poll fails for it).
             Some(_) => {}
         }
@@ -225,7 +297,7 @@ pub fn plan(
                 let mut changed = Vec::new();
                 let mut whole = false;
                 for (name, v) in names {
-                    if held.at(name, &Version::Param(*v)).is_some() {
+                    if held.is_at(name, &Version::Param(*v)) {
                         continue;
                     }
                     match parse_param_ref(name) {
@@ -264,7 +336,7 @@ pub struct Settled {
 }
 
 /// Holds `f` at `version` under `key` from now on.
-fn keep(next: &mut Held, key: &str, version: Option<Version>, f: &Fetched) {
+fn keep(next: &mut Next, key: &str, version: Option<Version>, f: &Fetched) {
     next.values.insert(key.to_owned(), (version, f.clone()));
 }
 
@@ -285,7 +357,7 @@ pub fn settle(
     observed: &Observed,
     mut got: Got,
 ) -> Settled {
-    let mut next = Held::default();
+    let mut next = Next::default();
     let mut out = Settled::default();
     for r in requests {
         let request = r.request();
@@ -304,15 +376,15 @@ pub fn settle(
             }
             (None, Some(Ok(Some(v)))) => match held.at(&request, v) {
                 Some(f) => {
-                    keep(&mut next, &request, Some(v.clone()), f);
-                    Ok(Some(f.clone()))
+                    keep(&mut next, &request, Some(v.clone()), &f);
+                    Ok(Some(f))
                 }
                 None => Err(not_fetched(&request)),
             },
             (None, Some(Ok(None))) => Ok(None),
             (None, Some(Err(cause))) => {
-                if let Some((v, f)) = held.values.get(&request) {
-                    keep(&mut next, &request, v.clone(), f);
+                if let Some((v, f)) = held.get(&request) {
+                    keep(&mut next, &request, v, &f);
                 }
                 if held.missing.contains(&request) {
                     next.missing.insert(request.clone());
@@ -353,8 +425,8 @@ pub fn settle(
                                 failed.get_or_insert_with(|| cause.clone());
                             }
                             (None, Some(f)) => {
-                                keep(&mut next, name, Some(version), f);
-                                found.push(f.clone());
+                                keep(&mut next, name, Some(version), &f);
+                                found.push(f);
                             }
                             (None, None) => {
                                 failed.get_or_insert_with(|| not_fetched(name));
@@ -368,9 +440,9 @@ pub fn settle(
                 }
                 Some(Err(cause)) => {
                     // Keep what was held under the path for the next try.
-                    for (name, (v, f)) in &held.values {
-                        if name.starts_with(&p.path) {
-                            keep(&mut next, name, v.clone(), f);
+                    for name in held.values.keys().filter(|n| n.starts_with(&p.path)) {
+                        if let Some((v, f)) = held.get(name) {
+                            keep(&mut next, name, v, &f);
                         }
                     }
                     Err(cause.clone())
@@ -392,7 +464,7 @@ pub fn settle(
         }
         out.paths.push(answer);
     }
-    *held = next;
+    *held = Held::build(next);
     out
 }
 

@@ -386,6 +386,7 @@ impl Poller {
             }
             None => self.source.poll(&self.spec, &mut self.held).await,
         };
+        self.metrics.held_locked(self.held.locked());
         match polled {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
