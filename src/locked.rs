@@ -20,6 +20,7 @@ pub fn failures() -> u64 {
 }
 
 /// Bytes in locked pages, zeroed on drop.
+#[derive(Default)]
 pub struct Arena {
     // Field order is drop order: after `Drop::drop` zeroed the bytes, the pages are
     // unlocked, then freed.
@@ -29,17 +30,6 @@ pub struct Arena {
     start: usize,
     /// Bytes used after `start`.
     used: usize,
-}
-
-impl Default for Arena {
-    fn default() -> Arena {
-        Arena {
-            lock: None,
-            buf: Vec::new(),
-            start: 0,
-            used: 0,
-        }
-    }
 }
 
 impl Arena {

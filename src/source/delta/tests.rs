@@ -79,7 +79,10 @@ fn poll(
     (plan, settled)
 }
 
-fn aws(items: &[(&str, i64, &str)]) -> BTreeMap<String, (i64, String)> {
+/// AWS as a test sees it: request or name → (version, value).
+type Aws = BTreeMap<String, (i64, String)>;
+
+fn aws(items: &[(&str, i64, &str)]) -> Aws {
     items
         .iter()
         .map(|(n, v, x)| ((*n).to_owned(), (*v, (*x).to_owned())))
@@ -125,7 +128,7 @@ fn table_of_changes_and_what_they_fetch() {
         ("/p/x", 1, "x1"),
         ("/p/y", 1, "y1"),
     ]);
-    let cases: Vec<(&str, BTreeMap<String, (i64, String)>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, Aws, Vec<&str>)> = vec![
         ("nothing", before.clone(), vec![]),
         (
             "a rotated",
