@@ -8,7 +8,9 @@ Two fleets are started, each all at once (as after a node drain or a rollout):
   * "same slot": every pod has the SAME identity and no jitter: the worst case, a fleet
     polling in step, which is what per-pod slots prevent.
 For each: calls/s over the window (after the start-up renders), the model's calls/s,
-their ratio, and the busiest second against the mean (1.0 = perfectly even).
+their ratio, the busiest second against the mean (1.0 = perfectly even), and the
+decrypting calls in the window (the model's idle fleet decrypts nothing: polls read versions
+with WithDecryption=false).
 
 Usage: bench/fleet_bench.py [--pods 200] [--params 20] [--interval 20s] [--polls 3]
 The binary is target/release/ssm-injector (or $SSM_INJECTOR_BIN). Run with the venv's
@@ -80,7 +82,9 @@ def run_fleet(emu: Emulator, args, same_slot: bool) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     per_second = collections.Counter(int(r["t"] - window_start) for r in requests)
     mean = len(requests) / window
-    return {"calls": len(requests), "window_s": window, "calls_per_s": mean,
+    decrypting = sum(1 for r in requests if r.get("decrypt"))
+    return {"calls": len(requests), "decrypting": decrypting, "window_s": window,
+            "calls_per_s": mean,
             "peak_per_s": max(per_second.values(), default=0),
             "startup_s": startup, "alive": alive}
 
@@ -103,7 +107,7 @@ def main() -> None:
               f"--interval {args.interval}, {args.polls} intervals measured; "
               f"model: {model:.2f} calls/s")
         print(f"{'fleet':<10} {'calls':>6} {'calls/s':>8} {'model':>7} {'measured/model':>15} "
-              f"{'busiest s':>10} {'busiest/mean':>13} {'start-up s':>11}")
+              f"{'busiest s':>10} {'busiest/mean':>13} {'start-up s':>11} {'decrypting':>10}")
         for same_slot in (False, True):
             r = run_fleet(emu, args, same_slot)
             if r["alive"] != args.pods:
@@ -112,7 +116,8 @@ def main() -> None:
             name = "same slot" if same_slot else "slots"
             print(f"{name:<10} {r['calls']:>6} {r['calls_per_s']:>8.2f} {model:>7.2f} "
                   f"{r['calls_per_s'] / model:>15.3f} {r['peak_per_s']:>10} "
-                  f"{r['peak_per_s'] / r['calls_per_s']:>13.1f} {r['startup_s']:>11.1f}")
+                  f"{r['peak_per_s'] / r['calls_per_s']:>13.1f} {r['startup_s']:>11.1f} "
+                  f"{r['decrypting']:>10}")
     finally:
         emu.close()
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""What one watch poll costs, two ways, on one moto (run with the venv's python):
+"""What one watch poll costs, three ways, on one moto (run with the venv's python):
 
-  refetch   GetParameters, 10 names per call, WithDecryption (what `render --watch` does)
+  refetch   GetParameters, 10 names per call, WithDecryption (what `render --watch` did
+            until it held values between polls: every SecureString decrypted every poll)
+  versions  GetParameters, 10 names per call, WithDecryption=false (what `render --watch`
+            does now when nothing changed: versions only, nothing decrypted)
   describe  DescribeParameters with a Name filter, 50 names per call: versions only, no
-            decryption; the changed names then need a GetParameters round trip anyway
+            decryption, but it needs ssm:DescribeParameters on "*" and cannot resolve labels
 
 Prints API calls per poll (counted by the emulator's proxy) and the median wall time of
 one poll over --runs polls, for N parameters (--n, default 100).
@@ -45,6 +48,10 @@ def main() -> int:
             for batch in chunks(names, 10):
                 ssm.get_parameters(Names=batch, WithDecryption=True)
 
+        def versions():
+            for batch in chunks(names, 10):
+                ssm.get_parameters(Names=batch, WithDecryption=False)
+
         def describe():
             for batch in chunks(names, 50):
                 ssm.describe_parameters(
@@ -52,7 +59,7 @@ def main() -> int:
                     MaxResults=50)
 
         print(f"{'poll':<10} {'API calls':>10} {'median ms':>10}   (N = {args.n} SecureStrings)")
-        for label, fn in [("refetch", refetch), ("describe", describe)]:
+        for label, fn in [("refetch", refetch), ("versions", versions), ("describe", describe)]:
             emu.call(cmd="reset_calls")
             fn()
             calls = sum(emu.call(cmd="calls").values())

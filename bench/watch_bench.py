@@ -10,6 +10,8 @@
     the figure is the polls' own CPU, not the scrapes' (reading /metrics every 2 ms made
     it ~30 ms instead of ~7);
   * API calls per poll (counted by the emulator's proxy over the same window);
+  * decrypting calls and values decrypted (WithDecryption=true, counted by the emulator's
+    proxy) per idle poll and per rotation;
   * rotation-to-file latency p50 / p99 over --rotations rotations.
 
 Usage: bench/watch_bench.py [--n 100] [--interval 250ms] [--idle-seconds 30] [--rotations 100]
@@ -71,6 +73,7 @@ def main() -> int:
         time.sleep(args.idle_seconds)  # the measured window itself, not a synchronisation
         c1 = cpu_seconds(child.pid)
         calls = sum(emu.call(cmd="calls").values())
+        idle_decrypts = emu.call(cmd="decrypts")
         rss, hwm = proc_status(child.pid, "VmRSS"), proc_status(child.pid, "VmHWM")
         anon, file = proc_status(child.pid, "RssAnon"), proc_status(child.pid, "RssFile")
         pss_anon = proc_status(child.pid, "Pss_Anon", "smaps_rollup")
@@ -80,6 +83,7 @@ def main() -> int:
             raise SystemExit(f"watch_bench: no poll in {args.idle_seconds} s")
 
         # Rotations: put a new value, time until the file shows it.
+        emu.call(cmd="reset_calls")
         lat = []
         for r in range(1, args.rotations + 1):
             value = f"v7-{r}"
@@ -89,6 +93,7 @@ def main() -> int:
             needle = f"P007='{value}'"
             wait_for(f"rotation {r}", lambda: needle in open(out).read())
             lat.append((time.monotonic() - t0) * 1000)
+        rot_decrypts = emu.call(cmd="decrypts")
         lat.sort()
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"sidecar, {args.n} parameters by name, --interval {args.interval}, moto via proxy")
@@ -98,6 +103,11 @@ def main() -> int:
               f"Pss_Anon {pss_anon / 1024:.2f} MiB, Pss_File {pss_file / 1024:.2f} MiB")
         print(f"  idle polls          {polls:.0f} in {args.idle_seconds:.0f} s: {calls / polls:.1f} API calls "
               f"per poll, {(c1 - c0) / polls * 1000:.2f} ms CPU per poll (/proc utime+stime, no scrape in the window)")
+        print(f"  decrypting / poll   {sum(idle_decrypts['calls'].values()) / polls:.1f} calls, "
+              f"{idle_decrypts['values'] / polls:.1f} values decrypted (idle)")
+        print(f"  decrypting / rot.   {sum(rot_decrypts['calls'].values()) / len(lat):.1f} calls, "
+              f"{rot_decrypts['values'] / len(lat):.1f} values decrypted (1 of {args.n} rotated; "
+              f"includes idle polls meanwhile)")
         print(f"  rotation -> file    p50 {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms "
               f"over {len(lat)} rotations (includes the put and up to one interval)")
     finally:

@@ -220,7 +220,11 @@ pub fn policy(spec: &Spec, target: &Target, kms_keys: &[String]) -> Value {
     if !secrets.is_empty() {
         statements.push(statement(
             SID_SECRETS,
-            &["secretsmanager:GetSecretValue"],
+            // DescribeSecret: the sidecar's polls read the version id without decrypting.
+            &[
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+            ],
             &secrets,
         ));
     }
@@ -477,6 +481,19 @@ mod tests {
         assert_eq!(
             resources(&doc, SID_SECRETS),
             ["arn:aws:secretsmanager:eu-west-1:111122223333:secret:prod/db-creds-??????"]
+        );
+        let secrets = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == SID_SECRETS)
+            .unwrap();
+        assert_eq!(
+            secrets["Action"],
+            json!([
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue"
+            ])
         );
         assert_eq!(
             via(&doc),

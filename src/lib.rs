@@ -17,6 +17,7 @@ pub mod hub_protocol;
 pub mod iam;
 pub mod inject;
 pub mod kubeconfig;
+pub mod locked;
 pub mod logging;
 pub mod metrics;
 pub mod output;

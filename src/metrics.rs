@@ -18,6 +18,7 @@
 //! | `ssm_injector_last_success_timestamp_seconds` | gauge | |
 //! | `ssm_injector_consecutive_failures` | gauge | |
 //! | `ssm_injector_up_to_date` | gauge | |
+//! | `ssm_injector_held_values_locked` | gauge | |
 //! | `ssm_injector_render_duration_seconds` | histogram | |
 //! | `ssm_injector_reload_actions_total` | counter | `action` (`signal`, `command`, `http`), `outcome` |
 //! | `ssm_injector_spec_reloads_total` | counter | `outcome` (`ok`, `error`, `unchanged`: a file event with the same spec and templates) |
@@ -104,6 +105,7 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     consecutive_failures: Gauge,
     up_to_date: Gauge,
+    held_locked: Gauge,
     render_duration: Histogram,
     reload_actions: Family<ReloadLabels, Counter>,
     spec_reloads: Family<OutcomeLabels, Counter>,
@@ -126,6 +128,7 @@ impl Metrics {
             last_success: Gauge::default(),
             consecutive_failures: Gauge::default(),
             up_to_date: Gauge::default(),
+            held_locked: Gauge::default(),
             render_duration: Histogram::new(RENDER_BUCKETS),
             reload_actions: Family::default(),
             spec_reloads: Family::default(),
@@ -192,6 +195,11 @@ impl Metrics {
             m.up_to_date.clone(),
         );
         r.register(
+            "held_values_locked",
+            "1 when the values held between polls are locked in memory (mlock: never swapped), 0 when locking failed (RLIMIT_MEMLOCK) or nothing is held",
+            m.held_locked.clone(),
+        );
+        r.register(
             "render_duration_seconds",
             "Duration of successful polls: fetch, render and write",
             m.render_duration.clone(),
@@ -231,6 +239,11 @@ impl Metrics {
         self.last_success.set(now_unix_secs);
         self.consecutive_failures.set(0);
         self.up_to_date.set(1);
+    }
+
+    /// Whether the values held between polls are in locked memory.
+    pub fn held_locked(&self, locked: bool) {
+        self.held_locked.set(i64::from(locked));
     }
 
     /// Counts one answer (or failure) of the version hub.

@@ -68,6 +68,13 @@ fn prints_a_least_privilege_policy_that_moto_iam_accepts() {
     expected.sort();
     assert_eq!(strings(&params["Resource"]), expected);
     assert_eq!(
+        strings(&statement(&doc, "SecretsManagerGetSecretValue")["Action"]),
+        [
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue"
+        ]
+    );
+    assert_eq!(
         strings(&statement(&doc, "SecretsManagerGetSecretValue")["Resource"]),
         [format!(
             "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/stripe-??????"

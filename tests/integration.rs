@@ -21,4 +21,5 @@ mod render;
 mod render_failures;
 mod support;
 mod watch;
+mod watch_delta;
 mod webhook;

@@ -42,14 +42,13 @@ pub struct HubEstimate {
     pub describe_secret_per_second: f64,
     /// Pods watching one parameter (on average).
     pub watchers_per_name: f64,
-    /// Calls caused by one rotation of one parameter: every watching pod re-fetches its
-    /// whole spec, `calls_per_poll` calls each.
+    /// Calls caused by one rotation of one parameter: every watching pod fetches that
+    /// value (and only it), one call each.
     pub calls_per_rotation: f64,
-    /// Pod re-fetches per day caused by rotations (each decrypts all the pod's
-    /// SecureStrings). An upper bound: names rotated within one spread window cost one
-    /// re-fetch per pod, not one each.
+    /// Pod fetches per day caused by rotations (each decrypts the rotated value only). An
+    /// upper bound: names rotated within one spread window share a call.
     pub rotation_fetches_per_day: f64,
-    /// Calls per day caused by rotations: `rotation_fetches_per_day × calls_per_poll`.
+    /// Calls per day caused by rotations: one per fetch.
     pub rotation_calls_per_day: f64,
     /// Time over which the calls of one rotation must be spread to keep the busiest region
     /// under the target (the hub's own reads use none of it); `None` without a target.
@@ -72,8 +71,18 @@ pub struct Estimate {
     /// One pod's poll (by name: GetParameters calls; by path: pages). Hub mode: one pod's
     /// fallback poll by name, and the calls of one init render.
     pub calls_per_poll: u64,
-    /// Pods polling AWS (0 in hub mode).
+    /// Pods polling AWS (0 in hub mode): version reads, which never decrypt.
     pub poll_calls_per_second: f64,
+    /// The fetches rotations cause: each rotated value fetched (and decrypted) once by
+    /// every pod watching it, one call each (an upper bound). By name and by path they
+    /// come on top of the polls' `steady_calls_per_second` (which, like the minimum
+    /// interval, is the interval-dependent part); with the hub they are all of it.
+    pub rotation_calls_per_second: f64,
+    /// KMS decrypts of a poll where nothing changed (0: polls read versions only).
+    pub decrypts_per_idle_poll: f64,
+    /// KMS decrypts per pod when `k` of its values rotate: `k ×` this (1 for
+    /// SecureStrings and Secrets Manager references, 0 for Strings; the average).
+    pub decrypts_per_rotated_value: f64,
     /// The fleet's steady calls/s against the shared quota, all regions: polls, or (hub)
     /// the daily average of the rotation re-fetches; the hub's DescribeParameters and
     /// DescribeSecret are not in it. Init renders are apart.
@@ -191,22 +200,34 @@ pub fn compute(checked: Checked<'_>) -> Estimate {
         ),
     };
     // KMS Decrypts of one pod reading all its values once (Secrets Manager decrypts every
-    // reference it serves).
+    // reference it serves), and of one value on average.
     let decrypts_per_read = (n as f64 - s) * i.secure_fraction + s;
-    let min_interval_seconds = pods * busiest_per_poll as f64 / i.target_tps;
+    let decrypts_per_value = decrypts_per_read / n as f64;
     let init_calls_per_day = i.pod_starts_per_day * calls_per_poll as f64;
     let init_month = |per_read: f64| i.pod_starts_per_day * per_read * MONTH_DAYS;
+    // Rotations: each rotated value is fetched (with decryption) once by every pod that
+    // watches it, one GetParameters call each (an upper bound: values rotated between the
+    // same two polls share a call); nothing else is decrypted after the first render.
+    let rotated_values_per_day = i.rotations_per_day * pods * n as f64;
+    let rotation_rate = rotated_values_per_day / DAY_SECONDS;
+    let rotation_busiest = rotation_rate * busiest_names as f64 / n as f64;
+    let rotation_kms_month = rotated_values_per_day * decrypts_per_value * MONTH_DAYS;
+    let rotation_sm_month = i.rotations_per_day * pods * s * MONTH_DAYS;
+    let min_interval_seconds = pods * busiest_per_poll as f64 / i.target_tps;
 
     let (poll_rate, steady, busiest, ps_month, sm_month, kms_month, hub) = match i.mode {
         Mode::ByName | Mode::ByPath => {
+            // Polls read versions without decrypting: the same calls as before, no KMS.
             let rate = pods * calls_per_poll as f64 / interval;
             let busiest = pods * busiest_per_poll as f64 / interval;
             // Multiply before dividing: 10,000 × 2 × 2,592,000 / 60 is exact.
             let ps = pods * calls_per_poll as f64 * MONTH_SECONDS / interval
+                + rotated_values_per_day * MONTH_DAYS
                 + init_month(calls_per_poll as f64);
-            let sm = pods * s * MONTH_SECONDS / interval + init_month(s);
-            let kms =
-                pods * decrypts_per_read * MONTH_SECONDS / interval + init_month(decrypts_per_read);
+            // A reference's version: one DescribeSecret per poll; its value: one
+            // GetSecretValue per rotation.
+            let sm = pods * s * MONTH_SECONDS / interval + rotation_sm_month + init_month(s);
+            let kms = rotation_kms_month + init_month(decrypts_per_read);
             (rate, rate, busiest, ps, sm, kms, None)
         }
         Mode::Hub => {
@@ -222,16 +243,14 @@ pub fn compute(checked: Checked<'_>) -> Estimate {
             let describe_rate = describe_calls / hub_s;
             let describe_secret_rate = replicas * ds as f64 / hub_s;
             let watchers = pods * n as f64 / d as f64;
-            // One rotation of one parameter: each watching pod re-fetches its whole spec.
+            // One rotation of one parameter: each watching pod fetches that value.
             let fetches_per_day = i.rotations_per_day * d as f64 * watchers;
-            let rotation_calls_per_day = fetches_per_day * calls_per_poll as f64;
-            let fetch_month = fetches_per_day * MONTH_DAYS;
+            let rotation_calls_per_day = fetches_per_day;
             let ps = describe_calls * MONTH_SECONDS / hub_s
-                + fetch_month * calls_per_poll as f64
+                + rotation_calls_per_day * MONTH_DAYS
                 + init_month(calls_per_poll as f64);
-            let sm = describe_secret_rate * MONTH_SECONDS + fetch_month * s + init_month(s);
-            let kms = fetch_month * decrypts_per_read + init_month(decrypts_per_read);
-            let busiest_calls = busiest_per_poll as f64;
+            let sm = describe_secret_rate * MONTH_SECONDS + rotation_sm_month + init_month(s);
+            let kms = rotation_kms_month + init_month(decrypts_per_read);
             let hub_est = HubEstimate {
                 hub_interval_seconds: hub_s,
                 hub_replicas: i.hub_replicas,
@@ -239,20 +258,19 @@ pub fn compute(checked: Checked<'_>) -> Estimate {
                 describe_parameters_per_second: describe_rate,
                 describe_secret_per_second: describe_secret_rate,
                 watchers_per_name: watchers,
-                calls_per_rotation: watchers * calls_per_poll as f64,
+                calls_per_rotation: watchers,
                 rotation_fetches_per_day: fetches_per_day,
                 rotation_calls_per_day,
-                rotation_spread_seconds: rotation_window(watchers, busiest_calls, i.target_tps),
+                rotation_spread_seconds: rotation_window(watchers, 1.0, i.target_tps),
                 rotation_spread_seconds_high_throughput: rotation_window(
                     watchers,
-                    busiest_calls,
+                    1.0,
                     i.quotas.high_throughput_tps,
                 ),
                 fallback_calls_per_second: pods * calls_per_poll as f64 / interval,
             };
             let steady = rotation_calls_per_day / DAY_SECONDS;
-            let busiest = fetches_per_day * busiest_calls / DAY_SECONDS;
-            (0.0, steady, busiest, ps, sm, kms, Some(hub_est))
+            (0.0, steady, rotation_busiest, ps, sm, kms, Some(hub_est))
         }
     };
     let high_quota = match i.mode {
@@ -267,6 +285,9 @@ pub fn compute(checked: Checked<'_>) -> Estimate {
         regions: i.regions,
         calls_per_poll,
         poll_calls_per_second: poll_rate,
+        rotation_calls_per_second: rotation_rate,
+        decrypts_per_idle_poll: 0.0,
+        decrypts_per_rotated_value: decrypts_per_value,
         steady_calls_per_second: steady,
         busiest_region_calls_per_second: busiest,
         target_tps: i.target_tps,
@@ -329,6 +350,7 @@ mod tests {
     fn higher_throughput_at_333_calls_per_second_costs_4320_dollars_a_month() {
         let mut i = Inputs::new(10_000, 20, Mode::ByName, Duration::from_secs(60));
         i.secure_fraction = 0.0;
+        i.rotations_per_day = 0.0;
         let e = estimate(&i).expect("valid");
         assert_eq!(e.parameter_store_calls_per_month, 864_000_000.0);
         assert!(close(e.high_throughput.parameter_store_usd, 4_320.0));
@@ -337,14 +359,27 @@ mod tests {
     }
 
     #[test]
-    fn every_securestring_read_is_a_kms_decrypt_beyond_the_free_tier() {
+    fn idle_polls_decrypt_nothing_and_each_rotated_securestring_is_one_decrypt_per_pod() {
+        let mut i = Inputs::new(10_000, 20, Mode::ByName, DEFAULT_INTERVAL);
+        i.rotations_per_day = 0.0;
+        let idle = estimate(&i).expect("valid");
+        assert_eq!(idle.kms_decrypts_per_month, 0.0);
+        assert_eq!(idle.decrypts_per_idle_poll, 0.0);
+        assert_eq!(idle.decrypts_per_rotated_value, 1.0);
         let e = run(10_000, 20, Mode::ByName, 600);
-        // 200,000 values every 600 s for 2,592,000 s.
-        assert_eq!(e.kms_decrypts_per_month, 864_000_000.0);
+        // 20 values rotated once a day, each decrypted once by each of 10,000 pods.
+        assert_eq!(e.kms_decrypts_per_month, 6_000_000.0);
         assert!(close(
             e.standard_throughput.kms_usd,
-            (864_000_000.0 - 20_000.0) * 0.03 / 10_000.0
+            (6_000_000.0 - 20_000.0) * 0.03 / 10_000.0
         ));
+        // Each a GetParameters call, on top of the polls: 200,000 a day.
+        assert!(close(e.rotation_calls_per_second, 200_000.0 / 86_400.0));
+        assert!(close(e.steady_calls_per_second, 100.0 / 3.0));
+        // Strings are never decrypted.
+        i.secure_fraction = 0.0;
+        i.rotations_per_day = 1.0;
+        assert_eq!(estimate(&i).expect("valid").kms_decrypts_per_month, 0.0);
     }
 
     #[test]
@@ -402,38 +437,38 @@ mod tests {
     }
 
     #[test]
-    fn a_rotation_watched_by_ten_thousand_pods_of_twenty_names_needs_500_seconds_at_40() {
+    fn a_rotation_watched_by_ten_thousand_pods_needs_250_seconds_at_40() {
         assert_eq!(rotation_window(10_000.0, 2.0, 40.0), Some(500.0));
         assert_eq!(rotation_window(10_000.0, 2.0, 10_000.0), Some(2.0));
         assert_eq!(rotation_window(10_000.0, 2.0, 0.0), None);
         let h = run(10_000, 20, Mode::Hub, 600).hub.expect("hub figures");
-        // Every watching pod re-fetches its 20 names: 2 GetParameters each.
-        assert!(close(h.calls_per_rotation, 20_000.0));
-        // The hub's reads leave the whole 40/s: 20,000 / 40.
-        assert!(close(h.rotation_spread_seconds.expect("a target"), 500.0));
+        // Every watching pod fetches the rotated value: 1 GetParameters each.
+        assert!(close(h.calls_per_rotation, 10_000.0));
+        // The hub's reads leave the whole 40/s: 10,000 / 40.
+        assert!(close(h.rotation_spread_seconds.expect("a target"), 250.0));
         assert!(close(
             h.rotation_spread_seconds_high_throughput.expect("a quota"),
-            2.0
+            1.0
         ));
     }
 
     #[test]
-    fn rotations_make_every_watching_pod_re_fetch_its_whole_spec() {
+    fn rotations_make_every_watching_pod_fetch_only_the_rotated_value() {
         let e = run(10_000, 20, Mode::Hub, 600);
         let h = e.hub.expect("hub figures");
         // 20 names rotated once a day, each watched by 10,000 pods.
         assert!(close(h.rotation_fetches_per_day, 200_000.0));
-        // 2 calls per re-fetch.
-        assert!(close(h.rotation_calls_per_day, 400_000.0));
-        assert!(close(e.steady_calls_per_second, 400_000.0 / 86_400.0));
-        // Each re-fetch decrypts all 20 SecureStrings: 4,000,000 a day for 30 days.
-        assert!(close(e.kms_decrypts_per_month, 120_000_000.0));
-        // Re-fetch calls plus DescribeParameters: 12,000,000 + 172,800.
-        assert!(close(e.parameter_store_calls_per_month, 12_172_800.0));
+        // 1 call per fetch.
+        assert!(close(h.rotation_calls_per_day, 200_000.0));
+        assert!(close(e.steady_calls_per_second, 200_000.0 / 86_400.0));
+        // Each fetch decrypts the rotated SecureString: 200,000 a day for 30 days.
+        assert!(close(e.kms_decrypts_per_month, 6_000_000.0));
+        // Fetch calls plus DescribeParameters: 6,000,000 + 172,800.
+        assert!(close(e.parameter_store_calls_per_month, 6_172_800.0));
         assert!(close(e.standard_throughput.parameter_store_usd, 0.0));
-        assert!(close(e.high_throughput.parameter_store_usd, 60.864));
-        assert!(close(e.standard_throughput.kms_usd, 359.94));
-        assert!(close(e.high_throughput.total_usd, 420.804));
+        assert!(close(e.high_throughput.parameter_store_usd, 30.864));
+        assert!(close(e.standard_throughput.kms_usd, 17.94));
+        assert!(close(e.high_throughput.total_usd, 48.804));
     }
 
     #[test]
@@ -443,11 +478,12 @@ mod tests {
         let e = estimate(&i).expect("valid");
         let h = e.hub.expect("hub figures");
         assert_eq!(e.calls_per_poll, 3);
-        // 30 rotations × 1,000 pods = 30,000 re-fetches a day, 3 calls each.
-        assert!(close(h.rotation_calls_per_day, 90_000.0));
+        // 30 rotations × 1,000 pods = 30,000 fetches a day, 1 call each, a third of
+        // them in the busiest region.
+        assert!(close(h.rotation_calls_per_day, 30_000.0));
         assert!(close(
             e.busiest_region_calls_per_second,
-            30_000.0 / 86_400.0
+            10_000.0 / 86_400.0
         ));
         // Spread for the busiest region: 1,000 pods × 1 call / 40.
         assert!(close(h.rotation_spread_seconds.expect("a target"), 25.0));
@@ -462,22 +498,24 @@ mod tests {
         let e = estimate(&i).expect("valid");
         let h = e.hub.expect("hub figures");
         assert!(close(h.watchers_per_name, 10.0));
-        assert!(close(h.calls_per_rotation, 20.0));
+        assert!(close(h.calls_per_rotation, 10.0));
         // 2,000 names in 40 DescribeParameters per replica.
         assert!(close(h.describe_parameters_per_second, 2.0 * 40.0 / 30.0));
-        // 2,000 rotations a day × 10 watchers × 2 calls.
-        assert!(close(h.rotation_calls_per_day, 40_000.0));
+        // 2,000 rotations a day × 10 watchers × 1 call.
+        assert!(close(h.rotation_calls_per_day, 20_000.0));
     }
 
     #[test]
-    fn secret_references_ride_in_the_same_batches_and_cost_secrets_manager_calls() {
+    fn secret_references_cost_a_describe_secret_per_poll_and_a_fetch_per_rotation() {
         let mut i = Inputs::new(100, 20, Mode::ByName, Duration::from_secs(600));
         i.secret_refs = 5;
         let e = estimate(&i).expect("valid");
         assert_eq!(e.calls_per_poll, 2);
+        // One DescribeSecret per reference and poll, one GetSecretValue per rotation:
+        // 100 pods × 5 × 30 days.
         assert!(close(
             e.secrets_manager_calls_per_month,
-            100.0 * 5.0 * MONTH_SECONDS / 600.0
+            100.0 * 5.0 * MONTH_SECONDS / 600.0 + 15_000.0
         ));
         i.mode = Mode::Hub;
         let e = estimate(&i).expect("valid");
@@ -485,11 +523,11 @@ mod tests {
         // 15 names described (1 call), 5 references with DescribeSecret, per replica.
         assert!(close(h.describe_parameters_per_second, 2.0 / 30.0));
         assert!(close(h.describe_secret_per_second, 2.0 * 5.0 / 30.0));
-        // DescribeSecret: 2 × 5 × 2,592,000 / 30 = 864,000 a month; re-fetches: 100 pods ×
-        // 20 rotations × 30 days = 60,000, each reading the 5 references: 300,000.
-        assert!(close(e.secrets_manager_calls_per_month, 1_164_000.0));
-        // Each re-fetch decrypts 15 SecureStrings and 5 references: 60,000 × 20.
-        assert!(close(e.kms_decrypts_per_month, 1_200_000.0));
+        // DescribeSecret: 2 × 5 × 2,592,000 / 30 = 864,000 a month; fetches of rotated
+        // references: 100 pods × 5 rotations × 30 days = 15,000.
+        assert!(close(e.secrets_manager_calls_per_month, 879_000.0));
+        // Each fetch decrypts its one value: 100 pods × 20 rotations × 30 days.
+        assert!(close(e.kms_decrypts_per_month, 60_000.0));
     }
 
     #[test]

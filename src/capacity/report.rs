@@ -83,12 +83,11 @@ pub fn text(e: &Estimate) -> String {
                 number(h.describe_secret_per_second, 4),
             ),
             (
-                "calls per rotation (pods × calls per poll)".into(),
+                "calls per rotation (one per watching pod)".into(),
                 format!(
-                    "{} ({} pods × {})",
+                    "{} ({} pods × 1)",
                     number(h.calls_per_rotation, 0),
                     number(h.watchers_per_name, 0),
-                    e.calls_per_poll
                 ),
             ),
             (
@@ -148,6 +147,18 @@ pub fn text(e: &Estimate) -> String {
         (
             "Secrets Manager calls/month".into(),
             number(e.secrets_manager_calls_per_month, 0),
+        ),
+        (
+            "rotation fetch calls/s (on top of polls)".into(),
+            number(e.rotation_calls_per_second, 2),
+        ),
+        (
+            "KMS decrypts per idle poll / per rotated value".into(),
+            format!(
+                "{} / {}",
+                number(e.decrypts_per_idle_poll, 0),
+                number(e.decrypts_per_rotated_value, 2)
+            ),
         ),
         (
             "KMS decrypts/month".into(),
@@ -219,8 +230,8 @@ mod tests {
         assert!(t.contains("8m 20s"), "{t}");
         let t = text(&run(10_000, 20, Mode::Hub, 600));
         assert!(t.contains("0.0667"), "{t}");
-        assert!(t.contains("20,000 (10,000 pods × 2)"), "{t}");
-        assert!(t.contains("500.0 s"), "{t}");
+        assert!(t.contains("10,000 (10,000 pods × 1)"), "{t}");
+        assert!(t.contains("250.0 s"), "{t}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod caller;
 pub mod coalesce;
 pub mod config;
+pub mod delta;
 pub mod error;
 pub mod field;
 pub mod queue;

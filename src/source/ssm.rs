@@ -7,8 +7,10 @@ use super::batch::{self, Answer, Batch, Returned};
 use super::caller::{CallCounts, CallObserver, Caller, Operation, ReadParameters, read_batch};
 use super::coalesce::Coalescer;
 use super::config::{AwsConfigError, sdk_config};
+use super::delta::{self, Changed, Got, Held, Observed, PathKey, Version};
 use super::error::{Cause, FetchError, FetchFailure};
 use super::field;
+use super::versions;
 use crate::secret::Secret;
 use crate::spec::budget::BudgetConfig;
 use crate::spec::names::ParamRef;
@@ -19,24 +21,17 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// GetParametersByPath returns at most 10 per page.
 const PAGE_SIZE: i32 = 10;
 
 /// What GetParameters was asked: the region and the names, in order.
 type BatchKey = (Option<String>, Vec<String>);
-/// What GetParametersByPath was asked: the path and whether recursive.
-type PathKey = (String, bool);
 
-/// One parameter as fetched.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    pub name: String,
-    pub version: i64,
-    pub value: Secret,
-}
+pub use super::delta::Fetched;
 
 /// Fetches parameters from SSM Parameter Store.
 pub struct Source {
@@ -47,6 +42,10 @@ pub struct Source {
     caller: Caller,
     batches: Coalescer<BatchKey, Result<Vec<Option<Fetched>>, Cause>>,
     paths: Coalescer<PathKey, Result<Vec<Fetched>, Cause>>,
+    /// Secrets Manager, for DescribeSecret (the version ids of references); made at first use.
+    secrets: OnceLock<aws_sdk_secretsmanager::Client>,
+    /// DescribeSecret was refused (AccessDenied): references are fetched on every poll.
+    describe_refused: AtomicBool,
 }
 
 impl Source {
@@ -81,6 +80,8 @@ impl Source {
             concurrency: concurrency.max(1),
             batches: Coalescer::default(),
             paths: Coalescer::default(),
+            secrets: OnceLock::new(),
+            describe_refused: AtomicBool::new(false),
         })
     }
 
@@ -117,12 +118,18 @@ impl Source {
             .clone()
     }
 
-    /// [`Source::fetch`] for a process's first render (`render`, `exec`, the first fetch
-    /// of `render --watch`): its calls do not wait for the call budget, which protects the
-    /// account from repeated polls, not a pod's start.
+    /// [`Source::fetch`] for a process's first render (`render`, `exec`; the sidecar's
+    /// first poll takes [`Source::exempt_from_budget`] itself): its calls do not wait for
+    /// the call budget, which protects the account from repeated polls, not a pod's start.
     pub async fn fetch_first(&self, spec: &Spec) -> Result<Values, FetchFailure> {
-        let _exempt = self.caller.exempt_from_budget();
+        let _exempt = self.exempt_from_budget();
         self.fetch(spec).await
+    }
+
+    /// Calls wait for no budget until the guard is dropped: for a process's first fetch
+    /// (the sidecar's first poll), which only delays the start ([`super::budget`]).
+    pub fn exempt_from_budget(&self) -> Option<super::budget::Exempt<'_>> {
+        self.caller.exempt_from_budget()
     }
 
     /// Fetches everything the spec asks for. All or nothing: on any failure the errors of
@@ -134,91 +141,187 @@ impl Source {
             .iter()
             .map(Job::Path)
             .chain(batches.into_iter().map(Job::Batch));
+        let got = self.run_all(jobs).await;
+        let paths = spec.paths.iter().map(|p| {
+            got.paths
+                .get(&delta::path_key(p))
+                .cloned()
+                .unwrap_or(Ok(Vec::new()))
+        });
+        assemble(spec, &got.requests, paths.collect())
+    }
+
+    /// A watch poll: reads versions without decryption, fetches with decryption only what
+    /// changed or is new ([`delta`] decides), renders the rest from `held`, and keeps the
+    /// values for the next poll in `held`. All or nothing, like [`Source::fetch`]. A poll
+    /// where nothing changed decrypts nothing.
+    pub async fn poll(&self, spec: &Spec, held: &mut Held) -> Result<Values, FetchFailure> {
+        let requests = delta::requests(spec.params.iter().map(|p| &p.param));
+        let describe = !self.describe_refused.load(Ordering::Relaxed);
+        let checks = delta::checks(held, &requests, &spec.paths, describe);
+        self.poll_with(spec, held, &requests, checks, Observed::default())
+            .await
+    }
+
+    /// A poll after the version hub reported `changed`: only those keys are read (a
+    /// changed name fetched with decryption; a changed path listed without decryption,
+    /// then its changed names fetched); everything else is rendered from `held`.
+    pub async fn poll_changed(
+        &self,
+        spec: &Spec,
+        held: &mut Held,
+        changed: &Changed,
+    ) -> Result<Values, FetchFailure> {
+        let requests = delta::requests(spec.params.iter().map(|p| &p.param));
+        let (checks, assumed) = delta::changed_only(held, &requests, &spec.paths, changed);
+        self.poll_with(spec, held, &requests, checks, assumed).await
+    }
+
+    /// Reads the versions `checks` asks for (adding them to `observed`), fetches with
+    /// decryption what [`delta::plan`] says, and settles.
+    async fn poll_with(
+        &self,
+        spec: &Spec,
+        held: &mut Held,
+        requests: &[ParamRef],
+        checks: delta::Checks,
+        mut observed: Observed,
+    ) -> Result<Values, FetchFailure> {
+        let jobs = batch::plan(&checks.params)
+            .into_iter()
+            .map(Check::Params)
+            .chain(checks.secrets.iter().map(Check::Secret))
+            .chain(checks.paths.iter().map(Check::Path));
+        let read = self.observe(jobs).await;
+        observed.requests.extend(read.requests);
+        observed.paths.extend(read.paths);
+        let plan = delta::plan(held, requests, &spec.paths, &observed);
+        tracing::debug!(
+            requests = plan.fetch.len(),
+            paths = plan.paths.len(),
+            held = held.len(),
+            "fetching with decryption"
+        );
+        let jobs = plan
+            .paths
+            .iter()
+            .map(Job::Path)
+            .chain(batch::plan(&plan.fetch).into_iter().map(Job::Batch));
+        let got = self.run_all(jobs).await;
+        let settled = delta::settle(held, requests, &spec.paths, &observed, got);
+        assemble(spec, &settled.requests, settled.paths)
+    }
+
+    /// Runs decrypting fetches, `concurrency` at a time.
+    async fn run_all<'a>(&self, jobs: impl Iterator<Item = Job<'a>>) -> Got {
         let results: Vec<JobResult<'_>> = stream::iter(jobs)
             .map(|job| self.run(job))
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-
-        let mut values = Values::new();
-        let mut errors = Vec::new();
-        let mut by_request: HashMap<String, Result<Option<Fetched>, Cause>> = HashMap::new();
+        let mut got = Got::default();
         for result in results {
             match result {
-                JobResult::Path(p, Ok(found)) if found.is_empty() && !p.optional => {
-                    errors.push(FetchError {
-                        what: format!("path {}", p.path),
-                        cause: Cause::EmptyPath,
-                    });
+                JobResult::Path(p, found) => {
+                    got.paths.insert(delta::path_key(p), found);
                 }
-                JobResult::Path(p, Ok(found)) => {
-                    values.extend(found.into_iter().map(|f| Entry {
-                        key: SourceKey::Relative(
-                            f.name.strip_prefix(&p.path).unwrap_or(&f.name).to_owned(),
-                        ),
-                        name: f.name,
-                        version: Some(f.version),
-                        value: f.value,
-                    }));
-                }
-                JobResult::Path(p, Err(cause)) => errors.push(FetchError {
-                    what: format!("path {}", p.path),
-                    cause,
-                }),
-                JobResult::Batch(answers) => {
-                    by_request.extend(answers.into_iter().map(|(r, a)| (r.request(), a)));
+                JobResult::Batch(answers) => got
+                    .requests
+                    .extend(answers.into_iter().map(|(r, a)| (r.request(), a))),
+            }
+        }
+        got
+    }
+
+    /// Runs the version reads (no decryption), `concurrency` at a time.
+    async fn observe<'a>(&self, jobs: impl Iterator<Item = Check<'a>>) -> Observed {
+        let results: Vec<Observation> = stream::iter(jobs)
+            .map(|job| self.check(job))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut observed = Observed::default();
+        for result in results {
+            match result {
+                Observation::Requests(answers) => observed.requests.extend(answers),
+                Observation::Path(key, found) => {
+                    observed.paths.insert(key, found);
                 }
             }
         }
-        for p in &spec.params {
-            let what = || p.param.to_string();
-            let answer = by_request
-                .get(&p.param.request())
-                .cloned()
-                .unwrap_or(Ok(None));
-            let fetched = match answer {
-                Ok(Some(f)) => f,
-                Ok(None) if p.optional => continue,
-                Ok(None) => {
-                    errors.push(FetchError {
-                        what: what(),
-                        cause: Cause::NotFound,
-                    });
-                    continue;
+        observed
+    }
+
+    async fn check(&self, job: Check<'_>) -> Observation {
+        match job {
+            Check::Params(b) => Observation::Requests(
+                read_batch(&NoDecryption(self), b)
+                    .await
+                    .into_iter()
+                    .map(|(r, a)| (r.request(), a.map(|v| v.map(Version::Param))))
+                    .collect(),
+            ),
+            Check::Secret(r) => {
+                let answer = self.secret_version(r).await;
+                match answer {
+                    // Refused: fetched (decrypting) on every poll, as before.
+                    None => Observation::Requests(Vec::new()),
+                    Some(a) => Observation::Requests(vec![(
+                        r.request(),
+                        a.map(|v| v.map(Version::Secret)),
+                    )]),
                 }
-                Err(cause) => {
-                    errors.push(FetchError {
-                        what: what(),
-                        cause,
-                    });
-                    continue;
-                }
-            };
-            let value = match &p.param.field {
-                None => fetched.value,
-                Some(f) => match field::extract(&fetched.value, f) {
-                    Ok(v) => v,
-                    Err(cause) => {
-                        errors.push(FetchError {
-                            what: what(),
-                            cause,
-                        });
-                        continue;
-                    }
-                },
-            };
-            values.push(Entry {
-                key: SourceKey::Explicit(p.key.clone()),
-                name: what(),
-                version: Some(fetched.version),
-                value,
-            });
+            }
+            Check::Path(p) => Observation::Path(delta::path_key(p), self.path_versions(p).await),
         }
-        if errors.is_empty() {
-            Ok(values)
-        } else {
-            errors.sort_by(|a, b| a.what.cmp(&b.what));
-            Err(FetchFailure { errors })
+    }
+
+    /// DescribeSecret for a reference; `None` once it is refused (warned about once).
+    async fn secret_version(&self, r: &ParamRef) -> Option<Result<Option<String>, Cause>> {
+        let sm = self.secrets.get_or_init(|| {
+            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&self.config);
+            if let Some(region) = r.region() {
+                conf = conf.region(Region::new(region.to_owned()));
+            }
+            aws_sdk_secretsmanager::Client::from_conf(conf.build())
+        });
+        match versions::secret_version(&self.caller, sm, r).await {
+            Err(Cause::AccessDenied { code, message }) => {
+                if !self.describe_refused.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        code,
+                        message,
+                        "DescribeSecret refused: Secrets Manager references are fetched with \
+                         decryption on every poll; allow secretsmanager:DescribeSecret on the \
+                         referenced secrets (ssm-injector iam-policy prints it) so that polls \
+                         where nothing changed decrypt nothing"
+                    );
+                }
+                None
+            }
+            other => Some(other),
+        }
+    }
+
+    /// Every name under a path with its version (GetParametersByPath, no decryption).
+    async fn path_versions(&self, p: &PathRequest) -> Result<Vec<(String, i64)>, Cause> {
+        let client = self.client(None);
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let page =
+                get_parameters_by_path(&self.caller, &client, false, &p.path, p.recursive, token)
+                    .await?;
+            found.extend(
+                page.parameters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|p| Some((p.name?, p.version))),
+            );
+            token = page.next_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(found);
+            }
         }
     }
 
@@ -389,6 +492,128 @@ fn take(p: &mut Parameter) -> Option<Fetched> {
         version: p.version,
         value: Secret::new(p.value.take()?),
     })
+}
+
+/// The reads of [`read_batch`] without decryption, in the source's regions: versions
+/// only (a watch poll's version check).
+struct NoDecryption<'a>(&'a Source);
+
+impl ReadParameters for NoDecryption<'_> {
+    type Found = i64;
+
+    async fn read_many(
+        &self,
+        region: Option<&str>,
+        requests: &[ParamRef],
+    ) -> Result<Vec<Option<i64>>, Cause> {
+        let names: Vec<String> = requests.iter().map(ParamRef::request).collect();
+        let client = self.0.client(region);
+        let found = get_parameters(&self.0.caller, &client, false, requests, names).await?;
+        Ok(found.into_iter().map(|p| p.map(|p| p.version)).collect())
+    }
+
+    async fn read_one(&self, region: Option<&str>, r: &ParamRef) -> Result<Option<i64>, Cause> {
+        let found = get_parameter(&self.0.caller, &self.0.client(region), false, r).await?;
+        Ok(found.map(|p| p.version))
+    }
+}
+
+/// The values of `spec` from each request's answer and each path's (one per path of the
+/// spec, in order): all or nothing, every error named.
+fn assemble(
+    spec: &Spec,
+    by_request: &BTreeMap<String, Answer<Fetched>>,
+    paths: Vec<Result<Vec<Fetched>, Cause>>,
+) -> Result<Values, FetchFailure> {
+    let mut values = Values::new();
+    let mut errors = Vec::new();
+    for (p, result) in spec.paths.iter().zip(paths) {
+        match result {
+            Ok(found) if found.is_empty() && !p.optional => {
+                errors.push(FetchError {
+                    what: format!("path {}", p.path),
+                    cause: Cause::EmptyPath,
+                });
+            }
+            Ok(found) => {
+                values.extend(found.into_iter().map(|f| Entry {
+                    key: SourceKey::Relative(
+                        f.name.strip_prefix(&p.path).unwrap_or(&f.name).to_owned(),
+                    ),
+                    name: f.name,
+                    version: Some(f.version),
+                    value: f.value,
+                }));
+            }
+            Err(cause) => errors.push(FetchError {
+                what: format!("path {}", p.path),
+                cause,
+            }),
+        }
+    }
+    for p in &spec.params {
+        let what = || p.param.to_string();
+        let answer = by_request
+            .get(&p.param.request())
+            .cloned()
+            .unwrap_or(Ok(None));
+        let fetched = match answer {
+            Ok(Some(f)) => f,
+            Ok(None) if p.optional => continue,
+            Ok(None) => {
+                errors.push(FetchError {
+                    what: what(),
+                    cause: Cause::NotFound,
+                });
+                continue;
+            }
+            Err(cause) => {
+                errors.push(FetchError {
+                    what: what(),
+                    cause,
+                });
+                continue;
+            }
+        };
+        let value = match &p.param.field {
+            None => fetched.value,
+            Some(f) => match field::extract(&fetched.value, f) {
+                Ok(v) => v,
+                Err(cause) => {
+                    errors.push(FetchError {
+                        what: what(),
+                        cause,
+                    });
+                    continue;
+                }
+            },
+        };
+        values.push(Entry {
+            key: SourceKey::Explicit(p.key.clone()),
+            name: what(),
+            version: Some(fetched.version),
+            value,
+        });
+    }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        errors.sort_by(|a, b| a.what.cmp(&b.what));
+        Err(FetchFailure { errors })
+    }
+}
+
+/// A version read of a poll.
+enum Check<'a> {
+    Params(Batch),
+    Secret(&'a ParamRef),
+    Path(&'a PathRequest),
+}
+
+/// What a version read found.
+enum Observation {
+    Requests(Vec<(String, Answer<Version>)>),
+    Path(PathKey, Result<Vec<(String, i64)>, Cause>),
 }
 
 enum Job<'a> {

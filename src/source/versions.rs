@@ -148,34 +148,9 @@ impl VersionSource {
         out
     }
 
-    /// The version id a Secrets Manager reference resolves to: the one staged
-    /// `AWSCURRENT`, or the one a selector names (a staging label or a version id).
-    /// `Ok(None)`: no such secret or stage.
+    /// The version id a Secrets Manager reference resolves to ([`secret_version`]).
     pub async fn secret_version(&self, r: &ParamRef) -> Result<Option<String>, Cause> {
-        let Some(secret) = r.name.strip_prefix(SECRETS_MANAGER_PREFIX) else {
-            return Ok(None);
-        };
-        tracing::debug!(secret, "DescribeSecret");
-        let call = self.sm.describe_secret().secret_id(secret);
-        let result = self
-            .caller
-            .call(Operation::DescribeSecret, || call.send())
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(Cause::NotFound) => return Ok(None),
-            Err(c) => return Err(c),
-        };
-        let stages = out.version_ids_to_stages.unwrap_or_default();
-        Ok(match &r.selector {
-            None => staged(&stages, "AWSCURRENT"),
-            Some(Selector::Label(l)) if stages.contains_key(l) => Some(l.clone()),
-            Some(Selector::Label(l)) => staged(&stages, l),
-            Some(Selector::Version(v)) => {
-                let v = v.to_string();
-                stages.contains_key(&v).then_some(v)
-            }
-        })
+        secret_version(&self.caller, &self.sm, r).await
     }
 
     async fn call_describe(
@@ -266,6 +241,36 @@ impl ReadParameters for VersionSource {
         let found = get_parameter(&self.caller, &self.ssm, false, r).await?;
         Ok(found.map(|p| p.version))
     }
+}
+
+/// The version id a Secrets Manager reference resolves to (DescribeSecret, never the
+/// value): the one staged `AWSCURRENT`, or the one a selector names (a staging label or a
+/// version id). `Ok(None)`: no such secret or stage, or not a Secrets Manager reference.
+pub(crate) async fn secret_version(
+    caller: &Caller,
+    sm: &aws_sdk_secretsmanager::Client,
+    r: &ParamRef,
+) -> Result<Option<String>, Cause> {
+    let Some(secret) = r.name.strip_prefix(SECRETS_MANAGER_PREFIX) else {
+        return Ok(None);
+    };
+    tracing::debug!(secret, "DescribeSecret");
+    let call = sm.describe_secret().secret_id(secret);
+    let out = match caller.call(Operation::DescribeSecret, || call.send()).await {
+        Ok(out) => out,
+        Err(Cause::NotFound) => return Ok(None),
+        Err(c) => return Err(c),
+    };
+    let stages = out.version_ids_to_stages.unwrap_or_default();
+    Ok(match &r.selector {
+        None => staged(&stages, "AWSCURRENT"),
+        Some(Selector::Label(l)) if stages.contains_key(l) => Some(l.clone()),
+        Some(Selector::Label(l)) => staged(&stages, l),
+        Some(Selector::Version(v)) => {
+            let v = v.to_string();
+            stages.contains_key(&v).then_some(v)
+        }
+    })
 }
 
 /// A `ParameterStringFilter`; a build error (cannot happen with a key) becomes a cause.

@@ -55,11 +55,20 @@ impl Stop {
     }
 }
 
+/// What a fetch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every watched key's version (own poll, start, new spec, retry after a failure).
+    All,
+    /// Only the keys the hub reported changed since the last fetch.
+    HubChanged,
+}
+
 /// What the loop does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Fetch from AWS and write the files, then [`Machine::on_poll`].
-    Fetch,
+    Fetch(Scope),
     /// Start the reload actions in the background, then [`Machine::on_reload_done`] when
     /// they finish; the loop does not wait for them.
     Reload,
@@ -176,10 +185,21 @@ impl Machine {
             return Action::Reload;
         }
         if self.hub_fetch_at.is_some_and(|t| t <= now.at) {
-            return self.fetch();
+            // Only the hub's keys, unless an own poll is due anyway, or the last fetch
+            // failed (then everything is read again).
+            let own_due = match self.poll_at {
+                None => true,
+                Some(t) => t <= now.at && !self.hub_covering,
+            };
+            let scope = if own_due || self.backoff.failures() > 0 {
+                Scope::All
+            } else {
+                Scope::HubChanged
+            };
+            return self.fetch(scope);
         }
         let poll_at = match self.poll_at {
-            None => return self.fetch(),
+            None => return self.fetch(Scope::All),
             Some(t) if t > now.at => t,
             Some(_) if self.hub_covering && self.backoff.failures() == 0 => {
                 // The hub watches AWS for us: skip this poll, keep the slot.
@@ -187,7 +207,7 @@ impl Machine {
                 self.poll_at = Some(t);
                 t
             }
-            Some(_) => return self.fetch(),
+            Some(_) => return self.fetch(Scope::All),
         };
         // A reload due while one runs waits for its end, not for a time.
         let reload_at = self.reload_at.filter(|_| !self.reloading);
@@ -272,10 +292,10 @@ impl Machine {
         self.reloading = false;
     }
 
-    fn fetch(&mut self) -> Action {
+    fn fetch(&mut self, scope: Scope) -> Action {
         self.poll_at = None;
         self.hub_fetch_at = None;
-        Action::Fetch
+        Action::Fetch(scope)
     }
 
     /// The wait until the next regular poll: this instance's slot, with jitter.
@@ -355,7 +375,11 @@ mod tests {
 
         /// Checks that the machine fetches at `s`, and gives it the fetch's result.
         fn poll(&mut self, s: f64, result: Result<bool, &'static str>) -> Polled<&'static str> {
-            assert_eq!(self.next(s), Action::Fetch, "a fetch at {s} s");
+            let next = self.next(s);
+            assert!(
+                matches!(next, Action::Fetch(_)),
+                "a fetch at {s} s, not {next:?}"
+            );
             self.m.on_poll(result, self.t(s))
         }
 
@@ -369,7 +393,10 @@ mod tests {
     const UNCHANGED: Result<bool, &str> = Ok(false);
 
     fn changed_at_hub(spread: Duration) -> HubEvent {
-        HubEvent::Changed { keys: 1, spread }
+        HubEvent::Changed {
+            keys: vec!["name:/a".to_owned()],
+            spread,
+        }
     }
 
     #[test]
@@ -379,7 +406,7 @@ mod tests {
         // At 1,000 s the next grid point more than 6 s ahead is 1,035 s (15 s into minute 17).
         assert_eq!(w.next(0.0), w.wait_until(35.0));
         assert_eq!(w.next(20.0), w.wait_until(35.0));
-        assert_eq!(w.next(35.0), Action::Fetch);
+        assert_eq!(w.next(35.0), Action::Fetch(Scope::All));
         w.m.on_poll(UNCHANGED, w.t(35.5));
         assert_eq!(w.next(35.5), w.wait_until(95.0));
     }
@@ -454,6 +481,27 @@ mod tests {
     }
 
     #[test]
+    fn a_hub_change_reads_only_the_changed_keys_unless_everything_is_due() {
+        let mut w = Sim::new(timing(), false, 0.5);
+        w.hub(0.0, HubEvent::Covering(true));
+        // The first fetch reads everything, even after a hub change.
+        w.hub(0.0, changed_at_hub(Duration::ZERO));
+        assert_eq!(w.next(0.0), Action::Fetch(Scope::All));
+        w.m.on_poll(UNCHANGED, w.t(0.0));
+        w.hub(1.0, changed_at_hub(2 * S));
+        assert_eq!(w.next(2.0), Action::Fetch(Scope::HubChanged));
+        // After a failed fetch, everything again.
+        w.m.on_poll(FAILED, w.t(2.0));
+        w.hub(2.0, changed_at_hub(Duration::ZERO));
+        assert_eq!(w.next(2.0), Action::Fetch(Scope::All));
+        w.m.on_poll(UNCHANGED, w.t(2.0));
+        // Not covered and the own slot due at the hub's moment: everything.
+        w.hub(3.0, HubEvent::Covering(false));
+        w.hub(34.0, changed_at_hub(2 * S));
+        assert_eq!(w.next(36.0), Action::Fetch(Scope::All));
+    }
+
+    #[test]
     fn own_polls_are_skipped_while_the_hub_covers_and_resume_when_it_goes_away() {
         let mut w = Sim::new(timing(), false, 0.5);
         w.poll(0.0, UNCHANGED);
@@ -464,7 +512,7 @@ mod tests {
         // The hub goes away: the next slot is polled again.
         w.hub(100.0, HubEvent::Covering(false));
         assert_eq!(w.next(100.0), w.wait_until(155.0));
-        assert_eq!(w.next(155.0), Action::Fetch);
+        assert_eq!(w.next(155.0), Action::Fetch(Scope::All));
     }
 
     #[test]
@@ -473,7 +521,7 @@ mod tests {
         w.hub(0.0, HubEvent::Covering(true));
         w.poll(0.0, FAILED);
         assert_eq!(w.next(0.0), w.wait_until(1.0));
-        assert_eq!(w.next(1.0), Action::Fetch);
+        assert_eq!(w.next(1.0), Action::Fetch(Scope::All));
     }
 
     #[test]
@@ -493,14 +541,14 @@ mod tests {
         w.hub(0.0, HubEvent::Covering(true));
         w.poll(0.0, UNCHANGED);
         w.m.on_spec(SpecChange::Applied);
-        assert_eq!(w.next(10.0), Action::Fetch);
+        assert_eq!(w.next(10.0), Action::Fetch(Scope::All));
     }
 
     #[test]
     fn sigterm_during_a_fetch_stops_at_once_without_waiting_for_it() {
         let mut w = Sim::new(timing(), true, 0.5);
         w.poll(0.0, UNCHANGED);
-        assert_eq!(w.next(35.0), Action::Fetch);
+        assert_eq!(w.next(35.0), Action::Fetch(Scope::All));
         // The fetch hangs; the first signal wins, and the loop stops without its result.
         w.m.on_signal(Stop::Term);
         w.m.on_signal(Stop::Interrupt);
@@ -512,7 +560,7 @@ mod tests {
     fn a_fetch_that_wrote_before_the_signal_counts_and_starts_no_reload() {
         let mut w = Sim::new(timing(), true, 0.5);
         w.poll(0.0, UNCHANGED);
-        assert_eq!(w.next(35.0), Action::Fetch);
+        assert_eq!(w.next(35.0), Action::Fetch(Scope::All));
         // The signal was read after the write (writes are synchronous): the write counts,
         // the reload it would start does not run.
         w.m.on_signal(Stop::Term);
@@ -592,7 +640,7 @@ mod tests {
         w.poll(0.0, UNCHANGED);
         assert_eq!(w.next(35.0), w.wait_until(95.0));
         w.m.on_spec(SpecChange::Applied);
-        assert_eq!(w.next(40.0), Action::Fetch);
+        assert_eq!(w.next(40.0), Action::Fetch(Scope::All));
         w.m.on_hangup();
         w.m.on_hangup();
         w.m.on_poll(UNCHANGED, w.t(41.0));

@@ -11,16 +11,17 @@
 use super::admin::{self, Health};
 use super::config::WatchConfig;
 use super::hub_client::{self, HubEvent};
-use super::machine::{Action, Machine, Now, Polled, SpecChange, Stop, Timing};
+use super::machine::{Action, Machine, Now, Polled, Scope, SpecChange, Stop, Timing};
 use super::{reload, spec_watch};
 use crate::https::{ServeError, Server};
 use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
 use crate::source::Source;
+use crate::source::delta::Held;
 use crate::spec::Spec;
 use crate::values::Values;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -133,23 +134,31 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         hasher: RandomState::new(),
         previous: None,
         first: true,
+        held: Held::default(),
         hub_requests,
         metrics: metrics.clone(),
     };
 
     let has_spec_file = rebuild.is_some();
+    // The keys the hub reported changed since the last fetch (its wire form).
+    let mut hub_changed: BTreeSet<String> = BTreeSet::new();
     loop {
         match machine.next(now()) {
             Action::Stop(signal) => {
                 stop(stop_admin, hub_task, reloading, signal.name()).await;
                 return Ok(());
             }
-            Action::Fetch => {
+            Action::Fetch(scope) => {
                 let started = Instant::now();
+                let changed = std::mem::take(&mut hub_changed);
+                let changed = match scope {
+                    Scope::HubChanged => Some(changed),
+                    Scope::All => None,
+                };
                 // A stop signal drops the fetch: its AWS calls are cancelled, nothing is
                 // written. The write runs after it, with no await inside: never cut.
                 let fetched = tokio::select! {
-                    fetched = poller.fetch() => Some(fetched),
+                    fetched = poller.fetch(changed) => Some(fetched),
                     () = signals.until_stop(&mut machine, has_spec_file) => None,
                 };
                 match fetched {
@@ -182,8 +191,11 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 _ = tokio::time::sleep_until(until.into()) => {}
                 () = finished(&mut reloading) => machine.on_reload_done(),
                 Some(event) = hub_events.recv() => {
-                    let keys = match event {
-                        HubEvent::Changed { keys, .. } => keys,
+                    let keys = match &event {
+                        HubEvent::Changed { keys, .. } => {
+                            hub_changed.extend(keys.iter().cloned());
+                            keys.len()
+                        }
                         HubEvent::Covering(_) => 0,
                     };
                     if let Some(delay) = machine.on_hub(event, now()) {
@@ -356,18 +368,34 @@ struct Poller {
     previous: Option<BTreeMap<String, (Option<i64>, u64)>>,
     /// No fetch has run yet: the first one does not wait for the call budget.
     first: bool,
+    /// The values of the last poll, by version: a poll decrypts only what changed.
+    held: Held,
     hub_requests: tokio::sync::watch::Sender<Option<WatchRequest>>,
     metrics: Arc<Metrics>,
 }
 
 impl Poller {
-    /// Fetches the values (the AWS calls: cancellable, nothing is written here).
-    async fn fetch(&mut self) -> Result<Values, Failure> {
-        let fetched = match std::mem::take(&mut self.first) {
-            true => self.source.fetch_first(&self.spec).await,
-            false => self.source.fetch(&self.spec).await,
+    /// Fetches the values (the AWS calls: cancellable, nothing is written here): versions
+    /// without decryption, then only what changed with decryption. `hub_changed`: only
+    /// the keys the hub reported changed (wire form); a key that cannot be read back
+    /// means everything.
+    async fn fetch(&mut self, hub_changed: Option<BTreeSet<String>>) -> Result<Values, Failure> {
+        let changed = hub_changed.and_then(|keys| hub_client::changed_keys(&keys));
+        // The first fetch does not wait for the call budget (it only delays the start);
+        // the guard ends the exemption when the fetch ends or is cancelled.
+        let _exempt = std::mem::take(&mut self.first)
+            .then(|| self.source.exempt_from_budget())
+            .flatten();
+        let polled = match &changed {
+            Some(c) => {
+                self.source
+                    .poll_changed(&self.spec, &mut self.held, c)
+                    .await
+            }
+            None => self.source.poll(&self.spec, &mut self.held).await,
         };
-        match fetched {
+        self.metrics.held_locked(self.held.locked());
+        match polled {
             Ok(v) => {
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
@@ -461,6 +489,8 @@ impl Poller {
         self.spec = new_spec;
         self.outputs = new_outputs;
         self.previous = None;
+        // A new spec (maybe another region or account) starts with nothing held.
+        self.held = Held::default();
         SpecChange::Applied
     }
 }

@@ -52,6 +52,13 @@ Commands
                              arrival time (Unix seconds, before any delay) and the request
                              body as text (first 4 KiB), to tell callers apart by the names
                              they ask for.
+  {"cmd": "decrypts"}     -> {"calls": {"GetParameters": 2, ...}, "values": 3} what KMS would
+                             be asked: calls that decrypt (SSM reads with
+                             WithDecryption=true, Secrets Manager GetSecretValue; faulted
+                             ones included) and values decrypted (SecureStrings returned by
+                             those SSM reads, including Secrets Manager references, plus one
+                             per answered GetSecretValue). Each "requests" entry also has
+                             "decrypt": true/false.
   {"cmd": "reset_calls"}  zero the counters and forget the requests.
   {"cmd": "reset"}        wipe moto's state (all services), like POST /moto-api/reset.
   {"cmd": "ping"}, {"cmd": "info"}  liveness / the URLs and whether moto is running.
@@ -363,15 +370,21 @@ class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.calls: dict[str, int] = {}
+        self.decrypting: dict[str, int] = {}
+        self.decrypted = 0
         self.requests: list[dict] = []
         self.rules: list[Rule] = []
 
-    def on_request(self, op: str, body: bytes) -> tuple[float, Rule | None]:
-        """Count the call; return (delay seconds, fault rule or None)."""
+    def on_request(self, op: str, body: bytes) -> tuple[float, Rule | None, dict]:
+        """Count the call; return (delay seconds, fault rule or None, its request entry)."""
+        decrypt = _decrypts(op, body)
+        entry = {"op": op, "t": time.time(), "decrypt": decrypt, "decrypted": 0,
+                 "body": body[:4096].decode("utf-8", "replace")}
         with self.lock:
             self.calls[op] = self.calls.get(op, 0) + 1
-            self.requests.append({"op": op, "t": time.time(),
-                                  "body": body[:4096].decode("utf-8", "replace")})
+            if decrypt:
+                self.decrypting[op] = self.decrypting.get(op, 0) + 1
+            self.requests.append(entry)
             delay, fault = 0.0, None
             for r in self.rules:
                 if not r.fits(op, body):
@@ -386,7 +399,34 @@ class State:
                     r.applied += 1
                     fault = r
                     delay += r.delay_ms / 1000.0
-            return delay, fault
+            return delay, fault, entry
+
+
+_SSM_READS = ("GetParameter", "GetParameters", "GetParametersByPath")
+
+
+def _decrypts(op: str, body: bytes) -> bool:
+    """Whether a request asks for decrypted values (what KMS is asked for)."""
+    if op == "GetSecretValue":
+        return True
+    if op not in _SSM_READS:
+        return False
+    try:
+        return json.loads(body or b"{}").get("WithDecryption") is True
+    except (ValueError, AttributeError):
+        return False
+
+
+def _decrypted_values(op: str, data: bytes) -> int:
+    """SecureStrings (or secrets) in a decrypting call's successful answer."""
+    if op == "GetSecretValue":
+        return 1
+    try:
+        out = json.loads(data or b"{}")
+    except ValueError:
+        return 0
+    params = out.get("Parameters") or ([out["Parameter"]] if out.get("Parameter") else [])
+    return sum(1 for p in params if p.get("Type") == "SecureString")
 
 
 # ----------------------------------------------------------------------------------
@@ -459,7 +499,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n > 0 else b""
         op = _operation(self.headers, self.path, body)
-        delay, fault = self.state.on_request(op, body)
+        delay, fault, entry = self.state.on_request(op, body)
         if delay > 0:
             time.sleep(delay)
         if fault is not None:
@@ -477,6 +517,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
         except (OSError, http.client.HTTPException) as e:
             self._send_error(502, "BadGateway", f"moto at {self.moto.url} is not reachable: {e}")
             return
+        if status == 200 and _decrypts(op, body):
+            n = _decrypted_values(op, data)
+            with self.state.lock:
+                self.state.decrypted += n
+                entry["decrypted"] = n
         self.send_response_only(status, reason)
         for k, v in headers:
             if k.lower() not in _HOP:
@@ -628,9 +673,15 @@ class Emulator:
         if cmd == "requests":
             with self.state.lock:
                 return list(self.state.requests)
+        if cmd == "decrypts":
+            with self.state.lock:
+                return {"calls": dict(sorted(self.state.decrypting.items())),
+                        "values": self.state.decrypted}
         if cmd == "reset_calls":
             with self.state.lock:
                 self.state.calls.clear()
+                self.state.decrypting.clear()
+                self.state.decrypted = 0
                 self.state.requests.clear()
             return None
         if cmd == "reset":
@@ -642,8 +693,8 @@ class Emulator:
             return "pong"
         if cmd == "info":
             return {"moto": self.moto.url, "proxy": self.proxy.url, "moto_running": self.moto.running}
-        raise CommandError(f"unknown cmd {cmd!r} (aws, stop, start, faults, calls, requests, reset_calls, "
-                           "reset, ping, info)")
+        raise CommandError(f"unknown cmd {cmd!r} (aws, stop, start, faults, calls, decrypts, requests, "
+                           "reset_calls, reset, ping, info)")
 
     def cmd_aws(self, msg: dict):
         service, op, args = msg.get("service"), msg.get("op"), msg.get("args", {})

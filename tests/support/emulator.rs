@@ -170,6 +170,12 @@ pub struct Request {
     pub t: f64,
     /// The request body (first 4 KiB).
     pub body: String,
+    /// Whether it asked for decrypted values (WithDecryption=true, GetSecretValue).
+    #[serde(default)]
+    pub decrypt: bool,
+    /// Values it decrypted (SecureStrings answered).
+    #[serde(default)]
+    pub decrypted: u64,
 }
 
 impl Drop for Emulator {

@@ -25,8 +25,9 @@ pub enum HubEvent {
     /// Whether the hub currently tracks every watched key (then the loop skips its own
     /// polls); false while the hub is unreachable, refuses, or cannot track some keys.
     Covering(bool),
-    /// Something watched changed: fetch from AWS at a random point within `spread`.
-    Changed { keys: usize, spread: Duration },
+    /// Something watched changed: fetch those keys (the wire form of
+    /// [`crate::hub_protocol::Key`]) from AWS at a random point within `spread`.
+    Changed { keys: Vec<String>, spread: Duration },
 }
 
 /// What the client does next.
@@ -55,14 +56,14 @@ pub enum OnRequest {
 }
 
 /// An answer, for metrics, logs and the watch loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answered {
     /// The first answer after failures.
     pub recovered: bool,
     /// Keys the hub cannot track (the sidecar polls them itself).
     pub unavailable: usize,
     /// Keys whose token moved.
-    pub changed: usize,
+    pub changed: Vec<String>,
     /// Spread the re-fetch over this long.
     pub spread: Duration,
 }
@@ -75,7 +76,7 @@ impl Answered {
 
     /// The `hub_answer` metric label.
     pub fn label(&self) -> &'static str {
-        if self.changed == 0 {
+        if self.changed.is_empty() {
             "unchanged"
         } else {
             "changed"
@@ -85,9 +86,9 @@ impl Answered {
     /// What to tell the watch loop, in order.
     pub fn events(&self) -> Vec<HubEvent> {
         let mut events = vec![HubEvent::Covering(self.covering())];
-        if self.changed > 0 {
+        if !self.changed.is_empty() {
             events.push(HubEvent::Changed {
-                keys: self.changed,
+                keys: self.changed.clone(),
                 spread: self.spread,
             });
         }
@@ -193,7 +194,7 @@ impl Machine {
         let answered = Answered {
             recovered: std::mem::replace(&mut self.failing, false),
             unavailable: answer.unavailable.len(),
-            changed: answer.changed.len(),
+            changed: answer.changed,
             spread: Duration::from_millis(answer.spread_ms),
         };
         self.backoff.reset();
@@ -303,7 +304,7 @@ mod tests {
             Answered {
                 recovered: false,
                 unavailable: 0,
-                changed: 0,
+                changed: vec![],
                 spread: Duration::from_secs(2),
             }
         );
@@ -326,7 +327,7 @@ mod tests {
             vec![
                 HubEvent::Covering(true),
                 HubEvent::Changed {
-                    keys: 2,
+                    keys: vec!["name:/a".to_owned(), "name:/b".to_owned()],
                     spread: Duration::from_secs(2)
                 }
             ]

@@ -10,10 +10,11 @@ pub mod machine;
 
 use crate::https::client::{self as https_client, ClientError, Endpoint};
 use crate::hub_protocol::{self, Key, PathSpec, WatchRequest, WatchResponse};
+use crate::source::delta::Changed;
 use crate::spec::Spec;
 use crate::values::{SourceKey, Values};
 use machine::{Action, LONG_POLL, Machine, OnRequest};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -216,6 +217,23 @@ pub fn request_for(spec: &Spec, values: &Values) -> WatchRequest {
     }
 }
 
+/// The hub's changed keys (wire form) as the source takes them; `None` if one of them
+/// cannot be read (then the loop reads everything).
+pub fn changed_keys(keys: &BTreeSet<String>) -> Option<Changed> {
+    let mut changed = Changed::default();
+    for k in keys {
+        match Key::parse(k).ok()? {
+            Key::Name(r) => {
+                changed.requests.insert(r.request());
+            }
+            Key::Path { path, recursive } => {
+                changed.paths.insert((path, recursive));
+            }
+        }
+    }
+    Some(changed)
+}
+
 /// Long-polls the hub for as long as the loop runs: performs what [`Machine`] decides.
 /// `requests` carries the latest [`request_for`] (after every successful fetch); events go
 /// to the loop.
@@ -275,9 +293,9 @@ pub async fn run(
                             );
                         }
                         metrics.hub_up(a.covering());
-                        if a.changed > 0 {
+                        if !a.changed.is_empty() {
                             tracing::info!(
-                                keys = a.changed,
+                                keys = a.changed.len(),
                                 spread_ms = a.spread.as_millis() as u64,
                                 "hub: watched parameters changed"
                             );
