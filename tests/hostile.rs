@@ -235,7 +235,19 @@ async fn slow_bodies_hold_no_memory_and_are_closed_at_the_deadline_while_reviews
     let ca = Ca::new("hostile test CA");
     let timeout = format!("--request-timeout={}s", DEADLINE.as_secs());
     let w = webhook(&ca, &[&timeout]);
-    let before = (0..5).map(|_| timed_review(&w)).max().unwrap_or_default();
+    // Reviews from several connections at once first, so every worker thread of the
+    // webhook has served one (and made its allocator arena) before the idle figure: the
+    // growth measured below is then what the slow connections hold.
+    let before = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..5).map(|_| timed_review(&w)).max().unwrap_or_default()))
+            .collect();
+        workers
+            .into_iter()
+            .map(|t| t.join().expect("a warm-up review"))
+            .max()
+            .unwrap_or_default()
+    });
     let idle = rss(w.pid());
     let (slow, peak, during) = under_attack(
         &w.addr,
