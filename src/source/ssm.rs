@@ -305,18 +305,30 @@ impl Source {
 
     /// Every name under a path with its version (GetParametersByPath, no decryption).
     async fn path_versions(&self, p: &PathRequest) -> Result<Vec<(String, i64)>, Cause> {
+        self.read_path(p, false, |p| Some((p.name.take()?, p.version)))
+            .await
+    }
+
+    /// Every page of GetParametersByPath for `p`, each returned parameter turned into a
+    /// `T` by `pick` (the values taken out with decryption, or names and versions without).
+    async fn read_path<T>(
+        &self,
+        p: &PathRequest,
+        decrypt: bool,
+        mut pick: impl FnMut(&mut Parameter) -> Option<T>,
+    ) -> Result<Vec<T>, Cause> {
         let client = self.client(None);
         let mut found = Vec::new();
         let mut token = None;
         loop {
             let page =
-                get_parameters_by_path(&self.caller, &client, false, &p.path, p.recursive, token)
+                get_parameters_by_path(&self.caller, &client, decrypt, &p.path, p.recursive, token)
                     .await?;
             found.extend(
                 page.parameters
                     .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|p| Some((p.name?, p.version))),
+                    .iter_mut()
+                    .filter_map(&mut pick),
             );
             token = page.next_token.filter(|t| !t.is_empty());
             if token.is_none() {
@@ -344,24 +356,7 @@ impl Source {
     }
 
     async fn call_get_path(&self, p: &PathRequest) -> Result<Vec<Fetched>, Cause> {
-        let client = self.client(None);
-        let mut found = Vec::new();
-        let mut token = None;
-        loop {
-            let page =
-                get_parameters_by_path(&self.caller, &client, true, &p.path, p.recursive, token)
-                    .await?;
-            found.extend(
-                page.parameters
-                    .unwrap_or_default()
-                    .iter_mut()
-                    .filter_map(take),
-            );
-            token = page.next_token.filter(|t| !t.is_empty());
-            if token.is_none() {
-                return Ok(found);
-            }
-        }
+        self.read_path(p, true, take).await
     }
 }
 
