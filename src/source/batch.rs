@@ -26,10 +26,9 @@ pub fn match_key(name: &str) -> &str {
     name.strip_prefix(SECRETS_MANAGER_PREFIX).unwrap_or(name)
 }
 
-/// Removes duplicates (the same request with different `#field`s is one request) and
-/// packs the rest into calls of at most 10, grouped by region, such that no call holds
-/// two requests with the same match key. Order is stable: first come, first packed.
-pub fn plan<'a>(refs: impl IntoIterator<Item = &'a ParamRef>) -> Vec<Batch> {
+/// The distinct requests of `refs` (`#field`s of one request are one request, the field
+/// dropped), in first-come order.
+pub fn distinct_requests<'a>(refs: impl IntoIterator<Item = &'a ParamRef>) -> Vec<ParamRef> {
     let mut unique: Vec<ParamRef> = Vec::new();
     for r in refs {
         let req = ParamRef {
@@ -40,6 +39,14 @@ pub fn plan<'a>(refs: impl IntoIterator<Item = &'a ParamRef>) -> Vec<Batch> {
             unique.push(req);
         }
     }
+    unique
+}
+
+/// Removes duplicates (the same request with different `#field`s is one request) and
+/// packs the rest into calls of at most 10, grouped by region, such that no call holds
+/// two requests with the same match key. Order is stable: first come, first packed.
+pub fn plan<'a>(refs: impl IntoIterator<Item = &'a ParamRef>) -> Vec<Batch> {
+    let unique = distinct_requests(refs);
     let mut by_region: BTreeMap<Option<String>, Vec<Batch>> = BTreeMap::new();
     for req in unique {
         let region = req.region().map(str::to_owned);

@@ -159,17 +159,7 @@ impl Held {
 /// The distinct requests of a spec's named parameters (`#field`s of one request are one
 /// request), in spec order.
 pub fn requests<'a>(params: impl IntoIterator<Item = &'a ParamRef>) -> Vec<ParamRef> {
-    let mut out: Vec<ParamRef> = Vec::new();
-    for p in params {
-        let r = ParamRef {
-            field: None,
-            ..p.clone()
-        };
-        if !out.contains(&r) {
-            out.push(r);
-        }
-    }
-    out
+    super::batch::distinct_requests(params)
 }
 
 /// The reads without decryption a poll starts with.
