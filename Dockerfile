@@ -8,7 +8,10 @@
 # `files` and `dns` NSS backends built in, so name resolution works without libnss_*.so,
 # /etc/nsswitch.conf or a shell. It is not position-independent
 # (-C relocation-model=static): no relocations to apply at start, so fewer pages of the
-# binary are touched and dirtied (idle RSS) and the file is smaller. HTTPS to AWS uses rustls with the system roots
+# binary are touched and dirtied (idle RSS) and the file is smaller. The linker (rustc's
+# LLD) places first the functions listed in src/hot-functions.txt, every function an idle
+# sidecar runs, then those start-up runs (bench/hot_functions.py writes the list), so the
+# pages an idle sidecar keeps after start-up (src/trim.rs) are few. HTTPS to AWS uses rustls with the system roots
 # (rustls-native-certs), so the final stage carries Debian's CA bundle and points
 # SSL_CERT_FILE at it. scripts/check-packaging builds the binary exactly as below,
 # assembles this final stage's file system and runs it with chroot against moto.
@@ -19,13 +22,13 @@ FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # Dependencies first, so code changes do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs src/hot-functions.txt \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--symbol-ordering-file=src/hot-functions.txt -C link-arg=-Wl,--no-warn-symbol-ordering" \
        cargo build --release --locked --target x86_64-unknown-linux-gnu \
     && rm -rf src
 COPY src ./src
 RUN touch src/main.rs src/lib.rs \
-    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+    && RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--symbol-ordering-file=src/hot-functions.txt -C link-arg=-Wl,--no-warn-symbol-ordering" \
        cargo build --release --locked --target x86_64-unknown-linux-gnu \
     && cp target/x86_64-unknown-linux-gnu/release/ssm-injector /ssm-injector \
     && /ssm-injector --version

@@ -32,6 +32,20 @@ def require_binary(who: str) -> None:
         raise SystemExit(f"{who}: no binary at {BIN} (cargo build --release)")
 
 
+def evict_from_page_cache(path: str) -> None:
+    """Drop `path`'s clean pages from the page cache (nothing maps it yet), so the process
+    about to start reads it from disk as on a node that has not cached it: the kernel then
+    reads it in small folios and maps 64 KiB around each page touched. A file just written
+    (a build, `cp`, an image pull) can sit in large folios, which Linux 6.18 maps whole:
+    up to the binary's whole size in RssFile, whatever the code touches."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def aws_env(endpoint: str) -> dict[str, str]:
     """The whole environment of an ssm-injector process that reads AWS at `endpoint`
     (RUST_LOG is passed on, for debugging)."""

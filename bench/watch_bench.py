@@ -3,7 +3,9 @@
 
   * idle RSS (VmRSS, peak VmHWM) with --n parameters after --idle-seconds of idle polls,
     and what it is: anonymous vs file-backed (RssAnon / RssFile of /proc/PID/status,
-    Pss_Anon / Pss_File of /proc/PID/smaps_rollup);
+    Pss_Anon / Pss_File of /proc/PID/smaps_rollup). The binary is evicted from the page
+    cache first (common.evict_from_page_cache: read from disk, as on a node that has not
+    cached it), unless --keep-page-cache;
   * CPU time per idle poll: utime + stime from /proc/PID/stat over the idle window,
     divided by the polls made in it. Nothing talks to the sidecar during the window:
     /metrics is read once before and once after it (the polls are the difference), so
@@ -29,8 +31,8 @@ import tempfile
 import time
 import urllib.request
 
-from common import (BIN, Emulator, aws_env, cpu_seconds, free_port, proc_status,
-                    require_binary, wait_for)
+from common import (BIN, Emulator, aws_env, cpu_seconds, evict_from_page_cache, free_port,
+                    proc_status, require_binary, wait_for)
 
 
 def metric(port: int, name: str) -> float:
@@ -46,6 +48,8 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0,
                     help="the idle window: no rotation, no /metrics read (default 30)")
     ap.add_argument("--rotations", type=int, default=100)
+    ap.add_argument("--keep-page-cache", action="store_true",
+                    help="start the binary from the page cache as it is (default: evict it first)")
     args = ap.parse_args()
     require_binary("watch_bench")
     emu = Emulator("watch_bench")
@@ -59,6 +63,8 @@ def main() -> int:
                     Type="SecureString" if i % 2 else "String")
         env = aws_env(emu.proxy)
         names = [a for i in range(args.n) for a in ("--param", f"P{i:03d}=/wb/app/p{i:03d}")]
+        if not args.keep_page_cache:
+            evict_from_page_cache(BIN)
         child = subprocess.Popen([BIN, "render", "--watch", "--interval", args.interval,
                                   "--listen", f"127.0.0.1:{port}", "--output", out, *names],
                                  env=env, stderr=subprocess.DEVNULL)

@@ -2,7 +2,7 @@
 //!
 //! Pure logic (`spec`, `format`, `source::batch`) is kept apart from I/O (`source::ssm`,
 //! `writer`); `app` glues them together per subcommand; `exit` is the table of exit codes.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod backoff;
@@ -27,6 +27,7 @@ pub mod reload_action;
 pub mod secret;
 pub mod source;
 pub mod spec;
+pub mod trim;
 pub mod values;
 pub mod watch;
 pub mod webhook;

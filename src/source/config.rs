@@ -8,6 +8,7 @@
 //! request, not when a client is built: a render against an `http://` endpoint never
 //! reads them, and an unreadable bundle fails the first HTTPS call, with its cause.
 
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig, timeout::TimeoutConfig};
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::{
@@ -51,6 +52,10 @@ pub async fn sdk_config(loader: aws_config::ConfigLoader) -> Result<SdkConfig, A
                 .operation_timeout(Duration::from_secs(60))
                 .build(),
         )
+        // The attempt timeout above bounds every response, body included (answers are a
+        // few KiB of JSON); the SDK's throughput monitor for long streams would only add
+        // timers and wrappers to every call (CPU of every poll).
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .load()
         .await;
     if config.region().is_none() {

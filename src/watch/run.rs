@@ -142,6 +142,8 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     let has_spec_file = rebuild.is_some();
     // The keys the hub reported changed since the last fetch (its wire form).
     let mut hub_changed: BTreeSet<String> = BTreeSet::new();
+    // Start-up's pages of the binary are given back after the first good poll, once.
+    let mut trimmed = false;
     loop {
         match machine.next(now()) {
             Action::Stop(signal) => {
@@ -165,7 +167,17 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                     Some(fetched) => {
                         let result = fetched.and_then(|values| poller.write(&values));
                         let polled = machine.on_poll(result, now());
+                        let succeeded = matches!(polled, Polled::Succeeded { .. });
                         report(polled, started, &metrics, &health);
+                        if succeeded && !std::mem::replace(&mut trimmed, true) {
+                            let released = crate::trim::release_startup_pages();
+                            tracing::debug!(
+                                bytes = released.bytes,
+                                mappings = released.mappings,
+                                failures = released.failures,
+                                "start-up pages of the binary given back"
+                            );
+                        }
                     }
                     None => tracing::info!("the fetch in progress was cancelled; nothing written"),
                 }
