@@ -25,10 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::prelude::BASE64_STANDARD;
 use k8s_openapi::api::core::v1::Pod;
-use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::{DynamicObject, TypeMeta};
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -153,11 +154,28 @@ pub fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), 
 /// request with the pod decoded once, from the bytes (no JSON tree in between). `None` for
 /// anything else.
 fn fast(body: &[u8]) -> Option<AdmissionRequest<Pod>> {
-    let review: AdmissionReview<Pod> = serde_json::from_slice(body).ok()?;
-    if review.types.api_version != REVIEW_API_VERSION || review.types.kind != REVIEW_KIND {
+    /// kube-core's `AdmissionReview` without its `#[serde(flatten)]` of the type fields,
+    /// which makes serde buffer the whole review (the pod included) before decoding it.
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(rename = "apiVersion", borrow)]
+        api_version: Cow<'a, str>,
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        request: Option<AdmissionRequest<Pod>>,
+        #[serde(default, rename = "response")]
+        _response: Option<AdmissionResponse>,
+    }
+    let review: Review = serde_json::from_slice(body).ok()?;
+    if review.api_version != REVIEW_API_VERSION || review.kind != REVIEW_KIND {
         return None;
     }
-    review.try_into().ok()
+    let mut request = review.request?;
+    request.types = TypeMeta {
+        api_version: REVIEW_API_VERSION.to_owned(),
+        kind: REVIEW_KIND.to_owned(),
+    };
+    Some(request)
 }
 
 /// [`answer`] for any body: parsed as JSON first, so that a review that cannot be read
