@@ -221,17 +221,26 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
     // webhook gave only to the containers that existed when it ran.
     let inherited = identity::inherited(spec, chosen);
 
-    let base_args = render_args(req, &ids, region);
+    let mut base_args = render_args(req, &ids, region);
+    // Room for the sidecar's own flags, so the args are allocated once.
+    let capacity = base_args.len() + 14;
     let mut injected_init = Vec::new();
     if req.mode.has_init() {
-        let mut args = vec!["render".to_owned()];
-        args.extend(base_args.iter().cloned());
+        let mut args = Vec::with_capacity(capacity);
+        args.push("render".to_owned());
+        // The last container to use the flags takes them; only a sidecar after this copies.
+        if admin.is_some() {
+            args.extend(base_args.iter().cloned());
+        } else {
+            args.append(&mut base_args);
+        }
         injected_init.push(container(INIT_CONTAINER, args, &mounts, req, config, &ids));
     }
     let mut sidecar = None;
     if let Some((admin_port, port_name)) = admin {
-        let mut args = vec!["render".to_owned(), "--watch".to_owned()];
-        args.extend(base_args.iter().cloned());
+        let mut args = Vec::with_capacity(capacity);
+        args.extend(["render".to_owned(), "--watch".to_owned()]);
+        args.extend(base_args);
         args.extend([
             "--interval".to_owned(),
             humantime::format_duration(interval).to_string(),
@@ -548,7 +557,7 @@ fn env_entries(req: &Request) -> Vec<EnvVar> {
 
 /// The flags shared by the init container and the sidecar (after `render [--watch]`).
 fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<String> {
-    let mut args = Vec::new();
+    let mut args = Vec::with_capacity(2 * (req.paths.len() + req.params.len()) + 14);
     for p in &req.paths {
         args.extend(["--path".to_owned(), p.clone()]);
     }
