@@ -276,6 +276,7 @@ fuzz_target!(|input: Input| {
         Decision::Deny(denial) => assert!(!denial.message.is_empty(), "a denial without message"),
         Decision::Patch { patch, .. } => {
             let mut value = serde_json::to_value(&pod).expect("a Pod serializes");
+            let patch = patch.to_json_patch().expect("the patch serializes");
             json_patch::patch(&mut value, &patch)
                 .unwrap_or_else(|e| panic!("the patch does not apply: {e}\n{patch:?}"));
             let injected: Pod = serde_json::from_value(value)

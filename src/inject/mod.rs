@@ -3,12 +3,14 @@
 //!
 //! Steps, as in vault-k8s: should we inject ([`Decision::Skip`] otherwise), validate the
 //! annotations ([`validate`]), check the namespace policy ([`policy`]), then patch
-//! ([`patch`]) a clone of the pod and diff it against the original.
+//! ([`patch`]): what the injection adds, as a JSONPatch built from those additions
+//! ([`jsonpatch`]), without a copy of the pod or a diff of two JSON trees.
 
 pub mod access;
 pub mod annotations;
 pub mod config;
 pub mod identity;
+pub mod jsonpatch;
 pub mod patch;
 pub mod policy;
 pub mod port;
@@ -19,6 +21,7 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
+pub use jsonpatch::Patch;
 use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -118,10 +121,7 @@ pub enum Decision {
     Skip(&'static str),
     /// Admit with this JSONPatch; the warnings go back to the client (`kubectl` prints
     /// them as `Warning: ...`).
-    Patch {
-        patch: json_patch::Patch,
-        warnings: Vec<String>,
-    },
+    Patch { patch: Patch, warnings: Vec<String> },
     /// Refuse the pod.
     Deny(Denial),
 }
@@ -202,21 +202,12 @@ fn decide(pod: &Pod, namespace: &str, config: &InjectConfig) -> Decision {
     if let Err(d) = policy::check(&req, namespace, &config.namespace_prefixes) {
         return Decision::Deny(d);
     }
-    let mut mutated = pod.clone();
-    let warnings = match patch::apply(&mut mutated, &req, config) {
-        Ok(w) => w,
-        Err(d) => return Decision::Deny(d),
-    };
-    match (serde_json::to_value(pod), serde_json::to_value(&mutated)) {
-        (Ok(before), Ok(after)) => Decision::Patch {
-            patch: json_patch::diff(&before, &after),
-            warnings,
+    match patch::plan(pod, &req, config) {
+        Ok(mut changes) => Decision::Patch {
+            warnings: std::mem::take(&mut changes.warnings),
+            patch: changes.into_patch(pod),
         },
-        _ => Decision::Deny(Denial {
-            annotation: None,
-            message: "the pod could not be serialized for patching; this is a bug in ssm-injector"
-                .to_owned(),
-        }),
+        Err(d) => Decision::Deny(d),
     }
 }
 

@@ -1,8 +1,9 @@
-//! A checked [`Request`] + the pod → the mutated pod (the caller diffs it into a JSONPatch).
+//! A checked [`Request`] + the pod → what the injection adds ([`Changes`]) → the JSONPatch.
 
 use super::access::{self, FileAccess};
 use super::annotations as a;
 use super::identity;
+use super::jsonpatch::{Item, Patch, pointer_token};
 use super::port;
 use super::validate::Request;
 use super::{Denial, InjectConfig};
@@ -36,12 +37,52 @@ fn deny(annotation: Option<&str>, message: String) -> Denial {
     }
 }
 
-/// Mutates `pod` in place and returns the admission warnings. Fails (without a useful
-/// partial result) when the pod cannot take the injection: names already used, a
+/// What the injection adds to a pod, decided by [`plan`]; [`Changes::into_patch`] turns it
+/// into the JSONPatch against that pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changes {
+    /// The admission warnings.
+    pub warnings: Vec<String>,
+    /// `spec.shareProcessNamespace` becomes `true` (a reload process).
+    share_process_namespace: bool,
+    /// What every chosen app and init container gets.
+    addition: Addition,
+    /// Indices of the chosen containers in `spec.containers`.
+    chosen_containers: Vec<usize>,
+    /// Indices of the chosen init containers in `spec.initContainers`.
+    chosen_inits: Vec<usize>,
+    /// Placed before the pod's own init containers, in this order.
+    injected_init: Vec<Container>,
+    /// Appended to `spec.containers` (the classic sidecar).
+    sidecar: Option<Container>,
+    /// Appended to `spec.volumes`.
+    volumes: Vec<Volume>,
+    /// Set in `metadata.annotations`.
+    annotations: [(&'static str, String); 2],
+}
+
+/// What a chosen container of the pod gets.
+#[derive(Debug, Clone, PartialEq)]
+enum Addition {
+    /// `fileKeyRef` entries appended to its `env` ([`a::ENV`]).
+    Env(Vec<EnvVar>),
+    /// The read-only mount of the injector's volume, appended to its `volumeMounts`.
+    Mount(VolumeMount),
+}
+
+/// Decides what the injection adds to `pod`, with the admission warnings. Fails (without a
+/// useful partial result) when the pod cannot take the injection: names already used, a
 /// container listed that does not exist, a mount path already taken, a template outside
 /// every mounted volume, an admin port a container uses.
-pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<String>, Denial> {
-    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, Denial> {
+    let no_spec;
+    let spec = match &pod.spec {
+        Some(spec) => spec,
+        None => {
+            no_spec = PodSpec::default();
+            &no_spec
+        }
+    };
 
     // Names the injector is about to add must be free.
     if let Some(taken) = spec
@@ -180,17 +221,26 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
     // webhook gave only to the containers that existed when it ran.
     let inherited = identity::inherited(spec, chosen);
 
-    let base_args = render_args(req, &ids, region);
+    let mut base_args = render_args(req, &ids, region);
+    // Room for the sidecar's own flags, so the args are allocated once.
+    let capacity = base_args.len() + 14;
     let mut injected_init = Vec::new();
     if req.mode.has_init() {
-        let mut args = vec!["render".to_owned()];
-        args.extend(base_args.iter().cloned());
+        let mut args = Vec::with_capacity(capacity);
+        args.push("render".to_owned());
+        // The last container to use the flags takes them; only a sidecar after this copies.
+        if admin.is_some() {
+            args.extend(base_args.iter().cloned());
+        } else {
+            args.append(&mut base_args);
+        }
         injected_init.push(container(INIT_CONTAINER, args, &mounts, req, config, &ids));
     }
     let mut sidecar = None;
     if let Some((admin_port, port_name)) = admin {
-        let mut args = vec!["render".to_owned(), "--watch".to_owned()];
-        args.extend(base_args.iter().cloned());
+        let mut args = Vec::with_capacity(capacity);
+        args.extend(["render".to_owned(), "--watch".to_owned()]);
+        args.extend(base_args);
         args.extend([
             "--interval".to_owned(),
             humantime::format_duration(interval).to_string(),
@@ -202,7 +252,6 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
                 args.extend(["--reload-signal".to_owned(), s.clone()]);
             }
             args.extend(["--reload-process".to_owned(), p.clone()]);
-            spec.share_process_namespace = Some(true);
         }
         if let Some(hub) = &config.hub {
             args.extend([
@@ -255,54 +304,39 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
 
     // Read-only mounts (or, with env, the env entries) in the chosen app and init
     // containers (before ours are added).
-    let ro = VolumeMount {
-        name: VOLUME.to_owned(),
-        mount_path: req.mount_path.clone(),
-        read_only: Some(true),
-        ..Default::default()
+    let addition = if req.env {
+        Addition::Env(env_entries(req))
+    } else {
+        Addition::Mount(VolumeMount {
+            name: VOLUME.to_owned(),
+            mount_path: req.mount_path.clone(),
+            read_only: Some(true),
+            ..Default::default()
+        })
     };
-    let env_entries = env_entries(req);
-    for c in spec
-        .containers
-        .iter_mut()
-        .chain(spec.init_containers.iter_mut().flatten())
-    {
-        if !chosen(c) {
-            continue;
-        }
-        if req.env {
-            c.env
-                .get_or_insert_with(Vec::new)
-                .extend(env_entries.iter().cloned());
-        } else {
-            c.volume_mounts
-                .get_or_insert_with(Vec::new)
-                .push(ro.clone());
-        }
-    }
+    let indices = |list: &[Container]| -> Vec<usize> {
+        (list.iter().enumerate())
+            .filter(|(_, c)| chosen(c))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let chosen_containers = indices(&spec.containers);
+    let chosen_inits = indices(spec.init_containers.as_deref().unwrap_or_default());
 
     for c in injected_init.iter_mut().chain(sidecar.iter_mut()) {
         identity::give(c, &inherited);
     }
-    let inits = spec.init_containers.get_or_insert_with(Vec::new);
-    inits.splice(0..0, injected_init);
-    if inits.is_empty() {
-        spec.init_containers = None;
-    }
-    if let Some(c) = sidecar {
-        spec.containers.push(c);
-    }
-    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+    let mut volumes = vec![Volume {
         name: VOLUME.to_owned(),
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".to_owned()),
             size_limit: Some(Quantity("1Mi".to_owned())),
         }),
         ..Default::default()
-    });
+    }];
     if let Some(hub) = config.hub.as_ref().filter(|_| req.mode.has_sidecar()) {
         // A short-lived token for the hub only (its own audience), rotated by the kubelet.
-        spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        volumes.push(Volume {
             name: HUB_TOKEN_VOLUME.to_owned(),
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
@@ -318,10 +352,185 @@ pub fn apply(pod: &mut Pod, req: &Request, config: &InjectConfig) -> Result<Vec<
             ..Default::default()
         });
     }
-    let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.insert(a::STATUS.to_owned(), a::STATUS_INJECTED.to_owned());
-    annotations.insert(a::FILE_ACCESS.to_owned(), ids.summary);
-    Ok(ids.warnings)
+    Ok(Changes {
+        warnings: ids.warnings,
+        share_process_namespace: req.mode.has_sidecar() && req.reload_process.is_some(),
+        addition,
+        chosen_containers,
+        chosen_inits,
+        injected_init,
+        sidecar,
+        volumes,
+        annotations: [
+            (a::STATUS, a::STATUS_INJECTED.to_owned()),
+            (a::FILE_ACCESS, ids.summary),
+        ],
+    })
+}
+
+impl Changes {
+    /// The JSONPatch that makes `pod` (the pod [`plan`] saw) the injected pod, built from the
+    /// changes: appends with `-`, a missing (or empty) array or map added whole, the injected
+    /// init containers inserted at the front after the pod's own were given their mounts (so
+    /// their indices hold), annotation keys escaped as JSON pointer tokens.
+    pub fn into_patch(self, pod: &Pod) -> Patch {
+        let mut patch = Patch::default();
+        let no_spec = PodSpec::default();
+        let spec = match &pod.spec {
+            Some(spec) => spec,
+            None => {
+                patch.add("/spec", Item::Spec(Box::default()));
+                &no_spec
+            }
+        };
+        if self.share_process_namespace {
+            patch.add("/spec/shareProcessNamespace", Item::Bool(true));
+        }
+        let groups = [
+            (
+                "containers",
+                spec.containers.as_slice(),
+                &self.chosen_containers,
+            ),
+            (
+                "initContainers",
+                spec.init_containers.as_deref().unwrap_or_default(),
+                &self.chosen_inits,
+            ),
+        ];
+        for (group, list, chosen) in groups {
+            for &i in chosen {
+                let Some(c) = list.get(i) else { continue };
+                match &self.addition {
+                    Addition::Env(entries) => append(
+                        &mut patch,
+                        format!("/spec/{group}/{i}/env"),
+                        c.env.as_ref(),
+                        entries.iter().cloned(),
+                        Item::Env,
+                        |e| Item::EnvVar(Box::new(e)),
+                    ),
+                    Addition::Mount(m) => append(
+                        &mut patch,
+                        format!("/spec/{group}/{i}/volumeMounts"),
+                        c.volume_mounts.as_ref(),
+                        [m.clone()],
+                        Item::Mounts,
+                        Item::Mount,
+                    ),
+                }
+            }
+        }
+        let own_inits = spec.init_containers.as_deref().unwrap_or_default();
+        if !own_inits.is_empty() {
+            for (j, c) in self.injected_init.into_iter().enumerate() {
+                patch.add(
+                    format!("/spec/initContainers/{j}"),
+                    Item::Container(Box::new(c)),
+                );
+            }
+        } else if !self.injected_init.is_empty() {
+            patch.add("/spec/initContainers", Item::Containers(self.injected_init));
+        } else if spec.init_containers.is_some() {
+            // An empty list the pod had: the injected pod has none (as it is written).
+            patch.remove("/spec/initContainers");
+        }
+        if let Some(c) = self.sidecar {
+            patch.add("/spec/containers/-", Item::Container(Box::new(c)));
+        }
+        append(
+            &mut patch,
+            "/spec/volumes".to_owned(),
+            spec.volumes.as_ref(),
+            self.volumes,
+            Item::Volumes,
+            |v| Item::Volume(Box::new(v)),
+        );
+        match pod.metadata.annotations.as_ref().filter(|m| !m.is_empty()) {
+            None => patch.add(
+                "/metadata/annotations",
+                Item::Annotations(
+                    (self.annotations.into_iter())
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                ),
+            ),
+            Some(have) => {
+                for (key, value) in self.annotations {
+                    let path = format!("/metadata/annotations/{}", pointer_token(key));
+                    match have.get(key) {
+                        Some(old) if *old == value => {}
+                        Some(_) => patch.replace(path, Item::Text(value)),
+                        None => patch.add(path, Item::Text(value)),
+                    }
+                }
+            }
+        }
+        patch
+    }
+
+    /// The injected pod as a typed value: what [`Changes::into_patch`] must produce when
+    /// applied to `pod` (the property tests' oracle, diffed by `json_patch::diff`).
+    #[cfg(test)]
+    pub fn apply_to(self, pod: &mut Pod) {
+        let spec = pod.spec.get_or_insert_with(PodSpec::default);
+        if self.share_process_namespace {
+            spec.share_process_namespace = Some(true);
+        }
+        for (list, chosen) in [
+            (&mut spec.containers, &self.chosen_containers),
+            (
+                spec.init_containers.get_or_insert_with(Vec::new),
+                &self.chosen_inits,
+            ),
+        ] {
+            for &i in chosen {
+                let Some(c) = list.get_mut(i) else { continue };
+                match &self.addition {
+                    Addition::Env(entries) => c
+                        .env
+                        .get_or_insert_with(Vec::new)
+                        .extend(entries.iter().cloned()),
+                    Addition::Mount(m) => {
+                        c.volume_mounts.get_or_insert_with(Vec::new).push(m.clone())
+                    }
+                }
+            }
+        }
+        let inits = spec.init_containers.get_or_insert_with(Vec::new);
+        inits.splice(0..0, self.injected_init);
+        if inits.is_empty() {
+            spec.init_containers = None;
+        }
+        spec.containers.extend(self.sidecar);
+        spec.volumes
+            .get_or_insert_with(Vec::new)
+            .extend(self.volumes);
+        let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        for (key, value) in self.annotations {
+            annotations.insert(key.to_owned(), value);
+        }
+    }
+}
+
+/// Adds `items` to the array at `path`: one `add` of the whole array when the pod has none
+/// (or an empty one: the API server leaves empty lists out of the object it patches, and
+/// `add` of a member replaces it), else one `add` at `path/-` per item.
+fn append<T>(
+    patch: &mut Patch,
+    path: String,
+    have: Option<&Vec<impl Sized>>,
+    items: impl IntoIterator<Item = T>,
+    whole: impl FnOnce(Vec<T>) -> Item,
+    one: impl Fn(T) -> Item,
+) {
+    if have.is_none_or(|v| v.is_empty()) {
+        patch.add(path, whole(items.into_iter().collect()));
+    } else {
+        for item in items {
+            patch.add(format!("{path}/-"), one(item));
+        }
+    }
 }
 
 /// With [`a::ENV`], one `env` entry per `param-<KEY>`: the kubelet reads KEY from the
@@ -348,7 +557,7 @@ fn env_entries(req: &Request) -> Vec<EnvVar> {
 
 /// The flags shared by the init container and the sidecar (after `render [--watch]`).
 fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<String> {
-    let mut args = Vec::new();
+    let mut args = Vec::with_capacity(2 * (req.paths.len() + req.params.len()) + 14);
     for p in &req.paths {
         args.extend(["--path".to_owned(), p.clone()]);
     }

@@ -21,7 +21,7 @@ fn apply(pod: &Pod, decision: Decision) -> Pod {
         panic!("expected a patch, got {decision:?}");
     };
     let mut doc = serde_json::to_value(pod).unwrap();
-    json_patch::patch(&mut doc, &patch).unwrap();
+    json_patch::patch(&mut doc, &patch.to_json_patch().unwrap()).unwrap();
     serde_json::from_value(doc).unwrap()
 }
 
@@ -1897,7 +1897,7 @@ proptest! {
         match mutate(&p, NS, &config) {
             Decision::Patch { patch, .. } => {
                 let mut doc = serde_json::to_value(&p).unwrap();
-                prop_assert!(json_patch::patch(&mut doc, &patch).is_ok());
+                prop_assert!(json_patch::patch(&mut doc, &patch.to_json_patch().unwrap()).is_ok());
                 let out: Result<Pod, _> = serde_json::from_value(doc);
                 prop_assert!(out.is_ok());
                 let out = out.unwrap();
@@ -2263,5 +2263,186 @@ fn env_does_not_fall_back_to_the_configured_default_paths() {
     match mutate(&p, NS, &config) {
         Decision::Deny(d) => assert_eq!(d.annotation.as_deref(), Some(a::ENV), "{}", d.message),
         other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- the direct patch vs clone + diff
+
+/// How a list (env, volumeMounts, initContainers, volumes) starts out: absent, empty, or
+/// with one entry of the pod's own.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Absent,
+    Empty,
+    One,
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    prop_oneof![Just(Start::Absent), Just(Start::Empty), Just(Start::One)]
+}
+
+fn list<T>(s: Start, one: impl FnOnce() -> T) -> Option<Vec<T>> {
+    match s {
+        Start::Absent => None,
+        Start::Empty => Some(Vec::new()),
+        Start::One => Some(vec![one()]),
+    }
+}
+
+/// A container of the pod: its env and mounts as `Start`s, a runAsUser or none.
+fn own_container(name: String, (env, mounts, uid): (Start, Start, Option<i64>)) -> Container {
+    use k8s_openapi::api::core::v1::{EnvVar, SecurityContext, VolumeMount};
+    Container {
+        image: Some("app:1".to_owned()),
+        env: list(env, || EnvVar {
+            name: format!("OWN_{}", name.to_uppercase()),
+            value: Some("1".to_owned()),
+            value_from: None,
+        }),
+        volume_mounts: list(mounts, || VolumeMount {
+            name: "data".to_owned(),
+            mount_path: format!("/data/{name}"),
+            ..Default::default()
+        }),
+        security_context: uid.map(|u| SecurityContext {
+            run_as_user: Some(u),
+            ..Default::default()
+        }),
+        name,
+        ..Default::default()
+    }
+}
+
+fn container_shape() -> impl Strategy<Value = (Start, Start, Option<i64>)> {
+    (start(), start(), proptest::option::of(1i64..70000))
+}
+
+prop_compose! {
+    /// Pods with and without volumes, init containers, env, mounts and security contexts
+    /// (some without a spec at all), and annotations that opt in every way the injector
+    /// patches: mode, env, a container list, a reload process, the injector's own keys set
+    /// before, other keys with `/` and `~`.
+    fn generated_pod()(
+        apps in proptest::collection::vec(container_shape(), 1..3),
+        inits in proptest::option::of(proptest::collection::vec(container_shape(), 0..3)),
+        volumes in start(),
+        no_spec in proptest::bool::weighted(0.05),
+        pod_uid in proptest::option::of(1i64..70000),
+        mode in proptest::sample::select(vec!["init", "sidecar", "init+sidecar"]),
+        env in any::<bool>(),
+        only_first in any::<bool>(),
+        native in proptest::option::of(any::<bool>()),
+        reload in any::<bool>(),
+        old_status in proptest::option::of(proptest::sample::select(vec!["pending", ""])),
+        old_access in any::<bool>(),
+        others in proptest::collection::btree_map("[a-z~/.]{1,6}/[a-z~/]{0,6}", "[a-z ]{0,4}", 0..3),
+    ) -> Pod {
+        use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, Volume};
+        let mut anns: BTreeMap<String, String> = others
+            .into_iter()
+            .map(|(k, v)| (format!("example.com{k}"), v))
+            .collect();
+        anns.insert(a::INJECT.to_owned(), "true".to_owned());
+        anns.insert(a::MODE.to_owned(), mode.to_owned());
+        // What validation refuses is left out: env needs the init container, a reload
+        // process a sidecar and files.
+        let env = env && mode != "sidecar";
+        let reload = reload && !env && mode != "init";
+        if env {
+            anns.insert(a::ENV.to_owned(), "true".to_owned());
+            anns.insert("ssm-injector.io/param-DB".to_owned(), "/app/prod/db".to_owned());
+        } else {
+            anns.insert(a::PATH.to_owned(), "/app/prod/".to_owned());
+        }
+        if only_first {
+            anns.insert(a::CONTAINERS.to_owned(), "c0".to_owned());
+        }
+        if let Some(n) = native {
+            anns.insert(a::NATIVE_SIDECAR.to_owned(), n.to_string());
+        }
+        if reload {
+            anns.insert(a::RELOAD_PROCESS.to_owned(), "nginx".to_owned());
+        }
+        if let Some(s) = old_status {
+            anns.insert(a::STATUS.to_owned(), s.to_owned());
+        }
+        if old_access {
+            anns.insert(a::FILE_ACCESS.to_owned(), "uid 1 mode 0400".to_owned());
+        }
+        let spec = PodSpec {
+            containers: apps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| own_container(format!("c{i}"), s))
+                .collect(),
+            init_containers: inits.map(|v| {
+                v.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| own_container(format!("i{i}"), s))
+                    .collect()
+            }),
+            volumes: list(volumes, || Volume {
+                name: "data".to_owned(),
+                ..Default::default()
+            }),
+            security_context: pod_uid.map(|u| PodSecurityContext {
+                run_as_user: Some(u),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some("web".to_owned()),
+                annotations: Some(anns),
+                ..Default::default()
+            },
+            spec: (!no_spec).then_some(spec),
+            status: None,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The patch built from the changes gives exactly the pod the old way gave: a clone of
+    /// the pod with the changes applied, diffed by `json_patch::diff` and that diff applied.
+    #[test]
+    fn the_direct_patch_gives_the_same_pod_as_clone_and_diff(
+        p in generated_pod(),
+        hub in any::<bool>(),
+    ) {
+        let config = if hub { hub_config() } else { InjectConfig::default() };
+        let annotations = p.metadata.annotations.clone().unwrap_or_default();
+        let Ok(req) = super::validate::validate(&annotations, &[]) else {
+            return Ok(());
+        };
+        let Ok(changes) = super::patch::plan(&p, &req, &config) else {
+            return Ok(());
+        };
+        let before = serde_json::to_value(&p).unwrap();
+
+        // The old way: mutate a clone, diff the two JSON trees.
+        let mut mutated = p.clone();
+        changes.clone().apply_to(&mut mutated);
+        let diff = json_patch::diff(&before, &serde_json::to_value(&mutated).unwrap());
+        let mut by_diff = before.clone();
+        json_patch::patch(&mut by_diff, &diff).unwrap();
+        let by_diff: Pod = serde_json::from_value(by_diff).unwrap();
+        prop_assert_eq!(&by_diff, &mutated);
+
+        // The new way, through its wire bytes.
+        let direct = changes.into_patch(&p).to_json_patch().unwrap();
+        let mut by_direct = before;
+        let applied = json_patch::patch(&mut by_direct, &direct);
+        prop_assert!(applied.is_ok(), "{:?}\n{:?}", applied, direct);
+        let by_direct: Pod = serde_json::from_value(by_direct).unwrap();
+        prop_assert_eq!(&by_direct, &by_diff);
+        // And `mutate` answers with that patch.
+        let Decision::Patch { patch, .. } = mutate(&p, NS, &config) else {
+            panic!("plan gave changes, mutate no patch");
+        };
+        prop_assert_eq!(patch.to_json_patch().unwrap(), direct);
     }
 }

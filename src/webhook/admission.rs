@@ -23,13 +23,13 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use k8s_openapi::api::core::v1::Pod;
-use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::{DynamicObject, TypeMeta};
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -154,11 +154,28 @@ pub fn answer(body: &[u8], config: &InjectConfig) -> Result<(Vec<u8>, Outcome), 
 /// request with the pod decoded once, from the bytes (no JSON tree in between). `None` for
 /// anything else.
 fn fast(body: &[u8]) -> Option<AdmissionRequest<Pod>> {
-    let review: AdmissionReview<Pod> = serde_json::from_slice(body).ok()?;
-    if review.types.api_version != REVIEW_API_VERSION || review.types.kind != REVIEW_KIND {
+    /// kube-core's `AdmissionReview` without its `#[serde(flatten)]` of the type fields,
+    /// which makes serde buffer the whole review (the pod included) before decoding it.
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(rename = "apiVersion", borrow)]
+        api_version: Cow<'a, str>,
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+        request: Option<AdmissionRequest<Pod>>,
+        #[serde(default, rename = "response")]
+        _response: Option<AdmissionResponse>,
+    }
+    let review: Review = serde_json::from_slice(body).ok()?;
+    if review.api_version != REVIEW_API_VERSION || review.kind != REVIEW_KIND {
         return None;
     }
-    review.try_into().ok()
+    let mut request = review.request?;
+    request.types = TypeMeta {
+        api_version: REVIEW_API_VERSION.to_owned(),
+        kind: REVIEW_KIND.to_owned(),
+    };
+    Some(request)
 }
 
 /// [`answer`] for any body: parsed as JSON first, so that a review that cannot be read
@@ -266,9 +283,9 @@ fn decide<T: kube_core::Resource>(
             (allow, Outcome::Skipped)
         }
         Decision::Patch { patch, warnings } => {
-            let operations = patch.0.len();
-            match allow.clone().with_patch(patch) {
-                Ok(mut r) => {
+            let operations = patch.len();
+            match patch.to_bytes() {
+                Ok(bytes) => {
                     tracing::info!(
                         uid = %req.uid,
                         namespace,
@@ -278,6 +295,9 @@ fn decide<T: kube_core::Resource>(
                         warnings = warnings.join(" | "),
                         "pod injected"
                     );
+                    let mut r = allow;
+                    // `encode` writes it as base64 with `patchType: JSONPatch`.
+                    r.patch = Some(bytes);
                     if !warnings.is_empty() {
                         r.warnings = Some(warnings);
                     }
@@ -349,8 +369,9 @@ fn refuse<T: kube_core::Resource>(
     (allow.deny(reason), Outcome::Error)
 }
 
-/// The review as JSON, with the patch as base64 (what the API server expects; kube-core
-/// would write it as an array of numbers). Written straight to bytes, without a JSON tree.
+/// The review as JSON, with the patch (`response.patch`, JSONPatch bytes) as base64 and its
+/// `patchType` (what the API server expects; kube-core would write the patch as an array of
+/// numbers). Written straight to bytes, without a JSON tree or a base64 string in between.
 fn encode(mut response: AdmissionResponse) -> Vec<u8> {
     /// `AdmissionResponse::into_review`, with the patch as a base64 string.
     #[derive(serde::Serialize)]
@@ -365,15 +386,28 @@ fn encode(mut response: AdmissionResponse) -> Vec<u8> {
         #[serde(flatten)]
         response: &'a AdmissionResponse,
         #[serde(skip_serializing_if = "Option::is_none")]
-        patch: Option<String>,
+        patch: Option<Base64<'a>>,
+        #[serde(rename = "patchType", skip_serializing_if = "Option::is_none")]
+        patch_type: Option<&'static str>,
     }
-    let patch = response.patch.take().map(|p| BASE64_STANDARD.encode(p));
+    /// Bytes written as a base64 string, without building the string first.
+    struct Base64<'a>(&'a [u8]);
+    impl serde::Serialize for Base64<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&base64::display::Base64Display::new(
+                self.0,
+                &BASE64_STANDARD,
+            ))
+        }
+    }
+    let patch = response.patch.take();
     let review = Review {
         api_version: &response.types.api_version,
         kind: &response.types.kind,
         response: Answer {
             response: &response,
-            patch,
+            patch: patch.as_deref().map(Base64),
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
         },
     };
     match serde_json::to_vec(&review) {
@@ -398,6 +432,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use base64::Engine;
     use http_body_util::BodyExt;
     use serde_json::json;
     use tower::ServiceExt;
