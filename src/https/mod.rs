@@ -15,6 +15,7 @@
 
 pub mod ca;
 pub mod client;
+pub mod held;
 pub mod listen;
 pub mod metrics;
 pub mod routes;

@@ -9,6 +9,7 @@
 //! How connections are read and held is decided in one place, [`Limits`], applied by the
 //! accept loop and the connection task: a new limit goes there, not into a router.
 
+use super::held::{self, Head, Rewind};
 use super::listen::BadListen;
 use super::metrics::LimitRefusals;
 use super::tls::{self, CertResolver, TlsError};
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
@@ -89,6 +91,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Longest time the requests in flight get after shutdown starts.
     pub grace: Duration,
+    /// Paths whose `POST` requests may be held long (the hub's long poll): the connection
+    /// task reads them itself and holds no HTTP/1 buffers while they wait ([`super::held`]);
+    /// every other request is hyper's. The limits above apply the same.
+    pub held: &'static [&'static str],
 }
 
 impl Limits {
@@ -101,6 +107,7 @@ impl Limits {
         max_body: 16 * 1024,
         max_connections: 64,
         grace: Duration::from_secs(20),
+        held: &[],
     };
 }
 
@@ -361,15 +368,186 @@ async fn connection(
         refusals,
     };
     match transport {
-        Transport::Plain => http(TokioIo::new(tcp), client, stop).await,
+        Transport::Plain => requests(tcp, client, stop).await,
         Transport::Tls(acceptor) => {
             match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => http(TokioIo::new(tls), client, stop).await,
+                Ok(Ok(tls)) => requests(tls, client, stop).await,
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
     }
+}
+
+/// The requests of one connection: those for [`Limits::held`] on the small path while they
+/// come, then (from the first other request on) hyper's HTTP/1.1 server, which is given the
+/// bytes read already. hyper's connection is boxed: a held connection's task is no larger
+/// than the small path needs.
+async fn requests<S>(io: S, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if client.limits.held.is_empty() {
+        return Box::pin(http(TokioIo::new(io), client, stop)).await;
+    }
+    if let Some((io, read)) = held_requests(io, &client, &mut stop).await {
+        Box::pin(http(TokioIo::new(Rewind::new(read, io)), client, stop)).await;
+    }
+}
+
+/// Bytes asked of the stream at a time while a request head is read.
+const HEAD_READ: usize = 2048;
+
+/// Serves the small path ([`held`]) until the connection ends (`None`) or a request comes
+/// that is hyper's: then the stream and that request's bytes read so far.
+///
+/// Each request's head must arrive within [`Limits::header_read`] (else the connection is
+/// closed, as hyper does), its body within [`Limits::body_read`] (else `408`). While the
+/// router holds the request, the connection keeps only the stream and whatever the client
+/// sends early (a pipelined request, at most [`held::MAX_HEAD`] bytes); a client that closes
+/// drops the held request.
+async fn held_requests<S>(
+    mut io: S,
+    client: &Client,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(S, Vec<u8>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let limits = client.limits;
+    let peer = client.peer;
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let head_deadline = tokio::time::Instant::now() + limits.header_read;
+        let head = loop {
+            match held::classify(&buf, limits.held, limits.max_body) {
+                Head::Held(head) => break *head,
+                Head::Other => return Some((io, buf)),
+                Head::Partial => {}
+            }
+            let idle = buf.is_empty();
+            buf.reserve(HEAD_READ);
+            let read = tokio::select! {
+                read = tokio::time::timeout_at(head_deadline, io.read_buf(&mut buf)) => read,
+                _ = stop.wait_for(|stopping| *stopping), if idle => return None,
+            };
+            match read {
+                Ok(Ok(0)) => return None,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "request head not received within {:?}", limits.header_read);
+                    return None;
+                }
+            }
+        };
+        let total = head.len + head.content_length;
+        let body_deadline = tokio::time::Instant::now() + limits.body_read;
+        while buf.len() < total {
+            if buf.len() == buf.capacity() {
+                buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
+            }
+            let refused = match tokio::time::timeout_at(body_deadline, io.read_buf(&mut buf)).await
+            {
+                Ok(Ok(n)) if n > 0 => continue,
+                Ok(Ok(_)) => Refused {
+                    refusal: Refusal::BodyBroken,
+                    message: "the request body could not be read: the client closed the connection"
+                        .to_owned(),
+                },
+                Ok(Err(e)) => Refused {
+                    refusal: Refusal::BodyBroken,
+                    message: format!("the request body could not be read: {e}"),
+                },
+                Err(_) => Refused {
+                    refusal: Refusal::BodyTime,
+                    message: format!(
+                        "the request body was not received within {:?}",
+                        limits.body_read
+                    ),
+                },
+            };
+            client.refused(&refused);
+            let _ = write_answer(&mut io, refused.response(), true, &limits).await;
+            return None;
+        }
+        // What follows the body is the next request's: it stays in `buf`.
+        let next = buf.split_off(total);
+        let mut body = std::mem::replace(&mut buf, next);
+        body.drain(..head.len);
+        let close = head.close;
+        let mut request = held::request(head, body);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut answer = Box::pin(client.route(request));
+        let response = tokio::select! {
+            response = &mut answer => response,
+            () = gone(&mut io, &mut buf) => {
+                tracing::debug!(%peer, "the client went away while its request was held");
+                return None;
+            }
+        };
+        drop(answer);
+        let close = close || *stop.borrow();
+        match write_answer(&mut io, response, close, &limits).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(%peer, "connection ended: {e}");
+                return None;
+            }
+        }
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+}
+
+/// Completes when the client closes the connection (or it fails); bytes it sends meanwhile
+/// are kept in `early` (the next request), up to [`held::MAX_HEAD`], then no more is read.
+async fn gone<S: AsyncRead + Unpin>(io: &mut S, early: &mut Vec<u8>) {
+    let mut byte = [0u8; 1];
+    while early.len() < held::MAX_HEAD {
+        match io.read(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => early.push(byte[0]),
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Writes `response` as hyper would ([`held::encode`]); with `close`, or when the answer
+/// says `connection: close`, then closes the stream. Whether the connection goes on.
+async fn write_answer<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    response: Response,
+    close: bool,
+    limits: &Limits,
+) -> std::io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let bytes = held::encode(parts.status, &parts.headers, &body, &date);
+    drop(body);
+    io.write_all(&bytes).await?;
+    io.flush().await?;
+    let close = close
+        || parts
+            .headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    if close {
+        // The TLS close_notify and FIN; a client that reads nothing cannot hold us.
+        let _ = tokio::time::timeout(limits.handshake, io.shutdown()).await;
+    }
+    Ok(!close)
 }
 
 /// What a connection's requests are served with.
@@ -418,18 +596,33 @@ impl Client {
         let body = match read_body(&parts.headers, body, &self.limits).await {
             Ok(body) => body,
             Err(refused) => {
-                self.refusals.record(refused.refusal);
-                tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
+                self.refused(&refused);
                 return refused.response();
             }
         };
         parts.extensions.insert(ConnectInfo(self.peer));
-        let request = Request::from_parts(parts, axum::body::Body::from(body));
-        let router = TowerToHyperService::new(self.router);
-        match hyper::service::Service::call(&router, request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+        self.route(Request::from_parts(parts, axum::body::Body::from(body)))
+            .await
+    }
+
+    /// The router's answer to a request read whole.
+    fn route(
+        &self,
+        request: Request<axum::body::Body>,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let router = TowerToHyperService::new(self.router.clone());
+        async move {
+            match hyper::service::Service::call(&router, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
+    }
+
+    /// Counts and logs a request the limits refused.
+    fn refused(&self, refused: &Refused) {
+        self.refusals.record(refused.refusal);
+        tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
     }
 }
 

@@ -50,7 +50,7 @@ pub struct HubState {
 /// The routes (see the module documentation).
 pub fn router(state: HubState) -> Router {
     Router::new()
-        .route("/v1/watch", post(watch_handler))
+        .route(hub_protocol::WATCH_PATH, post(watch_handler))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
