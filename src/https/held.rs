@@ -122,8 +122,9 @@ pub fn classify(buf: &[u8], held: &[&str], max_body: usize) -> Head {
 }
 
 /// The bytes of an answer as hyper writes them to an HTTP/1.1 request: the status line,
-/// the headers in order (lower case), `content-length` if it is not among them, `date`,
-/// the blank line, the body.
+/// the headers in order (lower case; the values of `connection` joined), `content-length`
+/// if it is not among them, `date`, the blank line, the body. The caller adds
+/// `connection: close` when the connection closes after it ([`closing`]).
 pub fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], date: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(128 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -131,13 +132,25 @@ pub fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], date: &str) 
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    for (name, values) in headers.keys().map(|name| (name, headers.get_all(name))) {
         if name == header::DATE {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        // Each value on its own line, but `connection` on one, joined by ", " (as hyper).
+        let mut first = true;
+        for value in values {
+            if first || name != header::CONNECTION {
+                if !first {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+            } else {
+                out.extend_from_slice(b", ");
+            }
+            out.extend_from_slice(value.as_bytes());
+            first = false;
+        }
         out.extend_from_slice(b"\r\n");
     }
     if !headers.contains_key(header::CONTENT_LENGTH) {
@@ -148,6 +161,23 @@ pub fn encode(status: StatusCode, headers: &HeaderMap, body: &[u8], date: &str) 
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
     out
+}
+
+/// Marks an answer after which the connection closes (`connection: close`, added as hyper
+/// adds it when keep-alive is off).
+pub fn closing(headers: &mut HeaderMap) {
+    if !says_close(headers) {
+        headers.append(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// Whether `connection` says `close`.
+pub fn says_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// The request the router sees for a [`HeldHead`] and its body.
@@ -317,6 +347,22 @@ Content-Length: 12\r\nConnection: close\r\n\r\n{\"names\":[]}";
             String::from_utf8_lossy(&out),
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\
 date: Sun, 06 Dec 2026 15:00:00 GMT\r\n\r\n{}"
+        );
+    }
+
+    #[test]
+    fn a_closing_answer_says_so_once() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert!(!says_close(&headers));
+        closing(&mut headers);
+        closing(&mut headers);
+        assert!(says_close(&headers));
+        let out = encode(StatusCode::REQUEST_TIMEOUT, &headers, b"", "D");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 408 Request Timeout\r\nconnection: keep-alive, close\r\ncontent-length: 0\r\ndate: D\r\n\r\n"
         );
     }
 

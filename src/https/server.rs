@@ -519,14 +519,19 @@ async fn gone<S: AsyncRead + Unpin>(io: &mut S, early: &mut Vec<u8>) {
 }
 
 /// Writes `response` as hyper would ([`held::encode`]); with `close`, or when the answer
-/// says `connection: close`, then closes the stream. Whether the connection goes on.
+/// says `connection: close`, it says `connection: close` and then closes the stream.
+/// Whether the connection goes on.
 async fn write_answer<S: AsyncWrite + Unpin>(
     io: &mut S,
     response: Response,
     close: bool,
     limits: &Limits,
 ) -> std::io::Result<bool> {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let close = close || held::says_close(&parts.headers);
+    if close {
+        held::closing(&mut parts.headers);
+    }
     let body = body
         .collect()
         .await
@@ -537,12 +542,6 @@ async fn write_answer<S: AsyncWrite + Unpin>(
     drop(body);
     io.write_all(&bytes).await?;
     io.flush().await?;
-    let close = close
-        || parts
-            .headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     if close {
         // The TLS close_notify and FIN; a client that reads nothing cannot hold us.
         let _ = tokio::time::timeout(limits.handshake, io.shutdown()).await;
@@ -935,6 +934,214 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// What the held route of [`holding`] has seen.
+    #[derive(Default)]
+    struct Seen {
+        started: std::sync::atomic::AtomicUsize,
+        dropped: std::sync::atomic::AtomicUsize,
+    }
+
+    /// Counts a held request dropped before its answer.
+    struct Unanswered(Arc<Seen>, bool);
+    impl Drop for Unanswered {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A plain-HTTP server with `limits` whose `POST /held` (and `POST /echo` of [`limited`])
+    /// are on the small path: `/held` answers the length of its body at once if the body is
+    /// `now`, else once `release` is sent `true`.
+    async fn holding(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        Arc<Seen>,
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let seen = Arc::new(Seen::default());
+        let (release, released) = tokio::sync::watch::channel(false);
+        let server = Server::http("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind")
+            .with_limits(Limits {
+                held: &["/held", "/echo"],
+                ..limits
+            });
+        let addr = server.local_addr().expect("local addr");
+        let s = seen.clone();
+        let held = move |body: axum::body::Bytes| {
+            let (seen, mut released) = (s.clone(), released.clone());
+            async move {
+                seen.started
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut guard = Unanswered(seen, false);
+                if &body[..] != b"now" {
+                    let _ = released.wait_for(|r| *r).await;
+                }
+                guard.1 = true;
+                format!("{} bytes", body.len())
+            }
+        };
+        let echo = |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: axum::body::Bytes| async move {
+            format!("{} from {}", body.len(), peer.ip())
+        };
+        let router = router()
+            .route("/held", axum::routing::post(held))
+            .route("/echo", axum::routing::post(echo));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(router, async {
+            let _ = stopped.await;
+        }));
+        (addr, seen, release, stop)
+    }
+
+    /// The answer without its `date` line (the only part that moves).
+    fn dateless(answer: &str) -> String {
+        answer
+            .split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    #[tokio::test]
+    async fn the_small_path_answers_byte_for_byte_as_hyper_does() {
+        let (hyper_addr, _, _hyper_stop) = limited(SMALL).await;
+        let (small_addr, _, _, _small_stop) = holding(SMALL).await;
+        let both = |request: &'static [u8]| async move {
+            let within =
+                |addr| tokio::time::timeout(Duration::from_secs(10), exchange(addr, request));
+            let a = within(hyper_addr).await.expect("hyper in time");
+            let b = within(small_addr).await.expect("small path in time");
+            (a, b)
+        };
+        // An answer, a refusal of a body too slow (hyper writes `connection: close`).
+        for request in [
+            &b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nhello",
+        ] {
+            let (a, b) = both(request).await;
+            assert!(a.contains("\r\ndate: "), "{a}");
+            assert!(b.contains("\r\ndate: "), "{b}");
+            assert_eq!(dateless(&a), dateless(&b));
+        }
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order_and_others_go_to_hyper() {
+        let (addr, seen, _release, _stop) = holding(SMALL).await;
+        let request = b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnow\
+POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnow\
+GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nnow";
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange(addr, request))
+            .await
+            .expect("in time");
+        let statuses: Vec<&str> = answer
+            .split("HTTP/1.1 ")
+            .skip(1)
+            .map(|a| a.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(statuses, ["200", "200", "200", "200"], "{answer}");
+        assert_eq!(answer.matches("3 bytes").count(), 3, "{answer}");
+        assert!(answer.contains("\r\n\r\nok\n"), "{answer}");
+        // The last one was hyper's: the connection went to hyper at /healthz.
+        assert_eq!(seen.started.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn garbage_other_framings_and_large_bodies_are_hyper_s_answers() {
+        let (addr, _, _release, _stop) = holding(SMALL).await;
+        let within =
+            |r: &'static [u8]| tokio::time::timeout(Duration::from_secs(10), exchange(addr, r));
+        let garbage = within(b"\x16\x03\x01 not HTTP\r\n\r\n")
+            .await
+            .expect("in time");
+        assert_eq!(status(&garbage), "400", "{garbage}");
+        let chunked = within(b"POST /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnow\r\n0\r\n\r\n").await.expect("in time");
+        assert!(chunked.ends_with("3 bytes"), "{chunked}");
+        let big = within(b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
+            .await
+            .expect("in time");
+        assert_eq!(status(&big), "413", "{big}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_head_is_closed_at_the_header_deadline_and_a_slow_body_gets_408() {
+        let limits = Limits {
+            header_read: Duration::from_millis(300),
+            ..SMALL
+        };
+        let (addr, _, _release, _stop) = holding(limits).await;
+        let started = std::time::Instant::now();
+        let slow = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(addr, b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Len"),
+        )
+        .await
+        .expect("closed in time");
+        assert_eq!(slow, "", "closed without an answer, as hyper does");
+        assert!(
+            started.elapsed() >= limits.header_read,
+            "{:?}",
+            started.elapsed()
+        );
+        let body = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(
+                addr,
+                b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nnow",
+            ),
+        )
+        .await
+        .expect("closed in time");
+        assert_eq!(status(&body), "408", "{body}");
+        assert!(body.contains("connection: close"), "{body}");
+    }
+
+    /// Polls `count` until it is `n`, at most 10 s.
+    async fn until(count: &std::sync::atomic::AtomicUsize, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count.load(std::sync::atomic::Ordering::SeqCst) != n {
+            assert!(std::time::Instant::now() < deadline, "never {n}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_drops_its_held_request_and_one_that_stays_is_answered() {
+        let (addr, seen, release, stop) = holding(SMALL).await;
+        let request = b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwait";
+        let mut gone = TcpStream::connect(addr).await.expect("connect");
+        gone.write_all(request).await.expect("write");
+        until(&seen.started, 1).await;
+        drop(gone);
+        until(&seen.dropped, 1).await;
+
+        // Held, then the server stops: answered when released, then closed (no
+        // `Connection: close` asked for).
+        let mut stays = TcpStream::connect(addr).await.expect("connect");
+        stays.write_all(request).await.expect("write");
+        until(&seen.started, 2).await;
+        stop.send(()).expect("running");
+        release.send(true).expect("held");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stays.read_to_end(&mut answer))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n4 bytes"), "{answer}");
+        assert_eq!(seen.dropped.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
