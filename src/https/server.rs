@@ -352,6 +352,10 @@ fn refuse_connection(transport: &Transport, tcp: TcpStream) {
 
 /// One client: the TLS handshake (HTTPS), then HTTP/1.1 until the client closes or the
 /// server stops.
+///
+/// The task of a connection lives as long as the connection, and its size is that of its
+/// largest state: the handshake and the requests are boxed, so that a held request's
+/// connection keeps only what holding needs ([`held_requests`]).
 async fn connection(
     transport: Transport,
     limits: Limits,
@@ -368,29 +372,33 @@ async fn connection(
         refusals,
     };
     match transport {
-        Transport::Plain => requests(tcp, client, stop).await,
+        Transport::Plain => Box::pin(requests(tcp, client, stop)).await,
         Transport::Tls(acceptor) => {
-            match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => requests(tls, client, stop).await,
-                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
+            // A `let`, not a `match` around the requests: the handshake's result is not
+            // kept in the task while they run.
+            let tls = match tokio::time::timeout(limits.handshake, Box::pin(acceptor.accept(tcp)))
+                .await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            Box::pin(requests(tls, client, stop)).await;
         }
     }
 }
 
 /// The requests of one connection: those for [`Limits::held`] on the small path while they
 /// come, then (from the first other request on) hyper's HTTP/1.1 server, which is given the
-/// bytes read already. hyper's connection is boxed: a held connection's task is no larger
-/// than the small path needs.
-async fn requests<S>(io: S, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
+/// bytes read already (boxed: only a connection that needs it pays for it).
+async fn requests<S>(mut io: S, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if client.limits.held.is_empty() {
         return Box::pin(http(TokioIo::new(io), client, stop)).await;
     }
-    if let Some((io, read)) = held_requests(io, &client, &mut stop).await {
+    if let Some(read) = held_requests(&mut io, &client, &mut stop).await {
         Box::pin(http(TokioIo::new(Rewind::new(read, io)), client, stop)).await;
     }
 }
@@ -399,103 +407,46 @@ where
 const HEAD_READ: usize = 2048;
 
 /// Serves the small path ([`held`]) until the connection ends (`None`) or a request comes
-/// that is hyper's: then the stream and that request's bytes read so far.
+/// that is hyper's: then that request's bytes read so far.
 ///
 /// Each request's head must arrive within [`Limits::header_read`] (else the connection is
 /// closed, as hyper does), its body within [`Limits::body_read`] (else `408`). While the
-/// router holds the request, the connection keeps only the stream and whatever the client
-/// sends early (a pipelined request, at most [`held::MAX_HEAD`] bytes); a client that closes
-/// drops the held request.
+/// router holds the request, the connection keeps only the stream, the router's future and
+/// whatever the client sends early (a pipelined request, at most [`held::MAX_HEAD`] bytes):
+/// reading, parsing and answering are boxed and gone by then. A client that closes drops
+/// the held request.
 async fn held_requests<S>(
-    mut io: S,
+    io: &mut S,
     client: &Client,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> Option<(S, Vec<u8>)>
+) -> Option<Vec<u8>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let limits = client.limits;
-    let peer = client.peer;
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let head_deadline = tokio::time::Instant::now() + limits.header_read;
-        let head = loop {
-            match held::classify(&buf, limits.held, limits.max_body) {
-                Head::Held(head) => break *head,
-                Head::Other => return Some((io, buf)),
-                Head::Partial => {}
-            }
-            let idle = buf.is_empty();
-            buf.reserve(HEAD_READ);
-            let read = tokio::select! {
-                read = tokio::time::timeout_at(head_deadline, io.read_buf(&mut buf)) => read,
-                _ = stop.wait_for(|stopping| *stopping), if idle => return None,
-            };
-            match read {
-                Ok(Ok(0)) => return None,
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "connection ended: {e}");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "request head not received within {:?}", limits.header_read);
-                    return None;
-                }
-            }
+        let head = match Box::pin(read_head(io, &mut buf, client, stop)).await {
+            Next::Held(head) => head,
+            Next::Hyper => return Some(buf),
+            Next::Done => return None,
         };
-        let total = head.len + head.content_length;
-        let body_deadline = tokio::time::Instant::now() + limits.body_read;
-        while buf.len() < total {
-            if buf.len() == buf.capacity() {
-                buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
-            }
-            let refused = match tokio::time::timeout_at(body_deadline, io.read_buf(&mut buf)).await
-            {
-                Ok(Ok(n)) if n > 0 => continue,
-                Ok(Ok(_)) => Refused {
-                    refusal: Refusal::BodyBroken,
-                    message: "the request body could not be read: the client closed the connection"
-                        .to_owned(),
-                },
-                Ok(Err(e)) => Refused {
-                    refusal: Refusal::BodyBroken,
-                    message: format!("the request body could not be read: {e}"),
-                },
-                Err(_) => Refused {
-                    refusal: Refusal::BodyTime,
-                    message: format!(
-                        "the request body was not received within {:?}",
-                        limits.body_read
-                    ),
-                },
-            };
-            client.refused(&refused);
-            let _ = write_answer(&mut io, refused.response(), true, &limits).await;
-            return None;
-        }
-        // What follows the body is the next request's: it stays in `buf`.
-        let next = buf.split_off(total);
-        let mut body = std::mem::replace(&mut buf, next);
-        body.drain(..head.len);
         let close = head.close;
-        let mut request = held::request(head, body);
-        request.extensions_mut().insert(ConnectInfo(peer));
+        let request = Box::pin(read_held_body(io, &mut buf, *head, client)).await?;
         let mut answer = Box::pin(client.route(request));
         let response = tokio::select! {
             response = &mut answer => response,
-            () = gone(&mut io, &mut buf) => {
-                tracing::debug!(%peer, "the client went away while its request was held");
+            () = gone(io, &mut buf) => {
+                tracing::debug!(peer = %client.peer, "the client went away while its request was held");
                 return None;
             }
         };
         drop(answer);
         let close = close || *stop.borrow();
-        match write_answer(&mut io, response, close, &limits).await {
+        match Box::pin(write_answer(io, response, close, &client.limits)).await {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => {
-                tracing::debug!(%peer, "connection ended: {e}");
+                tracing::debug!(peer = %client.peer, "connection ended: {e}");
                 return None;
             }
         }
@@ -503,6 +454,101 @@ where
             buf = Vec::new();
         }
     }
+}
+
+/// What comes next on a connection of the small path.
+enum Next {
+    Held(Box<held::HeldHead>),
+    /// A request for hyper (its bytes so far are in the buffer).
+    Hyper,
+    /// The connection is over (closed, failed, too slow, or the server stops while it is
+    /// idle).
+    Done,
+}
+
+/// Reads into `buf` until it holds a whole request head, within [`Limits::header_read`].
+async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    client: &Client,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Next {
+    let limits = &client.limits;
+    let peer = client.peer;
+    let deadline = tokio::time::Instant::now() + limits.header_read;
+    loop {
+        match held::classify(buf, limits.held, limits.max_body) {
+            Head::Held(head) => return Next::Held(head),
+            Head::Other => return Next::Hyper,
+            Head::Partial => {}
+        }
+        let idle = buf.is_empty();
+        buf.reserve(HEAD_READ);
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
+            _ = stop.wait_for(|stopping| *stopping), if idle => return Next::Done,
+        };
+        match read {
+            Ok(Ok(0)) => return Next::Done,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "connection ended: {e}");
+                return Next::Done;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "request head not received within {:?}", limits.header_read);
+                return Next::Done;
+            }
+        }
+    }
+}
+
+/// Reads the body of `head` (whose bytes start `buf`) within [`Limits::body_read`]; the
+/// request for the router, and in `buf` what follows it (the next request's bytes). A
+/// body too slow or cut short is refused as [`read_body`] refuses it, and the connection
+/// closed (`None`).
+async fn read_held_body<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    head: held::HeldHead,
+    client: &Client,
+) -> Option<Request<axum::body::Body>> {
+    let limits = &client.limits;
+    let total = head.len + head.content_length;
+    let deadline = tokio::time::Instant::now() + limits.body_read;
+    while buf.len() < total {
+        if buf.len() == buf.capacity() {
+            buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
+        }
+        let refused = match tokio::time::timeout_at(deadline, io.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            Ok(Ok(_)) => Refused {
+                refusal: Refusal::BodyBroken,
+                message: "the request body could not be read: the client closed the connection"
+                    .to_owned(),
+            },
+            Ok(Err(e)) => Refused {
+                refusal: Refusal::BodyBroken,
+                message: format!("the request body could not be read: {e}"),
+            },
+            Err(_) => Refused {
+                refusal: Refusal::BodyTime,
+                message: format!(
+                    "the request body was not received within {:?}",
+                    limits.body_read
+                ),
+            },
+        };
+        client.refused(&refused);
+        let _ = write_answer(io, refused.response(), true, limits).await;
+        return None;
+    }
+    let next = buf.split_off(total);
+    let mut body = std::mem::replace(buf, next);
+    body.drain(..head.len);
+    let mut request = held::request(head, body);
+    request.extensions_mut().insert(ConnectInfo(client.peer));
+    Some(request)
 }
 
 /// Completes when the client closes the connection (or it fails); bytes it sends meanwhile
