@@ -425,13 +425,14 @@ where
 {
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        // Out of its box at once: a box moved out of is freed only at the end of its scope.
         let head = match Box::pin(read_head(io, &mut buf, client, stop)).await {
-            Next::Held(head) => head,
+            Next::Held(head) => *head,
             Next::Hyper => return Some(buf),
             Next::Done => return None,
         };
         let close = head.close;
-        let request = Box::pin(read_held_body(io, &mut buf, *head, client)).await?;
+        let request = Box::pin(read_held_body(io, &mut buf, head, client)).await?;
         let mut answer = Box::pin(client.route(request));
         let response = tokio::select! {
             response = &mut answer => response,
