@@ -204,6 +204,22 @@ impl<S> Rewind<S> {
     }
 }
 
+/// Copies what `buf` takes of `pending[*at..]`, and frees `pending` once it is all taken.
+/// Whether there was anything to copy.
+pub fn drain_into(pending: &mut Vec<u8>, at: &mut usize, buf: &mut ReadBuf<'_>) -> bool {
+    if *at >= pending.len() {
+        return false;
+    }
+    let n = buf.remaining().min(pending.len() - *at);
+    buf.put_slice(&pending[*at..*at + n]);
+    *at += n;
+    if *at == pending.len() {
+        *pending = Vec::new();
+        *at = 0;
+    }
+    true
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -211,14 +227,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.at < this.read.len() {
-            let n = buf.remaining().min(this.read.len() - this.at);
-            buf.put_slice(&this.read[this.at..this.at + n]);
-            this.at += n;
-            if this.at == this.read.len() {
-                this.read = Vec::new();
-                this.at = 0;
-            }
+        if drain_into(&mut this.read, &mut this.at, buf) {
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)

@@ -16,6 +16,7 @@
 pub mod ca;
 pub mod client;
 pub mod held;
+pub mod lean_tls;
 pub mod listen;
 pub mod metrics;
 pub mod routes;

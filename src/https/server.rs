@@ -10,6 +10,7 @@
 //! accept loop and the connection task: a new limit goes there, not into a router.
 
 use super::held::{self, Head, Rewind};
+use super::lean_tls::LeanTls;
 use super::listen::BadListen;
 use super::metrics::LimitRefusals;
 use super::tls::{self, CertResolver, TlsError};
@@ -185,7 +186,9 @@ impl Refusal {
 /// HTTPS, or plain HTTP (the sidecar's admin port, inside the pod's network).
 #[derive(Clone)]
 enum Transport {
-    Tls(TlsAcceptor),
+    /// tokio-rustls for servers without held routes; [`LeanTls`] (the same config) for
+    /// those with ([`Limits::held`]): its buffers are empty while a request waits.
+    Tls(TlsAcceptor, Arc<rustls::ServerConfig>),
     Plain,
 }
 
@@ -207,8 +210,9 @@ impl Server {
         resolver: Arc<CertResolver>,
     ) -> Result<(Server, StopSignal), ServeError> {
         let stop = StopSignal::install(resolver.clone())?;
-        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
-        let server = Server::bind(addr, Transport::Tls(acceptor)).await?;
+        let config = Arc::new(tls::server_config(resolver)?);
+        let acceptor = TlsAcceptor::from(config.clone());
+        let server = Server::bind(addr, Transport::Tls(acceptor, config)).await?;
         Ok((server, stop))
     }
 
@@ -373,17 +377,39 @@ async fn connection(
     };
     match transport {
         Transport::Plain => Box::pin(requests(tcp, client, stop)).await,
-        Transport::Tls(acceptor) => {
-            // A `let`, not a `match` around the requests: the handshake's result is not
-            // kept in the task while they run.
-            let tls = match tokio::time::timeout(limits.handshake, Box::pin(acceptor.accept(tcp)))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        // `let … else`, not `if let` around the requests: the handshake's result is not kept
+        // in the task while they run.
+        Transport::Tls(_, config) if !limits.held.is_empty() => {
+            let Some(tls) = handshake(&limits, peer, LeanTls::accept(tcp, config)).await else {
+                return;
             };
             Box::pin(requests(tls, client, stop)).await;
+        }
+        Transport::Tls(acceptor, _) => {
+            let Some(tls) = handshake(&limits, peer, acceptor.accept(tcp)).await else {
+                return;
+            };
+            Box::pin(requests(tls, client, stop)).await;
+        }
+    }
+}
+
+/// The TLS handshake within [`Limits::handshake`] (boxed: gone once done); `None`, logged,
+/// if it fails or takes too long.
+async fn handshake<S>(
+    limits: &Limits,
+    peer: SocketAddr,
+    accept: impl Future<Output = std::io::Result<S>>,
+) -> Option<S> {
+    match tokio::time::timeout(limits.handshake, Box::pin(accept)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
     }
 }
