@@ -380,13 +380,14 @@ async fn connection(
         // `let … else`, not `if let` around the requests: the handshake's result is not kept
         // in the task while they run.
         Transport::Tls(_, config) if !limits.held.is_empty() => {
-            let Some(tls) = handshake(&limits, peer, LeanTls::accept(tcp, config)).await else {
+            let Some(tls) = Box::pin(handshake(&limits, peer, LeanTls::accept(tcp, config))).await
+            else {
                 return;
             };
             Box::pin(requests(tls, client, stop)).await;
         }
         Transport::Tls(acceptor, _) => {
-            let Some(tls) = handshake(&limits, peer, acceptor.accept(tcp)).await else {
+            let Some(tls) = Box::pin(handshake(&limits, peer, acceptor.accept(tcp))).await else {
                 return;
             };
             Box::pin(requests(tls, client, stop)).await;
@@ -394,14 +395,14 @@ async fn connection(
     }
 }
 
-/// The TLS handshake within [`Limits::handshake`] (boxed: gone once done); `None`, logged,
-/// if it fails or takes too long.
+/// The TLS handshake within [`Limits::handshake`]; `None`, logged, if it fails or takes
+/// too long. Boxed by the caller, so that it is gone from the task once done.
 async fn handshake<S>(
     limits: &Limits,
     peer: SocketAddr,
     accept: impl Future<Output = std::io::Result<S>>,
 ) -> Option<S> {
-    match tokio::time::timeout(limits.handshake, Box::pin(accept)).await {
+    match tokio::time::timeout(limits.handshake, accept).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
