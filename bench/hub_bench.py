@@ -20,20 +20,35 @@
    for a waiting client, not an artefact of a burst of handshakes.
 
 Clients are asyncio tasks, one HTTP/1.1 TLS connection each (the certificate is not
-checked: this measures the hub, not PKI). Uses target/release/ssm-injector (or
-$SSM_INJECTOR_BIN). Rotation-to-file latency through the hub: bench/hub_latency.py.
+checked: this measures the hub, not PKI). Uses the binary the image ships when it is
+built (static glibc, as the Dockerfile builds it):
+
+    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+      cargo build --release --locked --target x86_64-unknown-linux-gnu
+
+that is target/x86_64-unknown-linux-gnu/release/ssm-injector, else
+target/release/ssm-injector; $SSM_INJECTOR_BIN overrides both. The binary is printed
+first. Rotation-to-file latency through the hub: bench/hub_latency.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import ssl
 import tempfile
 import time
 
+import common
 from common import Emulator, Hub, proc_status, require_binary
+
+# The static build the image ships, when there is one (see the module documentation).
+SHIPPED = os.path.join(common.REPO, "target", "x86_64-unknown-linux-gnu", "release",
+                       "ssm-injector")
+if not os.environ.get("SSM_INJECTOR_BIN") and os.path.exists(SHIPPED):
+    common.BIN = SHIPPED
 
 INTERVAL_S = 1.0
 HUB_ARGS = ["--interval", f"{int(INTERVAL_S * 1000)}ms", "--max-tps", "1000", "--burst", "1000"]
@@ -194,6 +209,7 @@ async def main() -> None:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     require_binary("hub_bench")
+    print(f"binary: {common.BIN}")
     emu = Emulator("hub_bench")
     try:
         for i in range(1000):

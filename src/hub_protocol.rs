@@ -13,6 +13,8 @@ use std::time::Duration;
 pub const DEFAULT_AUDIENCE: &str = "ssm-injector-hub";
 /// Largest request body, bytes (413 above).
 pub const MAX_BODY: usize = 256 * 1024;
+/// The path of the long poll (`POST`).
+pub const WATCH_PATH: &str = "/v1/watch";
 /// Most names in one request.
 pub const MAX_NAMES: usize = 1_000;
 /// Most paths in one request.

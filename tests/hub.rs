@@ -427,6 +427,91 @@ async fn a_restarted_hub_sends_no_spurious_change_to_clients_that_resend_their_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_poll_is_let_go_when_its_client_leaves_and_answered_at_once_when_the_hub_stops() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = shared();
+    let name = format!("{}/db", unique_prefix("hub-stop"));
+    emu.put_str(&name, "v1");
+    let mut hub = hub(emu);
+    let (status, first) = hub.watch(&json!({"names": [name]})).await;
+    assert_eq!(status, 200, "{first}");
+    let held = json!({"names": [name], "known": known(&first), "wait_seconds": 55});
+
+    // Two watches on one keep-alive connection, then `/healthz` on it: each answered in
+    // turn (the long poll is served on the small path, the rest by hyper).
+    let body = json!({"names": [name], "wait_seconds": 0}).to_string();
+    let watch_head = |close: &str| {
+        format!(
+            "POST /v1/watch HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let mut conn = hub.connect().await.expect("connect");
+    let requests = format!(
+        "{}{}GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        watch_head(""),
+        watch_head("")
+    );
+    conn.write_all(requests.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{text}");
+    assert_eq!(text.matches("\"versions\"").count(), 2, "{text}");
+    assert!(text.ends_with("\r\n\r\nok\n"), "{text}");
+
+    // A client that leaves while held: the hub lets its request go.
+    let body = held.to_string();
+    let mut leaving = hub.connect().await.expect("connect");
+    leaving
+        .write_all(
+            format!(
+                "POST /v1/watch HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    leaving.flush().await.expect("flush");
+    hub.wait_holding(1.0, Duration::from_secs(10)).await;
+    drop(leaving);
+    eventually(
+        Duration::from_secs(10),
+        "the request of the client that left let go",
+        || async { (hub.metric(WAITING).await? == 0.0).then_some(()) },
+    )
+    .await;
+
+    // A request held when the hub is told to stop is answered at once, with no change.
+    let stopped_at;
+    let (status, answer) = {
+        let watch = hub.watch(&held);
+        tokio::pin!(watch);
+        tokio::select! {
+            early = &mut watch => panic!("answered before the stop: {early:?}"),
+            () = hub.wait_holding(1.0, Duration::from_secs(10)) => {}
+        }
+        stopped_at = Instant::now();
+        hub.signal("TERM");
+        watch.await
+    };
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], json!([]), "{answer}");
+    assert_eq!(answer["versions"][format!("name:{name}")], "1", "{answer}");
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(5),
+        "answered {:?} after SIGTERM",
+        stopped_at.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.running() {
+        assert!(Instant::now() < deadline, "still running:\n{}", hub.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_makes_the_hub_serve_its_rotated_certificate_now_and_never_stops_it() {
     let emu = shared();
     // Files checked once an hour: only SIGHUP can bring the new pair in time.

@@ -5,6 +5,10 @@
 //! - [`server`]: the one start-up: bind, TLS or plain HTTP, the accept loop with one hyper
 //!   HTTP/1.1 connection per client, SIGTERM/SIGINT, graceful shutdown; [`ServeError`],
 //!   which each command wraps; [`Limits`], the per-connection policy.
+//! - [`held`]: the small path of [`Limits::held`] requests (the hub's long poll): the
+//!   request head parsed (pure), the answer written as hyper writes it, the bytes read
+//!   replayed to hyper for any other request; [`lean_tls`]: the TLS stream (rustls's
+//!   unbuffered API) of servers with held routes, whose buffers are freed while it waits.
 //! - [`listen`]: `--listen` of the webhook and the hub (pure).
 //! - [`routes`]: the one `GET /healthz`, and the OpenMetrics answer of `/metrics`.
 //! - [`metrics`]: the one certificate-reload counter ([`CertReloads`]).
@@ -15,6 +19,8 @@
 
 pub mod ca;
 pub mod client;
+pub mod held;
+pub mod lean_tls;
 pub mod listen;
 pub mod metrics;
 pub mod routes;

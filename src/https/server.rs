@@ -9,6 +9,8 @@
 //! How connections are read and held is decided in one place, [`Limits`], applied by the
 //! accept loop and the connection task: a new limit goes there, not into a router.
 
+use super::held::{self, Head, Rewind};
+use super::lean_tls::LeanTls;
 use super::listen::BadListen;
 use super::metrics::LimitRefusals;
 use super::tls::{self, CertResolver, TlsError};
@@ -25,6 +27,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinSet;
@@ -89,6 +92,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Longest time the requests in flight get after shutdown starts.
     pub grace: Duration,
+    /// Paths whose `POST` requests may be held long (the hub's long poll): the connection
+    /// task reads them itself and holds no HTTP/1 buffers while they wait ([`super::held`]);
+    /// every other request is hyper's. The limits above apply the same.
+    pub held: &'static [&'static str],
 }
 
 impl Limits {
@@ -101,6 +108,7 @@ impl Limits {
         max_body: 16 * 1024,
         max_connections: 64,
         grace: Duration::from_secs(20),
+        held: &[],
     };
 }
 
@@ -178,7 +186,9 @@ impl Refusal {
 /// HTTPS, or plain HTTP (the sidecar's admin port, inside the pod's network).
 #[derive(Clone)]
 enum Transport {
-    Tls(TlsAcceptor),
+    /// tokio-rustls for servers without held routes; [`LeanTls`] (the same config) for
+    /// those with ([`Limits::held`]): its buffers are empty while a request waits.
+    Tls(TlsAcceptor, Arc<rustls::ServerConfig>),
     Plain,
 }
 
@@ -200,8 +210,9 @@ impl Server {
         resolver: Arc<CertResolver>,
     ) -> Result<(Server, StopSignal), ServeError> {
         let stop = StopSignal::install(resolver.clone())?;
-        let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
-        let server = Server::bind(addr, Transport::Tls(acceptor)).await?;
+        let config = Arc::new(tls::server_config(resolver)?);
+        let acceptor = TlsAcceptor::from(config.clone());
+        let server = Server::bind(addr, Transport::Tls(acceptor, config)).await?;
         Ok((server, stop))
     }
 
@@ -345,6 +356,10 @@ fn refuse_connection(transport: &Transport, tcp: TcpStream) {
 
 /// One client: the TLS handshake (HTTPS), then HTTP/1.1 until the client closes or the
 /// server stops.
+///
+/// The task of a connection lives as long as the connection, and its size is that of its
+/// largest state: the handshake and the requests are boxed, so that a held request's
+/// connection keeps only what holding needs ([`held_requests`]).
 async fn connection(
     transport: Transport,
     limits: Limits,
@@ -361,15 +376,251 @@ async fn connection(
         refusals,
     };
     match transport {
-        Transport::Plain => http(TokioIo::new(tcp), client, stop).await,
-        Transport::Tls(acceptor) => {
-            match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => http(TokioIo::new(tls), client, stop).await,
-                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        Transport::Plain => Box::pin(requests(tcp, client, stop)).await,
+        // `let … else`, not `if let` around the requests: the handshake's result is not kept
+        // in the task while they run.
+        Transport::Tls(_, config) if !limits.held.is_empty() => {
+            let Some(tls) = Box::pin(handshake(&limits, peer, LeanTls::accept(tcp, config))).await
+            else {
+                return;
+            };
+            Box::pin(requests(tls, client, stop)).await;
+        }
+        Transport::Tls(acceptor, _) => {
+            let Some(tls) = Box::pin(handshake(&limits, peer, acceptor.accept(tcp))).await else {
+                return;
+            };
+            Box::pin(requests(tls, client, stop)).await;
+        }
+    }
+}
+
+/// The TLS handshake within [`Limits::handshake`]; `None`, logged, if it fails or takes
+/// too long. Boxed by the caller, so that it is gone from the task once done.
+async fn handshake<S>(
+    limits: &Limits,
+    peer: SocketAddr,
+    accept: impl Future<Output = std::io::Result<S>>,
+) -> Option<S> {
+    match tokio::time::timeout(limits.handshake, accept).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// The requests of one connection: those for [`Limits::held`] on the small path while they
+/// come, then (from the first other request on) hyper's HTTP/1.1 server, which is given the
+/// bytes read already (boxed: only a connection that needs it pays for it).
+async fn requests<S>(mut io: S, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if client.limits.held.is_empty() {
+        return Box::pin(http(TokioIo::new(io), client, stop)).await;
+    }
+    if let Some(read) = held_requests(&mut io, &client, &mut stop).await {
+        Box::pin(http(TokioIo::new(Rewind::new(read, io)), client, stop)).await;
+    }
+}
+
+/// Bytes asked of the stream at a time while a request head is read.
+const HEAD_READ: usize = 2048;
+
+/// Serves the small path ([`held`]) until the connection ends (`None`) or a request comes
+/// that is hyper's: then that request's bytes read so far.
+///
+/// Each request's head must arrive within [`Limits::header_read`] (else the connection is
+/// closed, as hyper does), its body within [`Limits::body_read`] (else `408`). While the
+/// router holds the request, the connection keeps only the stream, the router's future and
+/// whatever the client sends early (a pipelined request, at most [`held::MAX_HEAD`] bytes):
+/// reading, parsing and answering are boxed and gone by then. A client that closes drops
+/// the held request.
+async fn held_requests<S>(
+    io: &mut S,
+    client: &Client,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        // Out of its box at once: a box moved out of is freed only at the end of its scope.
+        let head = match Box::pin(read_head(io, &mut buf, client, stop)).await {
+            Next::Held(head) => *head,
+            Next::Hyper => return Some(buf),
+            Next::Done => return None,
+        };
+        let close = head.close;
+        let request = Box::pin(read_held_body(io, &mut buf, head, client)).await?;
+        let mut answer = Box::pin(client.route(request));
+        let response = tokio::select! {
+            response = &mut answer => response,
+            () = gone(io, &mut buf) => {
+                tracing::debug!(peer = %client.peer, "the client went away while its request was held");
+                return None;
+            }
+        };
+        drop(answer);
+        let close = close || *stop.borrow();
+        match Box::pin(write_answer(io, response, close, &client.limits)).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(peer = %client.peer, "connection ended: {e}");
+                return None;
+            }
+        }
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+}
+
+/// What comes next on a connection of the small path.
+enum Next {
+    Held(Box<held::HeldHead>),
+    /// A request for hyper (its bytes so far are in the buffer).
+    Hyper,
+    /// The connection is over (closed, failed, too slow, or the server stops while it is
+    /// idle).
+    Done,
+}
+
+/// Reads into `buf` until it holds a whole request head, within [`Limits::header_read`].
+async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    client: &Client,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Next {
+    let limits = &client.limits;
+    let peer = client.peer;
+    let deadline = tokio::time::Instant::now() + limits.header_read;
+    loop {
+        match held::classify(buf, limits.held, limits.max_body) {
+            Head::Held(head) => return Next::Held(head),
+            Head::Other => return Next::Hyper,
+            Head::Partial => {}
+        }
+        let idle = buf.is_empty();
+        buf.reserve(HEAD_READ);
+        let read = tokio::select! {
+            read = tokio::time::timeout_at(deadline, io.read_buf(buf)) => read,
+            _ = stop.wait_for(|stopping| *stopping), if idle => return Next::Done,
+        };
+        match read {
+            Ok(Ok(0)) => return Next::Done,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "connection ended: {e}");
+                return Next::Done;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "request head not received within {:?}", limits.header_read);
+                return Next::Done;
             }
         }
     }
+}
+
+/// Reads the body of `head` (whose bytes start `buf`) within [`Limits::body_read`]; the
+/// request for the router, and in `buf` what follows it (the next request's bytes). A
+/// body too slow or cut short is refused as [`read_body`] refuses it, and the connection
+/// closed (`None`).
+async fn read_held_body<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    head: held::HeldHead,
+    client: &Client,
+) -> Option<Request<axum::body::Body>> {
+    let limits = &client.limits;
+    let total = head.len + head.content_length;
+    let deadline = tokio::time::Instant::now() + limits.body_read;
+    while buf.len() < total {
+        if buf.len() == buf.capacity() {
+            buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
+        }
+        let refused = match tokio::time::timeout_at(deadline, io.read_buf(buf)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            Ok(Ok(_)) => Refused {
+                refusal: Refusal::BodyBroken,
+                message: "the request body could not be read: the client closed the connection"
+                    .to_owned(),
+            },
+            Ok(Err(e)) => Refused {
+                refusal: Refusal::BodyBroken,
+                message: format!("the request body could not be read: {e}"),
+            },
+            Err(_) => Refused {
+                refusal: Refusal::BodyTime,
+                message: format!(
+                    "the request body was not received within {:?}",
+                    limits.body_read
+                ),
+            },
+        };
+        client.refused(&refused);
+        let _ = write_answer(io, refused.response(), true, limits).await;
+        return None;
+    }
+    let next = buf.split_off(total);
+    let mut body = std::mem::replace(buf, next);
+    body.drain(..head.len);
+    let mut request = held::request(head, body);
+    request.extensions_mut().insert(ConnectInfo(client.peer));
+    Some(request)
+}
+
+/// Completes when the client closes the connection (or it fails); bytes it sends meanwhile
+/// are kept in `early` (the next request), up to [`held::MAX_HEAD`], then no more is read.
+async fn gone<S: AsyncRead + Unpin>(io: &mut S, early: &mut Vec<u8>) {
+    let mut byte = [0u8; 1];
+    while early.len() < held::MAX_HEAD {
+        match io.read(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => early.push(byte[0]),
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Writes `response` as hyper would ([`held::encode`]); with `close`, or when the answer
+/// says `connection: close`, it says `connection: close` and then closes the stream.
+/// Whether the connection goes on.
+async fn write_answer<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    response: Response,
+    close: bool,
+    limits: &Limits,
+) -> std::io::Result<bool> {
+    let (mut parts, body) = response.into_parts();
+    let close = close || held::says_close(&parts.headers);
+    if close {
+        held::closing(&mut parts.headers);
+    }
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let bytes = held::encode(parts.status, &parts.headers, &body, &date);
+    drop(body);
+    io.write_all(&bytes).await?;
+    io.flush().await?;
+    if close {
+        // The TLS close_notify and FIN; a client that reads nothing cannot hold us.
+        let _ = tokio::time::timeout(limits.handshake, io.shutdown()).await;
+    }
+    Ok(!close)
 }
 
 /// What a connection's requests are served with.
@@ -418,18 +669,33 @@ impl Client {
         let body = match read_body(&parts.headers, body, &self.limits).await {
             Ok(body) => body,
             Err(refused) => {
-                self.refusals.record(refused.refusal);
-                tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
+                self.refused(&refused);
                 return refused.response();
             }
         };
         parts.extensions.insert(ConnectInfo(self.peer));
-        let request = Request::from_parts(parts, axum::body::Body::from(body));
-        let router = TowerToHyperService::new(self.router);
-        match hyper::service::Service::call(&router, request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+        self.route(Request::from_parts(parts, axum::body::Body::from(body)))
+            .await
+    }
+
+    /// The router's answer to a request read whole.
+    fn route(
+        &self,
+        request: Request<axum::body::Body>,
+    ) -> impl Future<Output = Response> + Send + 'static {
+        let router = TowerToHyperService::new(self.router.clone());
+        async move {
+            match hyper::service::Service::call(&router, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
         }
+    }
+
+    /// Counts and logs a request the limits refused.
+    fn refused(&self, refused: &Refused) {
+        self.refusals.record(refused.refusal);
+        tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
     }
 }
 
@@ -742,6 +1008,214 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// What the held route of [`holding`] has seen.
+    #[derive(Default)]
+    struct Seen {
+        started: std::sync::atomic::AtomicUsize,
+        dropped: std::sync::atomic::AtomicUsize,
+    }
+
+    /// Counts a held request dropped before its answer.
+    struct Unanswered(Arc<Seen>, bool);
+    impl Drop for Unanswered {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A plain-HTTP server with `limits` whose `POST /held` (and `POST /echo` of [`limited`])
+    /// are on the small path: `/held` answers the length of its body at once if the body is
+    /// `now`, else once `release` is sent `true`.
+    async fn holding(
+        limits: Limits,
+    ) -> (
+        SocketAddr,
+        Arc<Seen>,
+        tokio::sync::watch::Sender<bool>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let seen = Arc::new(Seen::default());
+        let (release, released) = tokio::sync::watch::channel(false);
+        let server = Server::http("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind")
+            .with_limits(Limits {
+                held: &["/held", "/echo"],
+                ..limits
+            });
+        let addr = server.local_addr().expect("local addr");
+        let s = seen.clone();
+        let held = move |body: axum::body::Bytes| {
+            let (seen, mut released) = (s.clone(), released.clone());
+            async move {
+                seen.started
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut guard = Unanswered(seen, false);
+                if &body[..] != b"now" {
+                    let _ = released.wait_for(|r| *r).await;
+                }
+                guard.1 = true;
+                format!("{} bytes", body.len())
+            }
+        };
+        let echo = |ConnectInfo(peer): ConnectInfo<SocketAddr>, body: axum::body::Bytes| async move {
+            format!("{} from {}", body.len(), peer.ip())
+        };
+        let router = router()
+            .route("/held", axum::routing::post(held))
+            .route("/echo", axum::routing::post(echo));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(router, async {
+            let _ = stopped.await;
+        }));
+        (addr, seen, release, stop)
+    }
+
+    /// The answer without its `date` line (the only part that moves).
+    fn dateless(answer: &str) -> String {
+        answer
+            .split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    }
+
+    #[tokio::test]
+    async fn the_small_path_answers_byte_for_byte_as_hyper_does() {
+        let (hyper_addr, _, _hyper_stop) = limited(SMALL).await;
+        let (small_addr, _, _, _small_stop) = holding(SMALL).await;
+        let both = |request: &'static [u8]| async move {
+            let within =
+                |addr| tokio::time::timeout(Duration::from_secs(10), exchange(addr, request));
+            let a = within(hyper_addr).await.expect("hyper in time");
+            let b = within(small_addr).await.expect("small path in time");
+            (a, b)
+        };
+        // An answer, a refusal of a body too slow (hyper writes `connection: close`).
+        for request in [
+            &b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"[..],
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nhello",
+        ] {
+            let (a, b) = both(request).await;
+            assert!(a.contains("\r\ndate: "), "{a}");
+            assert!(b.contains("\r\ndate: "), "{b}");
+            assert_eq!(dateless(&a), dateless(&b));
+        }
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order_and_others_go_to_hyper() {
+        let (addr, seen, _release, _stop) = holding(SMALL).await;
+        let request = b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnow\
+POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nnow\
+GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+POST /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\nnow";
+        let answer = tokio::time::timeout(Duration::from_secs(10), exchange(addr, request))
+            .await
+            .expect("in time");
+        let statuses: Vec<&str> = answer
+            .split("HTTP/1.1 ")
+            .skip(1)
+            .map(|a| a.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(statuses, ["200", "200", "200", "200"], "{answer}");
+        assert_eq!(answer.matches("3 bytes").count(), 3, "{answer}");
+        assert!(answer.contains("\r\n\r\nok\n"), "{answer}");
+        // The last one was hyper's: the connection went to hyper at /healthz.
+        assert_eq!(seen.started.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn garbage_other_framings_and_large_bodies_are_hyper_s_answers() {
+        let (addr, _, _release, _stop) = holding(SMALL).await;
+        let within =
+            |r: &'static [u8]| tokio::time::timeout(Duration::from_secs(10), exchange(addr, r));
+        let garbage = within(b"\x16\x03\x01 not HTTP\r\n\r\n")
+            .await
+            .expect("in time");
+        assert_eq!(status(&garbage), "400", "{garbage}");
+        let chunked = within(b"POST /held HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nnow\r\n0\r\n\r\n").await.expect("in time");
+        assert!(chunked.ends_with("3 bytes"), "{chunked}");
+        let big = within(b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n")
+            .await
+            .expect("in time");
+        assert_eq!(status(&big), "413", "{big}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_head_is_closed_at_the_header_deadline_and_a_slow_body_gets_408() {
+        let limits = Limits {
+            header_read: Duration::from_millis(300),
+            ..SMALL
+        };
+        let (addr, _, _release, _stop) = holding(limits).await;
+        let started = std::time::Instant::now();
+        let slow = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(addr, b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Len"),
+        )
+        .await
+        .expect("closed in time");
+        assert_eq!(slow, "", "closed without an answer, as hyper does");
+        assert!(
+            started.elapsed() >= limits.header_read,
+            "{:?}",
+            started.elapsed()
+        );
+        let body = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange(
+                addr,
+                b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nnow",
+            ),
+        )
+        .await
+        .expect("closed in time");
+        assert_eq!(status(&body), "408", "{body}");
+        assert!(body.contains("connection: close"), "{body}");
+    }
+
+    /// Polls `count` until it is `n`, at most 10 s.
+    async fn until(count: &std::sync::atomic::AtomicUsize, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count.load(std::sync::atomic::Ordering::SeqCst) != n {
+            assert!(std::time::Instant::now() < deadline, "never {n}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_drops_its_held_request_and_one_that_stays_is_answered() {
+        let (addr, seen, release, stop) = holding(SMALL).await;
+        let request = b"POST /held HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nwait";
+        let mut gone = TcpStream::connect(addr).await.expect("connect");
+        gone.write_all(request).await.expect("write");
+        until(&seen.started, 1).await;
+        drop(gone);
+        until(&seen.dropped, 1).await;
+
+        // Held, then the server stops: answered when released, then closed (no
+        // `Connection: close` asked for).
+        let mut stays = TcpStream::connect(addr).await.expect("connect");
+        stays.write_all(request).await.expect("write");
+        until(&seen.started, 2).await;
+        stop.send(()).expect("running");
+        release.send(true).expect("held");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stays.read_to_end(&mut answer))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n4 bytes"), "{answer}");
+        assert_eq!(seen.dropped.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::cli::{HubArgs, HubAuth, HubKubeArgs, HubSelfTlsArgs};
 use crate::https::listen::{BadListen, parse_listen};
 use crate::https::{LimitError, Limits};
-use crate::hub_protocol::MAX_BODY;
+use crate::hub_protocol::{MAX_BODY, WATCH_PATH};
 use crate::spec::budget::{BudgetConfig, BudgetError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,7 +117,12 @@ impl HubSettings {
         if max_keys_per_client == 0 {
             return Err(FlagError::MaxKeys(max_keys_per_client));
         }
-        let limits = Limits::server(request_timeout, max_connections, MAX_BODY)?;
+        // The long poll is held: read on the server's small path, which keeps no HTTP/1
+        // buffers while it waits (docs/hub.md, "Memory").
+        let limits = Limits {
+            held: &[WATCH_PATH],
+            ..Limits::server(request_timeout, max_connections, MAX_BODY)?
+        };
         if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
             return Err(FlagError::Concurrency(concurrency));
         }
@@ -277,6 +282,7 @@ mod tests {
         assert_eq!(s.limits.body_read, Duration::from_secs(10));
         assert_eq!(s.limits.max_connections, 4096);
         assert_eq!(s.limits.max_body, MAX_BODY);
+        assert_eq!(s.limits.held, [WATCH_PATH]);
         assert_eq!(
             (s.cert, s.key),
             (Some(PathBuf::from("c")), Some(PathBuf::from("k")))

@@ -50,7 +50,7 @@ pub struct HubState {
 /// The routes (see the module documentation).
 pub fn router(state: HubState) -> Router {
     Router::new()
-        .route("/v1/watch", post(watch_handler))
+        .route(hub_protocol::WATCH_PATH, post(watch_handler))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -185,11 +185,14 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
     let held = s.registry.hold(&keys);
     drop(keys);
     let keys = held.keys();
-    // The client's tokens, in the order of the keys.
-    let known: Box<[Option<Box<str>>]> = keys
+    // The client's tokens, in the order of the keys; the map they came in is dropped (a
+    // shadowed binding would live, and be held, until the end of the function).
+    let tokens: Box<[Option<Box<str>>]> = keys
         .iter()
         .map(|k| known.get(&**k).map(|t| Box::from(t.as_str())))
         .collect();
+    drop(known);
+    let known = tokens;
     let mut changes = s.registry.subscribe();
     let mut stopping = s.stopping.clone();
 
@@ -246,6 +249,8 @@ async fn answer(s: &HubState, checked: Checked) -> WatchResponse {
                 interval_ms: millis(s.settings.interval),
             };
         }
+        // The comparison (maps of every key's token) is not held while the request waits.
+        drop(c);
         tokio::select! {
             r = changes.changed() => if r.is_err() { continue },
             () = tokio::time::sleep_until(deadline) => {}

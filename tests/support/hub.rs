@@ -227,6 +227,13 @@ impl HubProcess {
         Some((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// A TLS connection to the hub, for a test that writes its own bytes.
+    pub async fn connect(&self) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr).await.ok()?;
+        let name = ServerName::try_from("localhost").ok()?;
+        self.tls.connect(name, tcp).await.ok()
+    }
+
     /// POSTs a watch request whose headers declare `declared` body bytes but sends only
     /// `prefix` of it, then reads the answer: what a server that refuses by the declared
     /// size answers, with no race against the client's own writes (a client still sending a
