@@ -26,8 +26,9 @@ pub struct Mapping {
     pub perms: String,
     /// `major:minor` of the file's device and its inode (`0` for anonymous memory).
     pub file: (String, u64),
-    /// `Anonymous:` in bytes: pages this mapping holds that are not the file's.
-    pub anonymous: u64,
+    /// `Anonymous:` in bytes: pages this mapping holds that are not the file's (`None`
+    /// when the kernel did not say: then the mapping is never released).
+    pub anonymous: Option<u64>,
     /// `Rss:` in bytes.
     pub rss: u64,
 }
@@ -42,7 +43,7 @@ pub fn parse_smaps(text: &str) -> Vec<Mapping> {
         }
         let Some(last) = out.last_mut() else { continue };
         if let Some(kib) = field_kib(line, "Anonymous:") {
-            last.anonymous = kib.saturating_mul(1024);
+            last.anonymous = Some(kib.saturating_mul(1024));
         } else if let Some(kib) = field_kib(line, "Rss:") {
             last.rss = kib.saturating_mul(1024);
         }
@@ -71,7 +72,7 @@ fn header(line: &str) -> Option<Mapping> {
         end,
         perms: perms.to_owned(),
         file: (dev.to_owned(), inode),
-        anonymous: 0,
+        anonymous: None,
         rss: 0,
     })
 }
@@ -93,7 +94,7 @@ pub fn releasable(maps: &[Mapping], anchor: usize) -> Vec<&Mapping> {
     maps.iter()
         .filter(|m| m.file == exe.file)
         .filter(|m| m.perms.starts_with('r') && m.perms.as_bytes().get(1) == Some(&b'-'))
-        .filter(|m| m.anonymous == 0 && m.rss > 0)
+        .filter(|m| m.anonymous == Some(0) && m.rss > 0)
         .collect()
 }
 
@@ -189,6 +190,14 @@ Anonymous:          1024 kB
             .map(|m| m.start)
             .collect();
         assert_eq!(starts, [0x0040_0000, 0x0040_1000, 0x00c0_0000]);
+    }
+
+    #[test]
+    fn a_mapping_whose_anonymous_pages_the_kernel_did_not_report_is_kept() {
+        let text = "00401000-00c00000 r-xp 00001000 fd:00 42 /usr/bin/ssm-injector\nRss: 6000 kB\n";
+        let maps = parse_smaps(text);
+        assert_eq!(maps[0].anonymous, None);
+        assert!(releasable(&maps, 0x0050_0000).is_empty());
     }
 
     #[test]
