@@ -11,10 +11,14 @@ parameters by name on moto, --interval 250ms); its counters are dumped once afte
 first render (start-up) and once after --seconds of idle polls (the loop), during which
 /metrics, /healthz and /readyz are read every second, as Prometheus and the kubelet do.
 
-Usage (venv's python; needs valgrind and a static release build WITH symbols, built like
-the Dockerfile's with `CARGO_PROFILE_RELEASE_STRIP=none`):
+Usage (venv's python; needs valgrind). The names carry hashes that depend on the release
+profile (`strip` included), so the binary must be the shipped build with its symbols
+kept: the Dockerfile's RUSTFLAGS and cargo profile, only the final link told not to strip
+(`cargo rustc` flags reach the binary's link, not the profile):
 
-  bench/hot_functions.py BINARY [--seconds 30]
+  RUSTFLAGS="<the Dockerfile's>" cargo rustc --release --locked \
+      --target x86_64-unknown-linux-gnu --bin ssm-injector -- -C strip=none
+  .venv/bin/python bench/hot_functions.py target/x86_64-unknown-linux-gnu/release/ssm-injector
 
 A stale list is harmless: names that no longer exist are skipped by the linker
 (--no-warn-symbol-ordering); only the layout, and so the idle RSS, gets worse.
