@@ -550,22 +550,9 @@ async fn read_held_body<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let refused = match tokio::time::timeout_at(deadline, io.read_buf(buf)).await {
             Ok(Ok(n)) if n > 0 => continue,
-            Ok(Ok(_)) => Refused {
-                refusal: Refusal::BodyBroken,
-                message: "the request body could not be read: the client closed the connection"
-                    .to_owned(),
-            },
-            Ok(Err(e)) => Refused {
-                refusal: Refusal::BodyBroken,
-                message: format!("the request body could not be read: {e}"),
-            },
-            Err(_) => Refused {
-                refusal: Refusal::BodyTime,
-                message: format!(
-                    "the request body was not received within {:?}",
-                    limits.body_read
-                ),
-            },
+            Ok(Ok(_)) => Refused::broken("the client closed the connection"),
+            Ok(Err(e)) => Refused::broken(e),
+            Err(_) => Refused::too_slow(limits.body_read),
         };
         client.refused(&refused);
         let _ = write_answer(io, refused.response(), true, limits).await;
@@ -707,6 +694,22 @@ struct Refused {
 }
 
 impl Refused {
+    /// The body could not be read: `reason` says why.
+    fn broken(reason: impl std::fmt::Display) -> Refused {
+        Refused {
+            refusal: Refusal::BodyBroken,
+            message: format!("the request body could not be read: {reason}"),
+        }
+    }
+
+    /// The body did not arrive within `limit` ([`Limits::body_read`]).
+    fn too_slow(limit: Duration) -> Refused {
+        Refused {
+            refusal: Refusal::BodyTime,
+            message: format!("the request body was not received within {limit:?}"),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self.refusal {
             Refusal::BodySize => StatusCode::PAYLOAD_TOO_LARGE,
@@ -760,10 +763,7 @@ async fn read_body(
     let mut buf = Vec::with_capacity(reserve);
     let read = async {
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Refused {
-                refusal: Refusal::BodyBroken,
-                message: format!("the request body could not be read: {e}"),
-            })?;
+            let frame = frame.map_err(Refused::broken)?;
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > max {
                     return Err(too_large());
@@ -776,13 +776,7 @@ async fn read_body(
     match tokio::time::timeout(limits.body_read, read).await {
         Ok(Ok(())) => Ok(buf),
         Ok(Err(refused)) => Err(refused),
-        Err(_) => Err(Refused {
-            refusal: Refusal::BodyTime,
-            message: format!(
-                "the request body was not received within {:?}",
-                limits.body_read
-            ),
-        }),
+        Err(_) => Err(Refused::too_slow(limits.body_read)),
     }
 }
 
