@@ -47,15 +47,8 @@ pub fn user_filter(rust_log: Option<&str>) -> Targets {
         .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO))
 }
 
-/// The cap: [`CAPPED`] crates (and all their modules) at most `debug`, the rest open.
-pub fn cap() -> Targets {
-    CAPPED.iter().fold(
-        Targets::new().with_default(LevelFilter::TRACE),
-        |t, krate| t.with_target(*krate, LevelFilter::DEBUG),
-    )
-}
-
-/// `user` with [`cap`] applied, as one filter: it enables exactly what both enable.
+/// `user` with the cap applied ([`CAPPED`] crates, and all their modules, at most
+/// `debug`), as one filter: it enables exactly what both enable.
 /// (`Targets` matches a directive on a plain prefix of the target and the longest wins,
 /// so each capped crate gets the user's own level for it, capped, and every user
 /// directive inside a capped crate is capped too.)
@@ -110,6 +103,14 @@ pub fn init(format: LogFormat) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cap as a filter of its own: what [`capped`] must agree with.
+    fn cap() -> Targets {
+        CAPPED.iter().fold(
+            Targets::new().with_default(LevelFilter::TRACE),
+            |t, krate| t.with_target(*krate, LevelFilter::DEBUG),
+        )
+    }
     use tracing::Level;
 
     #[test]
