@@ -180,14 +180,51 @@ pub fn says_close(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The request the router sees for a [`HeldHead`] and its body.
-pub fn request(head: HeldHead, body: Vec<u8>) -> axum::http::Request<axum::body::Body> {
-    let mut request = axum::http::Request::new(axum::body::Body::from(body));
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = head.uri;
-    *request.version_mut() = axum::http::Version::HTTP_11;
-    *request.headers_mut() = head.headers;
-    request
+/// A request of the small path, read whole: what a [`HeldHandler`] is given.
+#[derive(Debug)]
+pub struct HeldRequest {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: axum::body::Bytes,
+}
+
+/// Answers the requests of the small path without the router (the hub's long poll): the
+/// connection keeps only the handler's own future while the request waits, not axum's
+/// boxed handler and the router's future around it ([`super::Server::holding`]).
+pub type HeldHandler = std::sync::Arc<
+    dyn Fn(
+            HeldRequest,
+        ) -> Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>
+        + Send
+        + Sync,
+>;
+
+impl HeldRequest {
+    /// The request read from `head` and its `body`.
+    pub fn new(peer: std::net::SocketAddr, head: HeldHead, body: Vec<u8>) -> HeldRequest {
+        HeldRequest {
+            peer,
+            uri: head.uri,
+            headers: head.headers,
+            body: axum::body::Bytes::from(body),
+        }
+    }
+
+    /// The same request as the router sees it (with the client's address as
+    /// `ConnectInfo`), for servers without a [`HeldHandler`].
+    pub fn into_routed(self) -> axum::http::Request<axum::body::Body> {
+        let mut request = axum::http::Request::new(axum::body::Body::from(self.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = axum::http::Version::HTTP_11;
+        *request.headers_mut() = self.headers;
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        request
+    }
 }
 
 /// A stream that first yields `read` (bytes taken from `inner` already), then reads
@@ -296,8 +333,13 @@ Content-Length: 12\r\nConnection: close\r\n\r\n{\"names\":[]}";
         assert_eq!(h.headers[header::HOST], "hub");
         let keep = held(b"POST /v1/watch HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         assert!(!keep.close);
-        let r = request(keep, Vec::new());
+        let peer = "192.0.2.1:4000".parse().expect("address");
+        let r = HeldRequest::new(peer, keep, Vec::new()).into_routed();
         assert_eq!((r.method(), r.uri().path()), (&Method::POST, "/v1/watch"));
+        let info = r
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        assert_eq!(info.map(|i| i.0), Some(peer));
     }
 
     #[test]

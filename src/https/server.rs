@@ -9,7 +9,7 @@
 //! How connections are read and held is decided in one place, [`Limits`], applied by the
 //! accept loop and the connection task: a new limit goes there, not into a router.
 
-use super::held::{self, Head, Rewind};
+use super::held::{self, Head, HeldHandler, HeldRequest, Rewind};
 use super::lean_tls::LeanTls;
 use super::listen::BadListen;
 use super::metrics::LimitRefusals;
@@ -198,6 +198,7 @@ pub struct Server {
     transport: Transport,
     limits: Limits,
     refusals: LimitRefusals,
+    held: Option<HeldHandler>,
 }
 
 impl Server {
@@ -231,12 +232,21 @@ impl Server {
             transport,
             limits: Limits::DEFAULT,
             refusals: LimitRefusals::default(),
+            held: None,
         })
     }
 
     /// Serves with `limits` instead of [`Limits::DEFAULT`].
     pub fn with_limits(mut self, limits: Limits) -> Server {
         self.limits = limits;
+        self
+    }
+
+    /// Answers the requests of [`Limits::held`] read on the small path with `handler`
+    /// instead of the router (which still answers those that go to hyper: other framings,
+    /// HTTP/1.0). A held request then keeps only the handler's future.
+    pub fn holding(mut self, handler: HeldHandler) -> Server {
+        self.held = Some(handler);
         self
     }
 
@@ -261,8 +271,16 @@ impl Server {
             transport,
             limits,
             refusals,
+            held,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            transport: transport.clone(),
+            limits,
+            router,
+            held,
+            refusals: refusals.clone(),
+        });
         let mut connections = JoinSet::new();
         let mut full = FullLog::default();
         tokio::pin!(shutdown);
@@ -287,15 +305,7 @@ impl Server {
                         continue;
                     }
                     let _ = tcp.set_nodelay(true);
-                    connections.spawn(connection(
-                        transport.clone(),
-                        limits,
-                        tcp,
-                        peer,
-                        router.clone(),
-                        refusals.clone(),
-                        stop_rx.clone(),
-                    ));
+                    connections.spawn(connection(shared.clone(), tcp, peer, stop_rx.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -361,33 +371,30 @@ fn refuse_connection(transport: &Transport, tcp: TcpStream) {
 /// largest state: the handshake and the requests are boxed, so that a held request's
 /// connection keeps only what holding needs ([`held_requests`]).
 async fn connection(
-    transport: Transport,
-    limits: Limits,
+    shared: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
-    router: Router,
-    refusals: LimitRefusals,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let limits = &shared.limits;
     let client = Client {
-        limits,
+        shared: shared.clone(),
         peer,
-        router,
-        refusals,
     };
-    match transport {
+    match &shared.transport {
         Transport::Plain => Box::pin(requests(tcp, client, stop)).await,
         // `let … else`, not `if let` around the requests: the handshake's result is not kept
         // in the task while they run.
         Transport::Tls(_, config) if !limits.held.is_empty() => {
-            let Some(tls) = Box::pin(handshake(&limits, peer, LeanTls::accept(tcp, config))).await
-            else {
+            let accept = LeanTls::accept(tcp, config.clone());
+            let Some(tls) = Box::pin(handshake(limits, peer, accept)).await else {
                 return;
             };
             Box::pin(requests(tls, client, stop)).await;
         }
         Transport::Tls(acceptor, _) => {
-            let Some(tls) = Box::pin(handshake(&limits, peer, acceptor.accept(tcp))).await else {
+            let accept = acceptor.accept(tcp);
+            let Some(tls) = Box::pin(handshake(limits, peer, accept)).await else {
                 return;
             };
             Box::pin(requests(tls, client, stop)).await;
@@ -422,7 +429,7 @@ async fn requests<S>(mut io: S, client: Client, mut stop: tokio::sync::watch::Re
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if client.limits.held.is_empty() {
+    if client.shared.limits.held.is_empty() {
         return Box::pin(http(TokioIo::new(io), client, stop)).await;
     }
     if let Some(read) = held_requests(&mut io, &client, &mut stop).await {
@@ -460,7 +467,7 @@ where
         };
         let close = head.close;
         let request = Box::pin(read_held_body(io, &mut buf, head, client)).await?;
-        let mut answer = Box::pin(client.route(request));
+        let mut answer = client.hold(request);
         let response = tokio::select! {
             response = &mut answer => response,
             () = gone(io, &mut buf) => {
@@ -470,7 +477,7 @@ where
         };
         drop(answer);
         let close = close || *stop.borrow();
-        match Box::pin(write_answer(io, response, close, &client.limits)).await {
+        match Box::pin(write_answer(io, response, close, &client.shared.limits)).await {
             Ok(true) => {}
             Ok(false) => return None,
             Err(e) => {
@@ -501,7 +508,7 @@ async fn read_head<S: AsyncRead + Unpin>(
     client: &Client,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Next {
-    let limits = &client.limits;
+    let limits = &client.shared.limits;
     let peer = client.peer;
     let deadline = tokio::time::Instant::now() + limits.header_read;
     loop {
@@ -540,8 +547,8 @@ async fn read_held_body<S: AsyncRead + AsyncWrite + Unpin>(
     buf: &mut Vec<u8>,
     head: held::HeldHead,
     client: &Client,
-) -> Option<Request<axum::body::Body>> {
-    let limits = &client.limits;
+) -> Option<HeldRequest> {
+    let limits = &client.shared.limits;
     let total = head.len + head.content_length;
     let deadline = tokio::time::Instant::now() + limits.body_read;
     while buf.len() < total {
@@ -561,9 +568,7 @@ async fn read_held_body<S: AsyncRead + AsyncWrite + Unpin>(
     let next = buf.split_off(total);
     let mut body = std::mem::replace(buf, next);
     body.drain(..head.len);
-    let mut request = held::request(head, body);
-    request.extensions_mut().insert(ConnectInfo(client.peer));
-    Some(request)
+    Some(HeldRequest::new(client.peer, head, body))
 }
 
 /// Completes when the client closes the connection (or it fails); bytes it sends meanwhile
@@ -610,13 +615,23 @@ async fn write_answer<S: AsyncWrite + Unpin>(
     Ok(!close)
 }
 
+/// What every connection of a server is served with: one allocation per server, so that
+/// a connection (whose task and futures keep their arguments for their whole life) keeps
+/// one pointer to it.
+struct Shared {
+    transport: Transport,
+    limits: Limits,
+    router: Router,
+    /// Answers the small path's requests instead of the router ([`Server::holding`]).
+    held: Option<HeldHandler>,
+    refusals: LimitRefusals,
+}
+
 /// What a connection's requests are served with.
 #[derive(Clone)]
 struct Client {
-    limits: Limits,
+    shared: Arc<Shared>,
     peer: SocketAddr,
-    router: Router,
-    refusals: LimitRefusals,
 }
 
 async fn http<I>(io: I, client: Client, mut stop: tokio::sync::watch::Receiver<bool>)
@@ -626,7 +641,7 @@ where
     let peer = client.peer;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(client.limits.header_read);
+        .header_read_timeout(client.shared.limits.header_read);
     let service = hyper::service::service_fn(move |request| {
         let client = client.clone();
         async move { Ok::<_, Infallible>(client.answer(request).await) }
@@ -653,7 +668,7 @@ impl Client {
     /// the refusal itself and closes the connection.
     async fn answer(self, request: Request<Incoming>) -> Response {
         let (mut parts, body) = request.into_parts();
-        let body = match read_body(&parts.headers, body, &self.limits).await {
+        let body = match read_body(&parts.headers, body, &self.shared.limits).await {
             Ok(body) => body,
             Err(refused) => {
                 self.refused(&refused);
@@ -665,12 +680,24 @@ impl Client {
             .await
     }
 
+    /// The answer to a request of the small path: the [`HeldHandler`]'s, else the
+    /// router's.
+    fn hold(
+        &self,
+        request: HeldRequest,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>> {
+        match &self.shared.held {
+            Some(handler) => handler(request),
+            None => Box::pin(self.route(request.into_routed())),
+        }
+    }
+
     /// The router's answer to a request read whole.
     fn route(
         &self,
         request: Request<axum::body::Body>,
     ) -> impl Future<Output = Response> + Send + 'static {
-        let router = TowerToHyperService::new(self.router.clone());
+        let router = TowerToHyperService::new(self.shared.router.clone());
         async move {
             match hyper::service::Service::call(&router, request).await {
                 Ok(response) => response,
@@ -681,7 +708,7 @@ impl Client {
 
     /// Counts and logs a request the limits refused.
     fn refused(&self, refused: &Refused) {
-        self.refusals.record(refused.refusal);
+        self.shared.refusals.record(refused.refusal);
         tracing::debug!(peer = %self.peer, limit = refused.refusal.label(), "{}", refused.message);
     }
 }
@@ -832,6 +859,44 @@ impl StopSignal {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A held client's connection keeps its requests future for its whole life: what it
+    /// takes beyond the stream is the per-server state behind one pointer, not copies of
+    /// the limits and the router (416 bytes over a `TcpStream`; it was 672).
+    #[tokio::test]
+    async fn a_connection_keeps_small_futures() {
+        fn size<F>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let (_tx, stop) = tokio::sync::watch::channel(false);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let shared = Arc::new(Shared {
+            transport: Transport::Plain,
+            limits: Limits::DEFAULT,
+            router: Router::new(),
+            held: None,
+            refusals: LimitRefusals::default(),
+        });
+        let client = Client {
+            shared: shared.clone(),
+            peer: addr,
+        };
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let task = connection(shared, tcp, addr, stop.clone());
+        assert!(
+            size(&task) <= 256,
+            "the connection task's future: {} bytes",
+            size(&task)
+        );
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let requests = requests(tcp, client, stop);
+        assert!(
+            size(&requests) <= 512,
+            "the requests future: {} bytes",
+            size(&requests)
+        );
+    }
 
     /// One request on a new connection; the whole answer as text.
     async fn exchange(addr: SocketAddr, request: &[u8]) -> String {

@@ -184,7 +184,6 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
             metrics.clone(),
         ))
     });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = server::HubState {
         registry,
         settings: server::Settings {
@@ -197,7 +196,6 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         authorizer,
         policy,
         metrics,
-        stopping: stop_rx,
     };
     tracing::info!(
         listen = %addr,
@@ -207,12 +205,16 @@ pub async fn run(args: HubArgs) -> Result<(), HubError> {
         budget = %budget,
         "hub serving HTTPS"
     );
+    let stopping = state.registry.clone();
     let shutdown = async move {
         stop.wait().await;
         tracing::info!("shutting down: answering the held requests");
-        let _ = stop_tx.send(true);
+        stopping.stop();
     };
-    https_server.serve(server::router(state), shutdown).await;
+    https_server
+        .holding(server::held(state.clone()))
+        .serve(server::router(state), shutdown)
+        .await;
     poller.abort();
     reloader.abort();
     if let Some(p) = pusher {

@@ -98,6 +98,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     changes: watch::Sender<u64>,
     refresh: Notify,
+    /// The hub is shutting down ([`Registry::stop`]).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Registry {
@@ -112,6 +114,7 @@ impl Registry {
             inner: Mutex::new(Inner::default()),
             changes: watch::channel(0).0,
             refresh: Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -251,9 +254,23 @@ impl Registry {
             .collect()
     }
 
-    /// A receiver that sees every change of any token.
+    /// A receiver that sees every change of any token, and [`Registry::stop`].
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// The hub shuts down: every waiter is woken ([`Registry::subscribe`]) and sees
+    /// [`Registry::stopping`], so held requests answer at once. One wake-up for both, so a
+    /// waiting request needs one subscription, not two.
+    pub fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changes.send_modify(|g| *g += 1);
+    }
+
+    /// Whether [`Registry::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records what reads found. Returns the keys whose token changed (a pending key
@@ -443,10 +460,61 @@ pub fn compare(views: &[View], known: &BTreeMap<String, String>) -> Comparison {
     compare_by(views, |v, _| known.get(&v.key).map(String::as_str))
 }
 
-/// [`compare`] with the client's tokens in the order of `views` (`None`: the client has
-/// none), as a held request keeps them.
-pub fn compare_aligned(views: &[View], known: &[Option<Box<str>>]) -> Comparison {
-    compare_by(views, |_, i| known.get(i).and_then(|k| k.as_deref()))
+/// [`compare`] with the client's tokens in the order of `views`, as a held request keeps
+/// them.
+pub fn compare_aligned(views: &[View], known: &Tokens) -> Comparison {
+    compare_by(views, |_, i| known.get(i))
+}
+
+/// A held request's tokens, in the order of its keys (`None`: the client has none), in two
+/// allocations, one string and one table of ends, instead of one per key: a held request
+/// is the hub's most numerous object (20 keys: about 0.6 KiB less per request).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    text: Box<str>,
+    /// Where each token ends in `text`, with [`Tokens::ABSENT`] set for a key without one.
+    ends: Box<[u32]>,
+}
+
+impl Tokens {
+    const ABSENT: u32 = 1 << 31;
+
+    /// The tokens, in order. A request's body is far below 2 GiB (`hub_protocol::MAX_BODY`);
+    /// a token that would end beyond is kept as absent, which only makes the request answer
+    /// at once with every version (as a client without tokens is answered).
+    pub fn new<'a>(tokens: impl IntoIterator<Item = Option<&'a str>>) -> Tokens {
+        let mut text = String::new();
+        let mut ends = Vec::new();
+        for token in tokens {
+            let start = text.len();
+            let end = token.and_then(|t| u32::try_from(start + t.len()).ok());
+            match (token, end) {
+                (Some(t), Some(end)) if end < Tokens::ABSENT => {
+                    text.push_str(t);
+                    ends.push(end);
+                }
+                // `start` fits: every end pushed before it did.
+                _ => ends.push(u32::try_from(start).unwrap_or(0) | Tokens::ABSENT),
+            }
+        }
+        Tokens {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// The `i`th key's token.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        if end & Tokens::ABSENT != 0 {
+            return None;
+        }
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends[before] & !Tokens::ABSENT,
+            None => 0,
+        };
+        self.text.get(start as usize..end as usize)
+    }
 }
 
 fn compare_by<'k>(views: &[View], known: impl Fn(&View, usize) -> Option<&'k str>) -> Comparison {
@@ -663,12 +731,9 @@ mod tests {
         assert_eq!(c.changed.len(), 3);
 
         // The tokens a held request keeps, in the order of its keys, compare the same.
-        let aligned: Vec<Option<Box<str>>> = views
-            .iter()
-            .map(|v| known.get(&v.key).map(|t| Box::from(t.as_str())))
-            .collect();
+        let aligned = Tokens::new(views.iter().map(|v| known.get(&v.key).map(String::as_str)));
         assert_eq!(compare_aligned(&views, &aligned), compare(&views, &known));
-        let partly = [Some(Box::from("2")), None];
+        let partly = Tokens::new([Some("2"), None]);
         let c = compare_aligned(&views, &partly);
         assert_eq!(c.changed, ["name:/b", "name:/c"]);
         assert!(c.first);
@@ -690,5 +755,19 @@ mod tests {
         assert_eq!(r.view_wire(held.keys()), r.view(&ks));
         drop(held);
         assert_eq!(r.sizes(), (2, 0));
+    }
+
+    proptest::proptest! {
+        /// Every token comes back as it went in, absent ones too, and nothing past the end.
+        #[test]
+        fn tokens_keep_each_token_in_order(
+            tokens in proptest::collection::vec(proptest::option::of(".{0,12}"), 0..40)
+        ) {
+            let kept = Tokens::new(tokens.iter().map(Option::as_deref));
+            for (i, token) in tokens.iter().enumerate() {
+                proptest::prop_assert_eq!(kept.get(i), token.as_deref());
+            }
+            proptest::prop_assert_eq!(kept.get(tokens.len()), None);
+        }
     }
 }
