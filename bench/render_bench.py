@@ -37,6 +37,10 @@ Tools
   aws-cli       .venv/bin/aws ssm get-parameters-by-path --path P --recursive
                 --with-decryption (it paginates itself); by name: aws ssm get-parameters
                 --names (10 per call), 10 calls in sequence
+  sdk-floor     bench/sdk_floor.rs --render: the AWS SDK for Rust alone with
+                ssm-injector's SDK configuration, the same calls in sequence, the values
+                written as Vn='value' lines: the floor of any tool built on the SDK
+                (cargo build --release --example sdk_floor)
 
 Wall time and peak RSS come from bench/rss_launch.c (fork, exec, wait4 with a tiny
 parent, so ru_maxrss is the tool's own peak: a child of this Python process would inherit
@@ -70,7 +74,8 @@ BIN = os.path.abspath(os.environ.get("SSM_INJECTOR_BIN") or os.path.join(REPO, "
 VENV_BIN = os.path.dirname(sys.executable)
 AWS_CLI = os.path.join(VENV_BIN, "aws")
 NODE_DIR = os.path.join(BENCH, "node")
-TOOLS = ["ssm-injector", "boto3", "powertools", "node-sdk-v3", "aws-cli"]
+TOOLS = ["ssm-injector", "boto3", "powertools", "node-sdk-v3", "aws-cli", "sdk-floor"]
+SDK_FLOOR = os.path.join(REPO, "target", "release", "examples", "sdk_floor")
 BARE = "bare"
 RUN_TIMEOUT = 180.0
 # Goals of issue 18: the most ssm-injector's median may be, in bare round trips.
@@ -179,6 +184,9 @@ def steps_for(tool: str, sc: Scenario, out: str) -> list[tuple[list[str], bool]]
         cmd = ([sys.executable, os.path.join(BENCH, "powertools_render.py")] if tool == "powertools"
                else ["node", os.path.join(NODE_DIR, "render.mjs")])
         return [([*cmd, *spec, "--output", out], False)]
+    if tool == "sdk-floor":
+        spec = ["--path", sc.path] if sc.kind == "path" else ["--names", *sc.names]
+        return [([SDK_FLOOR, "--render", out, *spec], False)]
     if tool == "aws-cli":
         if sc.kind == "path":
             return [([AWS_CLI, "ssm", "get-parameters-by-path", "--path", sc.path,
@@ -328,6 +336,8 @@ def run_tool(launcher: Launcher, tool: str, sc: Scenario, endpoint: str, out: st
     """One measured run: -> (wall s, peak RSS KiB); RunError with the reason on failure."""
     if tool in BINS and not os.access(BINS[tool], os.X_OK):
         raise RunError(f"no binary at {BINS[tool]} (cargo build --release, or set SSM_INJECTOR_BIN)")
+    if tool == "sdk-floor" and not os.access(SDK_FLOOR, os.X_OK):
+        raise RunError(f"no {SDK_FLOOR}: cargo build --release --example sdk_floor")
     if tool == "node-sdk-v3" and not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@aws-sdk")):
         raise RunError(f"no {NODE_DIR}/node_modules: run scripts/setup-node bench/node")
     for p in (out,):
@@ -526,11 +536,14 @@ def main() -> int:
         mine = next((r for r in results if r["scenario"] == sc_id and r["tool"] == "ssm-injector"), None)
         if mine is None or not mine.get("x_bare"):
             continue
-        peers = [r for r in results if r["scenario"] == sc_id and r["tool"] not in ("ssm-injector", BASELINE, BARE)]
+        peers = [r for r in results
+                 if r["scenario"] == sc_id and r["tool"] not in ("ssm-injector", BASELINE, BARE, "sdk-floor")]
         slower = [r["tool"] for r in peers if r.get("median_ms") and r["median_ms"] <= mine["median_ms"]]
         verdict = "met" if mine["x_bare"] <= goal and not (sc_id == "path-1000" and slower) else "MISSED"
         beaten = f"; not faster than {', '.join(slower)}" if slower else ""
-        print(f"goal {sc_id:<10} ssm-injector {mine['x_bare']:.2f}x bare (goal <= {goal}x){beaten}: {verdict}")
+        sdk = next((r for r in results if r["scenario"] == sc_id and r["tool"] == "sdk-floor"), None)
+        alone = f"; the SDK alone {sdk['x_bare']:.2f}x" if sdk and sdk.get("x_bare") else ""
+        print(f"goal {sc_id:<10} ssm-injector {mine['x_bare']:.2f}x bare (goal <= {goal}x){beaten}{alone}: {verdict}")
 
     if args.json:
         def ver(pkg):

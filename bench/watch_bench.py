@@ -11,7 +11,11 @@
     /metrics is read once before and once after it (the polls are the difference), so
     the figure is the polls' own CPU, not the scrapes' (reading /metrics every 2 ms made
     it ~30 ms instead of ~7);
-  * API calls per poll (counted by the emulator's proxy over the same window);
+  * API calls per poll (counted by the emulator's proxy over the same window), and next to
+    the CPU per poll the AWS SDK's own floor for as many calls: bench/sdk_floor.rs (the
+    SDK with ssm-injector's SDK configuration and nothing else, the same GetParameters
+    without decryption, sequential) on the same emulator, when it is built
+    (`cargo build --release --example sdk_floor`; --floor-calls, 0: skip);
   * decrypting calls and values decrypted (WithDecryption=true, counted by the emulator's
     proxy) per idle poll and per rotation;
   * rotation-to-file latency p50 / p99 over --rotations rotations.
@@ -41,6 +45,26 @@ def metric(port: int, name: str) -> float:
                if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
+# The SDK-floor program (bench/sdk_floor.rs), built with `cargo build --release --example
+# sdk_floor`.
+SDK_FLOOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release",
+                         "examples", "sdk_floor")
+
+
+def sdk_floor(env: dict[str, str], names: list[str], calls: int) -> float | None:
+    """The AWS SDK's own CPU milliseconds per GetParameters call (no decryption, up to 10
+    of `names` each), or None if it is skipped or not built."""
+    if calls <= 0:
+        return None
+    if not os.path.exists(SDK_FLOOR):
+        print("watch_bench: no SDK floor (build it: cargo build --release --example sdk_floor)",
+              file=sys.stderr)
+        return None
+    out = subprocess.run([SDK_FLOOR, str(calls), *names], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.strip())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100)
@@ -48,6 +72,8 @@ def main() -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0,
                     help="the idle window: no rotation, no /metrics read (default 30)")
     ap.add_argument("--rotations", type=int, default=100)
+    ap.add_argument("--floor-calls", type=int, default=300,
+                    help="GetParameters calls timed by bench/sdk_floor.rs (0: skip it)")
     ap.add_argument("--keep-page-cache", action="store_true",
                     help="start the binary from the page cache as it is (default: evict it first)")
     args = ap.parse_args()
@@ -88,6 +114,8 @@ def main() -> int:
         if polls < 1:
             raise SystemExit(f"watch_bench: no poll in {args.idle_seconds} s")
 
+        floor = sdk_floor(env, [f"/wb/app/p{i:03d}" for i in range(args.n)], args.floor_calls)
+
         # Rotations: put a new value, time until the file shows it.
         emu.call(cmd="reset_calls")
         lat = []
@@ -109,6 +137,11 @@ def main() -> int:
               f"Pss_Anon {pss_anon / 1024:.2f} MiB, Pss_File {pss_file / 1024:.2f} MiB")
         print(f"  idle polls          {polls:.0f} in {args.idle_seconds:.0f} s: {calls / polls:.1f} API calls "
               f"per poll, {(c1 - c0) / polls * 1000:.2f} ms CPU per poll (/proc utime+stime, no scrape in the window)")
+        per_poll = (c1 - c0) / polls * 1000
+        if floor is not None:
+            print(f"  SDK floor           {floor:.3f} ms CPU per call (bench/sdk_floor.rs, same calls): "
+                  f"{floor * calls / polls:.2f} ms for {calls / polls:.1f} calls; "
+                  f"the sidecar's poll is {per_poll / (floor * calls / polls):.2f}x that")
         print(f"  decrypting / poll   {sum(idle_decrypts['calls'].values()) / polls:.1f} calls, "
               f"{idle_decrypts['values'] / polls:.1f} values decrypted (idle)")
         print(f"  decrypting / rot.   {sum(rot_decrypts['calls'].values()) / len(lat):.1f} calls, "

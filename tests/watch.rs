@@ -789,6 +789,8 @@ fn a_rotation_signals_the_process_in_the_pid_file_once() {
             "--reload-pid-file",
             path(&pid_file),
         ])
+        // The reload's own lines ("reload signal sent"), for the message below.
+        .env("RUST_LOG", "ssm_injector::watch=debug")
         .spawn();
     sc.wait_ready(READY);
     let polls = sc.wait_ok_polls(1.0, READY);
@@ -797,9 +799,20 @@ fn a_rotation_signals_the_process_in_the_pid_file_once() {
 
     emu.put_secure(&name, "k-2");
     wait_for_env(&mut sc, &out, &[("KEY", "k-2")], Duration::from_secs(10));
-    poll_until(Duration::from_secs(10), "the app got SIGHUP", || {
-        (lines_in(&marker) >= 1).then_some(())
+    let hup = within(Duration::from_secs(20), || {
+        (lines_in(&marker) >= 1).then_some(()).ok_or(())
     });
+    if hup.is_err() {
+        panic!(
+            "the app got no SIGHUP in 20 s; reload actions: {:?}; sidecar stderr:\n{}",
+            sc.metrics().map(|m| m
+                .lines()
+                .filter(|l| l.contains("reload"))
+                .collect::<Vec<_>>()
+                .join("\n")),
+            sc.stderr()
+        );
+    }
     let polls = sc.wait_ok_polls(0.0, READY);
     sc.wait_ok_polls(polls + 5.0, READY);
     assert_eq!(lines_in(&marker), 1, "one rotation, one signal");
