@@ -742,8 +742,10 @@ struct HupCounter(Child);
 
 impl HupCounter {
     fn start(marker: &Path, pid_file: &Path) -> HupCounter {
-        let child = Command::new("bash")
-            .arg("-c")
+        // A shell cannot trap a signal that was ignored when it started (POSIX), and a
+        // test run under `nohup` ignores SIGHUP: `env` gives the shell the default back.
+        let child = Command::new("env")
+            .args(["--default-signal=HUP", "bash", "-c"])
             .arg(r#"trap 'echo hup >> "$1"' HUP; echo $$ > "$2.tmp"; mv "$2.tmp" "$2"; while :; do sleep 0.1; done"#)
             .arg("hup-counter")
             .arg(marker)
