@@ -27,6 +27,7 @@ pub mod reload_action;
 pub mod secret;
 pub mod source;
 pub mod spec;
+pub mod supervise;
 pub mod trim;
 pub mod values;
 pub mod watch;
