@@ -10,11 +10,13 @@ use crate::format::KeyCase;
 use crate::iam::{self, IamError, Target};
 use crate::output::{OutputError, prepare_outputs, write_outputs};
 use crate::source::config::AwsConfigError;
+use crate::source::delta::Held;
 use crate::source::{FetchFailure, Kind, Source};
 use crate::spec::file::{RawMode, RawOutput};
 use crate::spec::{At, Spec, SpecError, SpecInput};
+use crate::supervise::{SuperviseError, Supervisor};
 use crate::watch::config::{WatchConfig, WatchConfigError};
-use crate::watch::{Rebuild, Watch, WatchError};
+use crate::watch::{Delivery, EnvDelivery, Rebuild, Watch, WatchError};
 use std::time::Instant;
 
 /// Everything that can stop a subcommand. Messages name the parameter, flag, key or file.
@@ -40,6 +42,8 @@ pub enum AppError {
     Iam(#[from] IamError),
     #[error("exec: {0}")]
     Env(#[from] ExecError),
+    #[error("exec: {0}")]
+    Supervise(#[from] SuperviseError),
     #[error("exec {command}: {}", exec_reason(source))]
     Exec {
         command: String,
@@ -94,6 +98,7 @@ impl AppError {
             AppError::Webhook(e) => e.exit_code(),
             AppError::Capacity(_) => exit::USAGE,
             AppError::Hub(e) => e.exit_code(),
+            AppError::Supervise(e) => e.exit_code(),
         }
     }
 }
@@ -126,7 +131,11 @@ pub fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Render(args) => render(args).await,
-        Command::Exec(args) => exec(args).await,
+        // exec --watch ends with its command's exit code.
+        Command::Exec(args) => match exec(args).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::IamPolicy(args) => iam_policy(args),
         Command::Probe(args) => crate::probe::probe(&args.url, args.timeout)
             .await
@@ -186,14 +195,16 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             });
             (path, rebuild)
         });
-        return Ok(crate::watch::run(Watch {
+        crate::watch::run(Watch {
             config,
             spec,
-            outputs: prepared,
+            delivery: Delivery::Files(prepared),
             source,
+            held: Held::default(),
             spec_file,
         })
-        .await?);
+        .await?;
+        return Ok(());
     }
     let started = Instant::now();
     let values = source.fetch_first(&spec).await?;
@@ -209,7 +220,9 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
 
 /// Fetches, builds the environment and replaces this process with the command. Returns
 /// only on failure; the command is never started unless everything before it succeeded.
-async fn exec(args: ExecArgs) -> Result<(), AppError> {
+/// With `--watch` it starts the command as its child instead and keeps it current
+/// ([`exec_watch`]): then the command's exit code comes back.
+async fn exec(args: ExecArgs) -> Result<u8, AppError> {
     use std::os::unix::process::CommandExt;
 
     let ExecArgs {
@@ -217,7 +230,19 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
         override_existing,
         key_case,
         command,
+        watch,
+        restart,
     } = args;
+    let watch = match watch.watch {
+        true => {
+            let mut watch = watch;
+            if watch.instance_id.is_none() {
+                watch.instance_id = std::env::var("HOSTNAME").ok();
+            }
+            Some(WatchConfig::build_for_exec(watch)?)
+        }
+        false => None,
+    };
     let spec = build_spec_without_outputs(spec)?;
     if !spec.outputs.is_empty() {
         tracing::warn!(
@@ -239,9 +264,6 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
         &existing,
         override_existing,
     )?;
-    let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
-    let values = source.fetch_first(&spec).await?;
-    let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
     // clap requires a command after `--`; an empty one is still answered, not a panic.
     let Some((program, rest)) = command.split_first() else {
         return Err(AppError::Exec {
@@ -249,6 +271,32 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "no command after --"),
         });
     };
+    let restart = match watch {
+        Some(config) => {
+            let signal = crate::reload_action::parse_signal(&restart.restart_signal)
+                .map_err(WatchConfigError::RestartSignal)?;
+            let command = crate::supervise::Command {
+                program: program.clone(),
+                args: rest.to_vec(),
+                restart_signal: signal,
+                grace: restart.restart_grace,
+                restart_on_exit: restart.restart_on_exit,
+                limit: crate::supervise::RestartLimit::per_hour(restart.max_restarts_per_hour),
+            };
+            Some((config, command))
+        }
+        None => None,
+    };
+    let source = Source::from_env(spec.region.clone(), spec.concurrency, spec.budget).await?;
+    if let Some((config, command)) = restart {
+        let build = move |values: &crate::values::Values| {
+            let existing = |key: &str| std::env::var_os(key).is_some();
+            crate::exec::env_vars(values, key_case, &existing, override_existing)
+        };
+        return exec_watch(config, spec, source, command, Box::new(build)).await;
+    }
+    let values = source.fetch_first(&spec).await?;
+    let vars = crate::exec::env_vars(&values, key_case, &existing, override_existing)?;
     tracing::info!(
         command = %program.to_string_lossy(),
         variables = vars.len(),
@@ -263,6 +311,58 @@ async fn exec(args: ExecArgs) -> Result<(), AppError> {
         command: program.to_string_lossy().into_owned(),
         source: err,
     })
+}
+
+/// How `exec --watch` builds the command's environment from a set of values.
+type BuildEnv =
+    Box<dyn Fn(&crate::values::Values) -> Result<crate::supervise::Env, ExecError> + Send>;
+
+/// `exec --watch`: the first fetch (failing as `exec` fails, before the command ever
+/// starts), the command started with those values, then the watch loop restarts it when
+/// they change; the command's exit code.
+async fn exec_watch(
+    config: WatchConfig,
+    spec: Spec,
+    source: Source,
+    command: crate::supervise::Command,
+    build: BuildEnv,
+) -> Result<u8, AppError> {
+    // The first fetch fills `held`: the loop's polls then decrypt only what changed.
+    let mut held = Held::default();
+    let values = {
+        let _exempt = source.exempt_from_budget();
+        source.poll(&spec, &mut held).await?
+    };
+    let env = build(&values)?;
+    drop(values);
+    tracing::info!(
+        command = %command.program.to_string_lossy(),
+        variables = env.len(),
+        api_calls = source.calls().total(),
+        "exec --watch: starting the command"
+    );
+    let hasher = std::hash::RandomState::new();
+    let running = crate::watch::env_fingerprint(&env, &hasher);
+    let (supervisor, handle, _events) = Supervisor::start(command, env)?;
+    let ended = tokio::spawn(supervisor.run());
+    let build =
+        Box::new(move |values: &crate::values::Values| build(values).map_err(|e| e.to_string()));
+    let code = crate::watch::run(Watch {
+        config,
+        spec,
+        delivery: Delivery::Env(EnvDelivery {
+            supervisor: handle,
+            ended,
+            build,
+            running,
+            hasher,
+        }),
+        source,
+        held,
+        spec_file: None,
+    })
+    .await?;
+    Ok(code)
 }
 
 /// Prints the least-privilege IAM policy for the spec. No AWS call.

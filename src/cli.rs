@@ -508,6 +508,43 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+    /// `--watch`: stay the command's parent, poll, and restart it with the new values when
+    /// one changes (the --reload-* flags are render's: here a change restarts).
+    #[command(flatten)]
+    pub watch: WatchArgs,
+    #[command(flatten)]
+    pub restart: RestartArgs,
+}
+
+/// How `exec --watch` restarts the command. Each needs --watch.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Restarts (exec --watch)")]
+pub struct RestartArgs {
+    /// Signal that asks the command to end before it starts again with the new values.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_RESTART_SIGNAL",
+        requires = "watch",
+        default_value = "TERM"
+    )]
+    pub restart_signal: String,
+    /// Time the command has to end after the restart signal; then its process group gets
+    /// SIGKILL.
+    #[arg(long, env = "SSM_INJECTOR_RESTART_GRACE", requires = "watch", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub restart_grace: Duration,
+    /// Most restarts in any hour (for changes and --restart-on-exit together); beyond it
+    /// the running command keeps its values, and the refusal is logged and counted.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_MAX_RESTARTS_PER_HOUR",
+        requires = "watch",
+        default_value_t = 10
+    )]
+    pub max_restarts_per_hour: u32,
+    /// Start the command again when it ends on its own (within the limit), instead of
+    /// ending with its exit code.
+    #[arg(long, env = "SSM_INJECTOR_RESTART_ON_EXIT", requires = "watch")]
+    pub restart_on_exit: bool,
 }
 
 #[derive(Debug, Args)]

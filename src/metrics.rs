@@ -20,7 +20,7 @@
 //! | `ssm_injector_up_to_date` | gauge | |
 //! | `ssm_injector_held_values_locked` | gauge | |
 //! | `ssm_injector_render_duration_seconds` | histogram | |
-//! | `ssm_injector_reload_actions_total` | counter | `action` (`signal`, `command`, `http`), `outcome` |
+//! | `ssm_injector_reload_actions_total` | counter | `action` (`signal`, `command`, `http`; `restart`: `exec --watch`), `outcome` |
 //! | `ssm_injector_spec_reloads_total` | counter | `outcome` (`ok`, `error`, `unchanged`: a file event with the same spec and templates) |
 
 use std::sync::atomic::AtomicU64;
@@ -206,7 +206,7 @@ impl Metrics {
         );
         r.register(
             "reload_actions",
-            "Reload actions run after a change, by action (signal, command, http) and outcome",
+            "Reload actions run after a change, by action (signal, command, http; restart for exec --watch) and outcome",
             m.reload_actions.clone(),
         );
         r.register(

@@ -8,6 +8,7 @@ mod cluster_tls;
 mod cluster_webhook;
 mod env_readers;
 mod exec;
+mod exec_watch;
 mod fleet;
 mod hostile;
 mod hub;

@@ -18,6 +18,12 @@ pub enum WatchConfigError {
     Hub(#[from] super::hub_client::HubConfigError),
     #[error("--reload-signal needs a target: --reload-pid-file FILE or --reload-process NAME")]
     SignalWithoutTarget,
+    #[error(
+        "{0} is for render --watch: exec --watch restarts the command when a value changes (see --restart-signal, --restart-grace)"
+    )]
+    ReloadInExec(&'static str),
+    #[error("--restart-signal: {0}")]
+    RestartSignal(#[source] ActionError),
     #[error("{flag}: {source}")]
     Reload {
         flag: &'static str,
@@ -44,6 +50,22 @@ pub struct WatchConfig {
 }
 
 impl WatchConfig {
+    /// `exec --watch`: the watch flags without the reload actions (a change restarts the
+    /// command); `--reload-debounce` is the least time between two restarts.
+    pub fn build_for_exec(args: WatchArgs) -> Result<WatchConfig, WatchConfigError> {
+        let given = [
+            ("--reload-signal", args.reload_signal.is_some()),
+            ("--reload-pid-file", args.reload_pid_file.is_some()),
+            ("--reload-process", args.reload_process.is_some()),
+            ("--reload-command", args.reload_command.is_some()),
+            ("--reload-url", args.reload_url.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+            return Err(WatchConfigError::ReloadInExec(flag));
+        }
+        WatchConfig::build(args)
+    }
+
     pub fn build(args: WatchArgs) -> Result<WatchConfig, WatchConfigError> {
         let WatchArgs {
             watch: _,

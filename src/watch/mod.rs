@@ -14,4 +14,4 @@ mod run;
 pub mod schedule;
 pub mod spec_watch;
 
-pub use run::{Rebuild, Watch, WatchError, run};
+pub use run::{Delivery, EnvDelivery, Rebuild, Watch, WatchError, env_fingerprint, run};

@@ -20,6 +20,7 @@ use crate::output::{Prepared, prepare_outputs, write_outputs};
 use crate::source::Source;
 use crate::source::delta::Held;
 use crate::spec::Spec;
+use crate::supervise::{Env, Restarted, SupervisorHandle};
 use crate::values::Values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -47,10 +48,39 @@ pub type Rebuild = Box<dyn Fn() -> Result<Spec, String> + Send>;
 pub struct Watch {
     pub config: WatchConfig,
     pub spec: Spec,
-    pub outputs: Vec<Prepared>,
+    pub delivery: Delivery,
     pub source: Source,
+    /// The values of a fetch made before the loop (`exec --watch`'s first), by version:
+    /// the loop's polls then decrypt only what changed since.
+    pub held: Held,
     /// The spec file to watch, and how to rebuild the spec from it and the flags.
     pub spec_file: Option<(PathBuf, Rebuild)>,
+}
+
+/// Where the values go.
+pub enum Delivery {
+    /// Files written atomically (`render --watch`); a change runs the reload actions.
+    Files(Vec<Prepared>),
+    /// The environment of a supervised command (`exec --watch`), started before the loop
+    /// with the values of its first fetch; a change restarts it.
+    Env(EnvDelivery),
+}
+
+/// Builds a supervised command's environment from a set of values (the error says why
+/// it cannot be built, naming keys only).
+pub type EnvBuilder = Box<dyn Fn(&Values) -> Result<Env, String> + Send>;
+
+/// `exec --watch`'s side of the loop.
+pub struct EnvDelivery {
+    pub supervisor: SupervisorHandle,
+    /// Ends with the exit code once the command has ended for good.
+    pub ended: tokio::task::JoinHandle<u8>,
+    /// The environment for a set of values (key case, clashes: as `exec`).
+    pub build: EnvBuilder,
+    /// The values the command runs with: their fingerprint ([`env_fingerprint`]) with
+    /// `hasher`'s key.
+    pub running: u64,
+    pub hasher: RandomState,
 }
 
 /// Why a poll wrote nothing: `label` for metrics (the first cause), `message` for the log.
@@ -59,17 +89,46 @@ struct Failure {
     message: String,
 }
 
-/// Runs until SIGTERM or SIGINT; returns at once, or after the write in progress.
-pub async fn run(w: Watch) -> Result<(), WatchError> {
+/// Runs until SIGTERM or SIGINT (files: returns at once, or after the write in progress;
+/// 0), or until the supervised command has ended for good (its exit code).
+pub async fn run(w: Watch) -> Result<u8, WatchError> {
     let Watch {
         config,
         spec,
-        outputs,
+        delivery,
         source,
+        held,
         spec_file,
     } = w;
-    // First: from here on SIGHUP never kills, and SIGTERM waits for no write.
-    let mut signals = Signals::install().map_err(WatchError::Signals)?;
+    let (outputs, env, mut command_ended) = match delivery {
+        Delivery::Files(outputs) => (outputs, None, None),
+        Delivery::Env(EnvDelivery {
+            supervisor,
+            ended,
+            build,
+            running,
+            hasher,
+        }) => (
+            Vec::new(),
+            Some((
+                EnvTarget {
+                    supervisor,
+                    build,
+                    running,
+                    pending: None,
+                },
+                hasher,
+            )),
+            Some(ended),
+        ),
+    };
+    let (mut env, hasher) = match env {
+        Some((target, hasher)) => (Some(target), hasher),
+        None => (None, RandomState::new()),
+    };
+    // First: from here on SIGHUP never kills, and SIGTERM waits for no write. With a
+    // supervised command, the supervisor catches them and passes them on.
+    let mut signals = Signals::install(env.is_none()).map_err(WatchError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(config.stale_after));
     let source = source.with_observer(metrics.clone());
@@ -111,16 +170,22 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
     });
 
     // A sidecar restarted after a crash may find rotated values: then the app must reload.
-    let existed = outputs.iter().any(|o| o.spec.file.exists());
+    // A supervised command runs with the values of the first fetch: any change restarts.
+    let existed = env.is_some() || outputs.iter().any(|o| o.spec.file.exists());
     let timing = Timing {
         interval: config.interval,
         slot: config.slot,
         jitter: config.jitter,
         max_backoff: config.max_backoff,
         debounce: config.debounce,
-        reloads: !config.actions.is_empty(),
+        reloads: !config.actions.is_empty() || env.is_some(),
     };
     let mut machine = Machine::new(timing, existed, fastrand::f64);
+    if env.is_some() {
+        // The fetch before the command started was this loop's first poll.
+        let polled = machine.on_poll(Ok::<bool, Failure>(false), now());
+        report(polled, Instant::now(), &metrics, &health);
+    }
     let actions = Arc::new(Actions {
         list: config.actions.clone(),
         timeout: config.action_timeout,
@@ -131,12 +196,13 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         source,
         spec,
         outputs,
-        hasher: RandomState::new(),
+        hasher,
         previous: None,
         first: true,
-        held: Held::default(),
+        held,
         hub_requests,
         metrics: metrics.clone(),
+        env: env.take(),
     };
 
     let has_spec_file = rebuild.is_some();
@@ -148,7 +214,7 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
         match machine.next(now()) {
             Action::Stop(signal) => {
                 stop(stop_admin, hub_task, reloading, signal.name()).await;
-                return Ok(());
+                return Ok(crate::exit::OK);
             }
             Action::Fetch(scope) => {
                 let started = Instant::now();
@@ -162,6 +228,9 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 let fetched = tokio::select! {
                     fetched = poller.fetch(changed) => Some(fetched),
                     () = signals.until_stop(&mut machine, has_spec_file) => None,
+                    code = ended(&mut command_ended) => {
+                        return Ok(command_gone(code, stop_admin, hub_task, reloading).await);
+                    }
                 };
                 match fetched {
                     Some(fetched) => {
@@ -184,7 +253,10 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
             }
             Action::Reload => {
                 // In the background: polling goes on while an action hangs.
-                reloading = Some(tokio::spawn(run_actions(actions.clone(), metrics.clone())));
+                reloading = Some(match poller.env.as_mut() {
+                    Some(target) => tokio::spawn(restart(target.take_restart(), metrics.clone())),
+                    None => tokio::spawn(run_actions(actions.clone(), metrics.clone())),
+                });
             }
             Action::Hangup => {
                 if let Some(rebuild) = &rebuild {
@@ -199,6 +271,9 @@ pub async fn run(w: Watch) -> Result<(), WatchError> {
                 }
             }
             Action::Wait { until } => tokio::select! {
+                code = ended(&mut command_ended) => {
+                    return Ok(command_gone(code, stop_admin, hub_task, reloading).await);
+                }
                 received = signals.recv() => received.apply(&mut machine, has_spec_file),
                 _ = tokio::time::sleep_until(until.into()) => {}
                 () = finished(&mut reloading) => machine.on_reload_done(),
@@ -253,12 +328,9 @@ fn report(polled: Polled<Failure>, started: Instant, metrics: &Metrics, health: 
     }
 }
 
-/// SIGTERM, SIGINT and SIGHUP.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-}
+/// SIGTERM, SIGINT and SIGHUP; none with a supervised command (its supervisor catches
+/// them and passes them on).
+struct Signals(Option<(Signal, Signal, Signal)>);
 
 /// A signal received.
 #[derive(Debug, Clone, Copy)]
@@ -285,19 +357,26 @@ impl Received {
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
+    fn install(catch: bool) -> std::io::Result<Signals> {
+        if !catch {
+            return Ok(Signals(None));
+        }
+        Ok(Signals(Some((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::hangup())?,
+        ))))
     }
 
+    /// The next signal; never without them.
     async fn recv(&mut self) -> Received {
+        let Some((term, int, hup)) = &mut self.0 else {
+            return std::future::pending().await;
+        };
         tokio::select! {
-            _ = self.term.recv() => Received::Stop(Stop::Term),
-            _ = self.int.recv() => Received::Stop(Stop::Interrupt),
-            _ = self.hup.recv() => Received::Hangup,
+            _ = term.recv() => Received::Stop(Stop::Term),
+            _ = int.recv() => Received::Stop(Stop::Interrupt),
+            _ = hup.recv() => Received::Hangup,
         }
     }
 
@@ -351,6 +430,54 @@ async fn stop(
     let _ = stop_admin.send(());
 }
 
+/// The supervised command ended for good: stops the loop's helpers; the code to exit with.
+async fn command_gone(
+    code: u8,
+    stop_admin: tokio::sync::oneshot::Sender<()>,
+    hub_task: Option<tokio::task::JoinHandle<()>>,
+    reloading: Option<tokio::task::JoinHandle<()>>,
+) -> u8 {
+    tracing::info!(exit = code, "the command ended: exiting with its code");
+    if let Some(t) = reloading {
+        t.abort();
+    }
+    if let Some(t) = hub_task {
+        t.abort();
+    }
+    let _ = stop_admin.send(());
+    code
+}
+
+/// The supervised command's end (its exit code); never without one. A supervisor task
+/// that died (it cannot panic: `panic = "abort"`) counts as exit code 1.
+async fn ended(task: &mut Option<tokio::task::JoinHandle<u8>>) -> u8 {
+    match task {
+        Some(t) => t.await.unwrap_or(crate::exit::OTHER),
+        None => std::future::pending().await,
+    }
+}
+
+/// Restarts the supervised command with new values (in a task of its own:
+/// [`Action::Reload`]); counted as the `restart` reload action.
+async fn restart(restart: Option<(SupervisorHandle, Env)>, metrics: Arc<Metrics>) {
+    let Some((supervisor, env)) = restart else {
+        return;
+    };
+    match supervisor.restart(env).await {
+        Restarted::Done { old_exit } => {
+            metrics.reload("restart", true);
+            tracing::info!(old_exit, "the command runs with the new values");
+        }
+        Restarted::Limited => {
+            metrics.reload("restart", false);
+            tracing::error!(
+                "the restart limit (--max-restarts-per-hour) is reached: the command keeps running with its old values"
+            );
+        }
+        Restarted::Stopping | Restarted::Failed => {}
+    }
+}
+
 /// Completes when the background reload ends (and forgets it); never without one.
 async fn finished(task: &mut Option<tokio::task::JoinHandle<()>>) {
     let Some(t) = task else {
@@ -384,6 +511,55 @@ struct Poller {
     held: Held,
     hub_requests: tokio::sync::watch::Sender<Option<WatchRequest>>,
     metrics: Arc<Metrics>,
+    /// The supervised command whose environment the values are (`exec --watch`).
+    env: Option<EnvTarget>,
+}
+
+/// The supervised command's environment as the poller sees it.
+struct EnvTarget {
+    supervisor: SupervisorHandle,
+    build: EnvBuilder,
+    /// The keyed fingerprint of the environment the command runs with (or will, once the
+    /// restart that is due has run).
+    running: u64,
+    /// The environment of the restart that is due.
+    pending: Option<Env>,
+}
+
+impl EnvTarget {
+    /// Builds the environment for `values`; whether it differs from the one the command
+    /// runs with (then it is the next restart's).
+    fn offer(&mut self, values: &Values, hasher: &RandomState) -> Result<bool, Failure> {
+        let env = (self.build)(values).map_err(|message| Failure {
+            label: "output",
+            message,
+        })?;
+        let fingerprint = env_fingerprint(&env, hasher);
+        if fingerprint == self.running {
+            return Ok(false);
+        }
+        self.running = fingerprint;
+        self.pending = Some(env);
+        Ok(true)
+    }
+
+    /// The due restart's handle and environment.
+    fn take_restart(&mut self) -> Option<(SupervisorHandle, Env)> {
+        Some((self.supervisor.clone(), self.pending.take()?))
+    }
+}
+
+/// A keyed hash of an environment (names and values, in order); the key is random per
+/// process and the hash stays in memory.
+pub fn env_fingerprint(env: &Env, hasher: &RandomState) -> u64 {
+    let mut h = hasher.build_hasher();
+    for (k, v) in env {
+        h.write(k.as_bytes());
+        h.write_u8(0);
+        h.write(v.expose().as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
 }
 
 impl Poller {
@@ -426,10 +602,13 @@ impl Poller {
     /// `Ok(changed)`: whether any file changed. Synchronous on purpose: a signal is never
     /// handled in the middle of a write, and the stop waits for its end.
     fn write(&mut self, values: &Values) -> Result<bool, Failure> {
-        let changed = write_outputs(&self.outputs, values).map_err(|e| Failure {
-            label: "output",
-            message: e.to_string(),
-        })?;
+        let changed = match self.env.as_mut() {
+            Some(env) => env.offer(values, &self.hasher)?,
+            None => write_outputs(&self.outputs, values).map_err(|e| Failure {
+                label: "output",
+                message: e.to_string(),
+            })?,
+        };
         let now = fingerprints(values, &self.hasher);
         if let Some(before) = self.previous.as_ref() {
             let rotated: Vec<String> = now

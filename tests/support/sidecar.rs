@@ -71,6 +71,8 @@ pub struct SidecarCmd {
     args: Vec<String>,
     env: BTreeMap<String, String>,
     listen: bool,
+    /// `exec --watch`'s command, after `--`.
+    command: Vec<String>,
 }
 
 impl SidecarCmd {
@@ -83,7 +85,20 @@ impl SidecarCmd {
             args: vec!["render".into(), "--watch".into()],
             env,
             listen: true,
+            command: Vec::new(),
         }
+    }
+
+    /// `ssm-injector exec --watch … -- COMMAND…` against `endpoint`, otherwise as
+    /// [`SidecarCmd::new`].
+    pub fn exec_watch<S: AsRef<str>>(
+        endpoint: &str,
+        command: impl IntoIterator<Item = S>,
+    ) -> SidecarCmd {
+        let mut cmd = SidecarCmd::new(endpoint);
+        cmd.args = vec!["exec".into(), "--watch".into()];
+        cmd.command = command.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        cmd
     }
 
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> SidecarCmd {
@@ -110,6 +125,10 @@ impl SidecarCmd {
         let mut args = self.args;
         args.push("--listen".into());
         args.push(addr.clone().unwrap_or_else(|| "off".into()));
+        if !self.command.is_empty() {
+            args.push("--".into());
+            args.extend(self.command);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_ssm-injector"))
             .args(&args)
             .env_clear()
