@@ -158,6 +158,22 @@ pub async fn run(cli: Cli) -> u8 {
     }
 }
 
+/// The watch flags checked by `build`, with `--instance-id` defaulting to `HOSTNAME`;
+/// `None` without `--watch`.
+fn watch_config(
+    mut watch: crate::cli::WatchArgs,
+    build: fn(crate::cli::WatchArgs) -> Result<WatchConfig, WatchConfigError>,
+) -> Result<Option<WatchConfig>, WatchConfigError> {
+    if !watch.watch {
+        return Ok(None);
+    }
+    // On Kubernetes HOSTNAME is the pod name; on ECS the task's own host name.
+    if watch.instance_id.is_none() {
+        watch.instance_id = std::env::var("HOSTNAME").ok();
+    }
+    build(watch).map(Some)
+}
+
 /// Where a `render --watch` error about standard output points.
 const WATCH_OUTPUTS: &str = "--watch";
 
@@ -167,17 +183,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
         output,
         watch,
     } = args;
-    let watch = match watch.watch {
-        true => {
-            let mut watch = watch;
-            // On Kubernetes HOSTNAME is the pod name; on ECS the task's own host name.
-            if watch.instance_id.is_none() {
-                watch.instance_id = std::env::var("HOSTNAME").ok();
-            }
-            Some(WatchConfig::build(watch)?)
-        }
-        false => None,
-    };
+    let watch = watch_config(watch, WatchConfig::build)?;
     let spec = build_spec(spec_args.clone(), Some(output.clone()))?;
     if watch.is_some() {
         spec.check_for_watch(WATCH_OUTPUTS)?;
@@ -233,16 +239,7 @@ async fn exec(args: ExecArgs) -> Result<u8, AppError> {
         watch,
         restart,
     } = args;
-    let watch = match watch.watch {
-        true => {
-            let mut watch = watch;
-            if watch.instance_id.is_none() {
-                watch.instance_id = std::env::var("HOSTNAME").ok();
-            }
-            Some(WatchConfig::build_for_exec(watch)?)
-        }
-        false => None,
-    };
+    let watch = watch_config(watch, WatchConfig::build_for_exec)?;
     let spec = build_spec_without_outputs(spec)?;
     if !spec.outputs.is_empty() {
         tracing::warn!(

@@ -4,8 +4,8 @@
 
 use crate::support::sidecar::{Sidecar, SidecarCmd};
 use crate::support::wait::{poll_until, within};
-use crate::support::{shared, unique_prefix};
-use std::path::Path;
+use crate::support::{Emulator, shared, unique_prefix};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const READY: Duration = Duration::from_secs(30);
@@ -29,6 +29,17 @@ fn app(out: &Path) -> Vec<String> {
     ]
 }
 
+/// A SecureString `PREFIX/key` holding `value` on the shared moto, and a temporary
+/// directory with the path of the file the command writes (`seen`).
+fn setup(value: &str) -> (&'static Emulator, String, tempfile::TempDir, PathBuf) {
+    let emu = shared();
+    let name = format!("{}/key", unique_prefix("xw"));
+    emu.put_secure(&name, value);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seen");
+    (emu, name, dir, out)
+}
+
 /// Waits until `file` has `n` lines (panics with the sidecar's stderr after `limit`).
 #[track_caller]
 fn wait_lines(sc: &mut Sidecar, file: &Path, n: usize, limit: Duration) -> Vec<String> {
@@ -48,11 +59,7 @@ fn wait_lines(sc: &mut Sidecar, file: &Path, n: usize, limit: Duration) -> Vec<S
 
 #[test]
 fn a_rotation_restarts_the_command_with_the_new_value_and_nothing_else_does() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "v-1");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("seen");
+    let (emu, name, _dir, out) = setup("v-1");
     let (interval, grace) = (Duration::from_millis(300), Duration::from_secs(5));
     let mut sc = SidecarCmd::exec_watch(&emu.moto, app(&out))
         .args(["--param", &format!("KEY={name}")])
@@ -90,11 +97,7 @@ fn a_rotation_restarts_the_command_with_the_new_value_and_nothing_else_does() {
 
 #[test]
 fn signals_reach_the_command_and_its_exit_code_is_passed_on() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "s-1");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("seen");
+    let (emu, name, _dir, out) = setup("s-1");
     let mut sc = SidecarCmd::exec_watch(&emu.moto, app(&out))
         .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
         .spawn();
@@ -109,11 +112,7 @@ fn signals_reach_the_command_and_its_exit_code_is_passed_on() {
 
 #[test]
 fn a_command_that_ignores_the_restart_signal_is_killed_after_the_grace_period() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "g-1");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("seen");
+    let (emu, name, _dir, out) = setup("g-1");
     let stubborn = vec![
         "sh".to_owned(),
         "-c".into(),
@@ -144,11 +143,7 @@ fn a_command_that_ignores_the_restart_signal_is_killed_after_the_grace_period() 
 
 #[test]
 fn orphans_of_the_command_are_reaped() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "o-1");
-    let dir = tempfile::tempdir().unwrap();
-    let pids = dir.path().join("orphan");
+    let (emu, name, _dir, pids) = setup("o-1");
     // A grandchild left behind by a subshell that exits at once: once orphaned it writes
     // its pid and its parent's (ours: the supervisor is a subreaper), and ends a moment
     // later.
@@ -186,11 +181,7 @@ fn orphans_of_the_command_are_reaped() {
 
 #[test]
 fn the_restart_limit_keeps_the_running_command_and_says_so() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "l-1");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("seen");
+    let (emu, name, _dir, out) = setup("l-1");
     let mut sc = SidecarCmd::exec_watch(&emu.moto, app(&out))
         .args(["--param", &format!("KEY={name}")])
         .args(["--interval", "300ms", "--reload-debounce", "0s"])
@@ -215,11 +206,7 @@ fn the_restart_limit_keeps_the_running_command_and_says_so() {
 
 #[test]
 fn a_command_that_exits_ends_the_supervisor_with_its_code_or_starts_again() {
-    let emu = shared();
-    let name = format!("{}/key", unique_prefix("xw"));
-    emu.put_secure(&name, "e-1");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("seen");
+    let (emu, name, dir, out) = setup("e-1");
     let once = |out: &Path| {
         vec![
             "sh".to_owned(),
