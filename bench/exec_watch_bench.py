@@ -25,8 +25,8 @@ import tempfile
 import time
 
 import common
-from common import (Emulator, aws_env, cpu_seconds, free_port, percentile, proc_status,
-                    require_binary, wait_for)
+from common import (Emulator, aws_env, cpu_seconds, evict_from_page_cache, free_port,
+                    percentile, proc_status, require_binary, wait_for)
 
 SHIPPED = os.path.join(common.REPO, "target", "x86_64-unknown-linux-gnu", "release",
                        "ssm-injector")
@@ -65,6 +65,8 @@ def main() -> int:
     try:
         emu.aws("ssm", "put_parameter", Name="/xwb/key", Value="r0", Type="SecureString")
         env = aws_env(emu.moto)
+        # Read from disk, as on a node that has not cached it (see watch_bench.py).
+        evict_from_page_cache(common.BIN)
         child = subprocess.Popen(
             [common.BIN, "exec", "--watch", "--interval", args.interval,
              "--reload-debounce", "0s", "--restart-grace", "5s",
