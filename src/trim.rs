@@ -14,7 +14,8 @@
 //! pages and is left alone, as is every writable mapping. Best effort: failures are
 //! counted in the result, never fatal.
 //!
-//! The one module of the crate with `unsafe` (the crate denies it everywhere else).
+//! One of the two places in the crate with `unsafe` (the other: `supervise::child`'s
+//! `pre_exec`); the crate denies it everywhere else.
 #![allow(unsafe_code)]
 
 /// One mapping of `/proc/self/smaps`: the parts this module decides on.

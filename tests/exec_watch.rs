@@ -259,3 +259,49 @@ fn reload_flags_are_refused_with_exec_and_name_the_restart_flags() {
         "{err}"
     );
 }
+
+#[test]
+fn a_supervisor_killed_outright_takes_its_command_with_it() {
+    let (emu, name, _dir, out) = setup("k-1");
+    // The command writes its pid, then runs until killed (it ignores TERM).
+    let command = vec![
+        "sh".to_owned(),
+        "-c".into(),
+        r#"trap '' TERM; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; while :; do sleep 0.05; done"#
+            .into(),
+        "victim".into(),
+        out.display().to_string(),
+    ];
+    let mut sc = SidecarCmd::exec_watch(&emu.moto, command)
+        .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
+        .spawn();
+    let pid = poll_until(READY, "the command's pid", || {
+        std::fs::read_to_string(&out)
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()
+    });
+    sc.kill9();
+    // Gone, or a zombie its new parent has not reaped yet: no longer running.
+    let dead = within(Duration::from_secs(20), || {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => Ok(()),
+            Ok(stat)
+                if stat
+                    .rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z')) =>
+            {
+                Ok(())
+            }
+            Ok(stat) => Err(stat),
+        }
+    });
+    if let Err(stat) = dead {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+        panic!("the command {pid} outlived its supervisor: {stat}");
+    }
+}

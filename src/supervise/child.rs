@@ -328,19 +328,47 @@ async fn forwarded_signal(
 }
 
 /// Starts the command in its own process group with `env` added to this process's
-/// environment.
+/// environment. If the supervisor dies without passing the end on (`SIGKILL`, the OOM
+/// killer), the kernel kills the command too ([`die_with_parent`]): it never runs on,
+/// orphaned, with values nobody keeps current.
 fn spawn(command: &Command, env: &Env) -> Result<Pid, SuperviseError> {
-    let child = std::process::Command::new(&command.program)
-        .args(&command.args)
+    let mut cmd = std::process::Command::new(&command.program);
+    cmd.args(&command.args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.expose())))
-        .process_group(0)
-        .spawn()
-        .map_err(|source| SuperviseError::Spawn {
-            command: command.program.to_string_lossy().into_owned(),
-            source,
-        })?;
+        .process_group(0);
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().map_err(|source| SuperviseError::Spawn {
+        command: command.program.to_string_lossy().into_owned(),
+        source,
+    })?;
     // The std handle is dropped without waiting: the child is reaped by `waitpid(-1)`.
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     tracing::info!(pid, command = %command.program.to_string_lossy(), "command started");
     Ok(Pid::from_raw(pid))
+}
+
+/// Asks the kernel to send the child `SIGKILL` when its parent (this process's thread
+/// that spawns: the only one, the runtime is single-threaded) dies
+/// (`prctl(PR_SET_PDEATHSIG)`), and fails the start if the parent died already.
+///
+/// `pre_exec` is the only way std offers to run code in the child before `exec`, and it is
+/// `unsafe` because that code runs in a forked copy of a process that may have had other
+/// threads: it must not allocate or take locks. This closure only makes two system calls
+/// (`prctl`, `getppid`) and compares two integers; its error is an OS error code, which
+/// allocates nothing. (The crate denies `unsafe` everywhere else but in `trim`.)
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: see above: no allocation, no lock, only async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                // The supervisor ended before the command started (an OS error: no
+                // allocation).
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
 }
