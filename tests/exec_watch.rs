@@ -17,16 +17,25 @@ fn lines(file: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A command that appends `$KEY` to `out` at start, `usr1` on SIGUSR1, and exits 7 on
-/// SIGTERM (after appending `term`). `sh` runs a trap once its `sleep` ends: 50 ms at most.
-fn app(out: &Path) -> Vec<String> {
+/// `sh -c SCRIPT NAME FILE`: a small command whose script gets `FILE` as `$1`.
+fn sh(script: &str, name: &str, file: &Path) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
-        r#"echo "$KEY" >> "$1"; trap 'echo usr1 >> "$1"' USR1; trap 'echo term >> "$1"; exit 7' TERM; while :; do sleep 0.05; done"#.into(),
-        "app".into(),
-        out.display().to_string(),
+        script.into(),
+        name.into(),
+        file.display().to_string(),
     ]
+}
+
+/// A command that appends `$KEY` to `out` at start, `usr1` on SIGUSR1, and exits 7 on
+/// SIGTERM (after appending `term`). `sh` runs a trap once its `sleep` ends: 50 ms at most.
+fn app(out: &Path) -> Vec<String> {
+    sh(
+        r#"echo "$KEY" >> "$1"; trap 'echo usr1 >> "$1"' USR1; trap 'echo term >> "$1"; exit 7' TERM; while :; do sleep 0.05; done"#,
+        "app",
+        out,
+    )
 }
 
 /// A SecureString `PREFIX/key` holding `value` on the shared moto, and a temporary
@@ -113,13 +122,11 @@ fn signals_reach_the_command_and_its_exit_code_is_passed_on() {
 #[test]
 fn a_command_that_ignores_the_restart_signal_is_killed_after_the_grace_period() {
     let (emu, name, _dir, out) = setup("g-1");
-    let stubborn = vec![
-        "sh".to_owned(),
-        "-c".into(),
-        r#"trap '' TERM; echo "$KEY" >> "$1"; while :; do sleep 0.05; done"#.into(),
-        "stubborn".into(),
-        out.display().to_string(),
-    ];
+    let stubborn = sh(
+        r#"trap '' TERM; echo "$KEY" >> "$1"; while :; do sleep 0.05; done"#,
+        "stubborn",
+        &out,
+    );
     let mut sc = SidecarCmd::exec_watch(&emu.moto, stubborn)
         .args(["--param", &format!("KEY={name}")])
         .args([
@@ -147,13 +154,11 @@ fn orphans_of_the_command_are_reaped() {
     // A grandchild left behind by a subshell that exits at once: once orphaned it writes
     // its pid and its parent's (ours: the supervisor is a subreaper), and ends a moment
     // later.
-    let parent = vec![
-        "sh".to_owned(),
-        "-c".into(),
-        r#"(sh -c 'sleep 0.2; echo $$ $(awk "/^PPid/{print \$2}" /proc/$$/status) > "$1.tmp"; mv "$1.tmp" "$1"; sleep 0.3' orphan "$1" &); while :; do sleep 0.05; done"#.into(),
-        "parent".into(),
-        pids.display().to_string(),
-    ];
+    let parent = sh(
+        r#"(sh -c 'sleep 0.2; echo $$ $(awk "/^PPid/{print \$2}" /proc/$$/status) > "$1.tmp"; mv "$1.tmp" "$1"; sleep 0.3' orphan "$1" &); while :; do sleep 0.05; done"#,
+        "parent",
+        &pids,
+    );
     let mut sc = SidecarCmd::exec_watch(&emu.moto, parent)
         .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
         .spawn();
@@ -207,15 +212,7 @@ fn the_restart_limit_keeps_the_running_command_and_says_so() {
 #[test]
 fn a_command_that_exits_ends_the_supervisor_with_its_code_or_starts_again() {
     let (emu, name, dir, out) = setup("e-1");
-    let once = |out: &Path| {
-        vec![
-            "sh".to_owned(),
-            "-c".into(),
-            r#"echo "$KEY" >> "$1"; exit 3"#.into(),
-            "once".into(),
-            out.display().to_string(),
-        ]
-    };
+    let once = |out: &Path| sh(r#"echo "$KEY" >> "$1"; exit 3"#, "once", out);
     let mut sc = SidecarCmd::exec_watch(&emu.moto, once(&out))
         .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
         .spawn();
@@ -264,14 +261,11 @@ fn reload_flags_are_refused_with_exec_and_name_the_restart_flags() {
 fn a_supervisor_killed_outright_takes_its_command_with_it() {
     let (emu, name, _dir, out) = setup("k-1");
     // The command writes its pid, then runs until killed (it ignores TERM).
-    let command = vec![
-        "sh".to_owned(),
-        "-c".into(),
-        r#"trap '' TERM; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; while :; do sleep 0.05; done"#
-            .into(),
-        "victim".into(),
-        out.display().to_string(),
-    ];
+    let command = sh(
+        r#"trap '' TERM; echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; while :; do sleep 0.05; done"#,
+        "victim",
+        &out,
+    );
     let mut sc = SidecarCmd::exec_watch(&emu.moto, command)
         .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
         .spawn();
