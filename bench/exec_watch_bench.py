@@ -23,10 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import common
 from common import (Emulator, aws_env, cpu_seconds, evict_from_page_cache, free_port,
-                    percentile, proc_status, require_binary, wait_for)
+                    parse_metric, percentile, proc_status, require_binary, wait_for)
 
 SHIPPED = os.path.join(common.REPO, "target", "x86_64-unknown-linux-gnu", "release",
                        "ssm-injector")
@@ -119,10 +120,9 @@ def main() -> int:
 
 
 def poll_count(port: int) -> float:
-    import urllib.request
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("ssm_injector_polls_total{") and 'outcome="ok"' in line)
+    """The sidecar's good polls so far, read from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        return parse_metric(r.read().decode(), 'ssm_injector_polls_total{outcome="ok"}')
 
 
 if __name__ == "__main__":
