@@ -123,17 +123,16 @@ def env_of(container):
     return {e["name"]: e["value"] for e in container.get("environment", [])}
 
 
-def injector_containers(td):
-    return [c for c in td["containerDefinitions"] if c["name"].startswith("ssm-injector")]
-
-
 def ecs_spec_env(files):
     specs = {}
     for path in files:
         with open(path) as f:
             td = json.load(f)
-        for c in injector_containers(td):
+        # The injector containers, and the apps that run `exec --watch` with their own spec.
+        for c in td["containerDefinitions"]:
             env = env_of(c)
+            if not any(k in env for k in SPEC_VARS):
+                continue
             spec = {k: env[k] for k in SPEC_VARS if k in env}
             account = td["taskRoleArn"].split(":")[4]
             region = c["logConfiguration"]["options"]["awslogs-region"]
@@ -180,13 +179,16 @@ def check_ecs(path, described):
     need(len(injectors) == 1 and len(apps) == 1, "expected one injector and one app container")
     inj, app = injectors[0], apps[0]
     sidecar = "--watch" in inj.get("command", [])
+    # exec --watch: the injector only installs the binary; the app runs it as its entrypoint.
+    exec_mode = inj.get("command", [])[:1] == ["install"]
+    kind = "sidecar" if sidecar else "exec" if exec_mode else "init"
     # The injector: non-root, read-only root, no capabilities, its own image.
     need(inj.get("user") == "65532:65532", f"{inj['name']}: user {inj.get('user')!r}, want 65532:65532")
     need(inj.get("readonlyRootFilesystem") is True, f"{inj['name']}: readonlyRootFilesystem is not true")
     caps = inj.get("linuxParameters", {}).get("capabilities", {})
     need(caps.get("drop") == ["ALL"], f"{inj['name']}: capabilities.drop {caps.get('drop')}, want [ALL]")
     need(INJECTOR_IMAGE_NAME in inj["image"], f"{inj['name']}: image {inj['image']}")
-    need(inj.get("command", [])[:1] == ["render"], f"{inj['name']}: command {inj.get('command')}")
+    need(inj.get("command", [])[:1] in (["render"], ["install"]), f"{inj['name']}: command {inj.get('command')}")
     if sidecar:
         need(inj["name"] == "ssm-injector", "the sidecar is named ssm-injector")
         need(inj.get("essential") is True, "sidecar: essential must be true (the app needs it running)")
@@ -202,11 +204,30 @@ def check_ecs(path, described):
         need(inj.get("essential") is False, "init: essential must be false (it exits)")
         need("healthCheck" not in inj, "init: no health check (it exits)")
         cond = "SUCCESS"
+    if exec_mode:
+        # install DIR, then the app's entrypoint is DIR/ssm-injector exec --watch -- ITS COMMAND,
+        # with the spec in its environment and the health check run by the installed binary.
+        cmd = inj.get("command", [])
+        need(len(cmd) == 2, f"{inj['name']}: command {cmd}, want [install, DIR]")
+        installed = (cmd[1].rstrip("/") if len(cmd) == 2 else "?") + "/ssm-injector"
+        acmd = app.get("command", [])
+        need(acmd[:4] == [installed, "exec", "--watch", "--"] and len(acmd) > 4,
+             f"{app['name']}: command {acmd}, want [{installed}, exec, --watch, --, APP...]")
+        aenv = env_of(app)
+        need(any(k in aenv for k in SPEC_VARS), f"{app['name']}: no spec ({', '.join(SPEC_VARS)})")
+        need("SSM_INJECTOR_OUTPUT" not in aenv, f"{app['name']}: exec writes no file: SSM_INJECTOR_OUTPUT")
+        need(aenv.get("SSM_INJECTOR_LISTEN") == "127.0.0.1:8099",
+             f"{app['name']}: SSM_INJECTOR_LISTEN must be 127.0.0.1:8099 (what the health check probes)")
+        probe = ["CMD", installed] + PROBE[2:]
+        need(app.get("healthCheck", {}).get("command") == probe,
+             f"{app['name']}: healthCheck {app.get('healthCheck')}, want {probe}")
+        need(app.get("user", "0").split(":")[0] not in ("0", "root"), f"{app['name']}: runs as root")
+        need(app.get("readonlyRootFilesystem") is True, f"{app['name']}: readonlyRootFilesystem is not true")
     need(app.get("dependsOn") == [{"containerName": inj["name"], "condition": cond}],
          f"{app['name']}: dependsOn {app.get('dependsOn')}, want {inj['name']} {cond}")
     need(app.get("essential") is True, f"{app['name']}: essential must be true")
-    # One shared volume: the injector writes it, the app reads it.
-    out = env_of(inj).get("SSM_INJECTOR_OUTPUT", "")
+    # One shared volume: the injector writes it (the values, or the binary), the app reads it.
+    out = cmd[1] if exec_mode and len(cmd) == 2 else env_of(inj).get("SSM_INJECTOR_OUTPUT", "")
     im = inj.get("mountPoints", [])
     am = app.get("mountPoints", [])
     need(len(im) == 1 and len(am) == 1, "one mount point each")
@@ -217,7 +238,7 @@ def check_ecs(path, described):
         need(im[0].get("readOnly") is False, "the injector mounts the volume read-write")
         need(am[0].get("readOnly") is True, "the app mounts the volume read-only")
         need(out.startswith(im[0]["containerPath"].rstrip("/") + "/"),
-             f"SSM_INJECTOR_OUTPUT {out!r} is not on the shared volume")
+             f"{'install DIR' if exec_mode else 'SSM_INJECTOR_OUTPUT'} {out!r} is not on the shared volume")
         vol = volumes.get(im[0]["sourceVolume"], {})
         if launch == "EC2":
             dvc = vol.get("dockerVolumeConfiguration", {})
@@ -229,10 +250,11 @@ def check_ecs(path, described):
     need(td.get("taskRoleArn", "").endswith(":role/my-app-task"), "taskRoleArn (gets task-role-policy.json)")
     if problems:
         die(f"{path}:\n  " + "\n  ".join(problems))
-    print(f"{os.path.basename(path)}: {launch} {'sidecar' if sidecar else 'init'}: "
+    print(f"{os.path.basename(path)}: {launch} {kind}: "
           f"{inj['name']} (essential {inj['essential']}, user {inj['user']}, read-only root) -> "
           f"{app['name']} dependsOn {cond}; shared volume {im[0]['sourceVolume']} at {im[0]['containerPath']}"
-          + ("; health check " + " ".join(PROBE[1:]) if sidecar else ""))
+          + ("; health check " + " ".join(PROBE[1:]) if sidecar else "")
+          + (f"; {app['name']} runs " + " ".join(app["command"]) if exec_mode else ""))
 
 
 def free_port():

@@ -34,6 +34,8 @@ pub enum AppError {
     Output(#[from] OutputError),
     #[error("{0}")]
     WatchConfig(#[from] WatchConfigError),
+    #[error("{0}")]
+    Install(#[from] crate::install::InstallError),
     #[error("probe {0}")]
     Probe(#[from] crate::probe::ProbeError),
     #[error("{0}")]
@@ -88,7 +90,9 @@ impl AppError {
             AppError::Output(OutputError::TemplateFile { .. } | OutputError::Overlap(_)) => {
                 exit::USAGE
             }
-            AppError::Output(_) | AppError::Env(_) | AppError::Stdout(_) => exit::OUTPUT,
+            AppError::Output(_) | AppError::Env(_) | AppError::Stdout(_) | AppError::Install(_) => {
+                exit::OUTPUT
+            }
             AppError::Exec { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::EXEC_NOT_FOUND
             }
@@ -127,6 +131,17 @@ pub fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// `install DIR`: copies this binary into DIR.
+fn install(dir: &std::path::Path) -> Result<(), AppError> {
+    let done = crate::install::install(dir)?;
+    tracing::info!(
+        path = %done.path.display(),
+        bytes = done.bytes,
+        "installed"
+    );
+    Ok(())
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     let result = match cli.command {
@@ -142,6 +157,7 @@ pub async fn run(cli: Cli) -> u8 {
             .map_err(AppError::from),
         Command::Webhook(args) => crate::webhook::run(args).await.map_err(AppError::from),
         Command::Capacity(args) => capacity(args),
+        Command::Install(args) => install(&args.dir),
         Command::Hub(mut args) => {
             if args.instance_id.is_none() {
                 args.instance_id = std::env::var("HOSTNAME").ok();
@@ -201,6 +217,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             });
             (path, rebuild)
         });
+        let admin = crate::watch::bind_admin(&config).await?;
         crate::watch::run(Watch {
             config,
             spec,
@@ -208,6 +225,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             source,
             held: Held::default(),
             spec_file,
+            admin,
         })
         .await?;
         return Ok(());
@@ -324,6 +342,9 @@ async fn exec_watch(
     command: crate::supervise::Command,
     build: BuildEnv,
 ) -> Result<u8, AppError> {
+    // First of all: a port in use ends this before any AWS call, and before the command
+    // could have started.
+    let admin = crate::watch::bind_admin(&config).await?;
     // The first fetch fills `held`: the loop's polls then decrypt only what changed.
     let mut held = Held::default();
     let values = {
@@ -357,6 +378,7 @@ async fn exec_watch(
         source,
         held,
         spec_file: None,
+        admin,
     })
     .await?;
     Ok(code)

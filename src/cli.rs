@@ -60,6 +60,17 @@ pub enum Command {
     /// and paths its clients watch, polls AWS once per interval for all of them, and
     /// answers a long poll when one changes (docs/hub.md).
     Hub(HubArgs),
+    /// Copy this binary to DIR/ssm-injector (mode 0555, atomically), so that an app
+    /// container can run `exec --watch` from a shared volume (the image has no `cp`).
+    Install(InstallArgs),
+}
+
+/// `install`: where to copy the binary.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The directory (created if missing; its parent must exist), e.g. /ssm/bin.
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
 }
 
 /// `capacity`: every input of the model. Unset values take the model's defaults.

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod hub_protocol;
 pub mod iam;
 pub mod inject;
+pub mod install;
 pub mod kubeconfig;
 pub mod locked;
 pub mod logging;

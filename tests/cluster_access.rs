@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Who a process runs as.
 #[derive(Debug, Clone, PartialEq)]
-struct Id {
+pub(crate) struct Id {
     uid: u32,
     gid: u32,
     groups: Vec<u32>,
@@ -26,6 +26,14 @@ struct Id {
 
 /// `cmd` run as `id` (setgroups, setgid, setuid in the child before exec).
 fn run_as(mut cmd: Command, id: &Id) -> Output {
+    as_user(&mut cmd, id);
+    cmd.stdin(Stdio::null())
+        .output()
+        .expect("run a command as another user")
+}
+
+/// Makes `cmd` start as `id` (setgroups, setgid, setuid in the child before exec).
+pub(crate) fn as_user(cmd: &mut Command, id: &Id) {
     let id = id.clone();
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -40,9 +48,6 @@ fn run_as(mut cmd: Command, id: &Id) -> Output {
             Ok(())
         });
     }
-    cmd.stdin(Stdio::null())
-        .output()
-        .expect("run a command as another user")
 }
 
 fn pod_groups(sc: Option<&PodSecurityContext>) -> Vec<u32> {
@@ -57,7 +62,7 @@ fn pod_groups(sc: Option<&PodSecurityContext>) -> Vec<u32> {
 /// The identity the kubelet gives `c`: container runAsUser/runAsGroup over the pod's, the
 /// pod's fsGroup and supplementalGroups as supplementary groups. (The image's user and
 /// group, where neither level sets one, are taken as 0 here: images of this test have none.)
-fn identity(pod: &Pod, c: &Container) -> Id {
+pub(crate) fn identity(pod: &Pod, c: &Container) -> Id {
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let sc = c.security_context.as_ref();
     let uid = sc

@@ -7,7 +7,7 @@
 //! init container with exit 6 naming the key. Denials come back through the API server.
 
 use crate::cluster_access::{empty_dir, render_as_the_init_container, run_the_init_container};
-use crate::cluster_webhook::{api_message, restricted_pod};
+use crate::cluster_webhook::{denial_of, restricted_pod};
 use crate::env_readers::read_with;
 use crate::require_cluster;
 use crate::support::chart::Installed;
@@ -196,24 +196,18 @@ async fn env_pods_are_stored_with_file_key_refs_that_the_kubelets_parser_reads_b
 #[tokio::test]
 async fn env_with_a_path_is_denied_through_the_api_server_naming_both_annotations() {
     let cluster = require_cluster!();
-    let client = cluster.client().await;
-    let chart = Installed::install(&client, "", true).await;
-    let ns = chart.namespace(cluster, &client, true).await;
-    let err = Api::<Pod>::namespaced(client.clone(), &ns)
-        .create(
-            &PostParams::default(),
-            &env_pod(
-                "env-path",
-                json!({
-                    "ssm-injector.io/inject": "true",
-                    "ssm-injector.io/env": "true",
-                    "ssm-injector.io/path": "/app/prod/",
-                }),
-            ),
-        )
-        .await
-        .expect_err("env with a path must be denied");
-    let message = api_message(err);
+    let message = denial_of(
+        cluster,
+        &env_pod(
+            "env-path",
+            json!({
+                "ssm-injector.io/inject": "true",
+                "ssm-injector.io/env": "true",
+                "ssm-injector.io/path": "/app/prod/",
+            }),
+        ),
+    )
+    .await;
     for name in ["ssm-injector.io/env", "ssm-injector.io/path"] {
         assert!(message.contains(name), "{message}");
     }

@@ -38,6 +38,21 @@ fn names(cs: &Option<Vec<Container>>) -> Vec<String> {
     cs.iter().flatten().map(|c| c.name.clone()).collect()
 }
 
+/// The API server's message refusing `pod` in a fresh restricted namespace with the chart
+/// installed (panics if it is admitted).
+pub(crate) async fn denial_of(cluster: &crate::support::cluster::Cluster, pod: &Pod) -> String {
+    let client = cluster.client().await;
+    let chart = Installed::install(&client, "", true).await;
+    let ns = chart.namespace(cluster, &client, true).await;
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let err = Api::<Pod>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), pod)
+        .await
+        .map(|_| ())
+        .expect_err(&format!("{name}: the pod was admitted"));
+    api_message(err)
+}
+
 pub(crate) fn api_message(e: kube::Error) -> String {
     match e {
         kube::Error::Api(status) => status.message,

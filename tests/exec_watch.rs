@@ -244,6 +244,20 @@ fn a_failed_first_fetch_never_starts_the_command_and_exits_as_exec_does() {
 }
 
 #[test]
+fn an_admin_port_in_use_ends_it_before_the_command_starts() {
+    let (emu, name, _dir, out) = setup("p-1");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let mut sc = SidecarCmd::exec_watch(&emu.moto, app(&out))
+        .args(["--param", &format!("KEY={name}"), "--interval", "1h"])
+        .listen_at(&addr)
+        .spawn();
+    assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
+    assert!(sc.stderr().contains(&addr), "{}", sc.stderr());
+    assert!(!out.exists(), "the command ran");
+}
+
+#[test]
 fn reload_flags_are_refused_with_exec_and_name_the_restart_flags() {
     let emu = shared();
     let mut sc = SidecarCmd::exec_watch(&emu.moto, ["true"])

@@ -3,6 +3,7 @@
 
 mod cluster_access;
 mod cluster_env;
+mod cluster_exec;
 mod cluster_manifests;
 mod cluster_tls;
 mod cluster_webhook;

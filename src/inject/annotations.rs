@@ -26,6 +26,15 @@ pub const PARAM_PREFIX: &str = "ssm-injector.io/param-";
 /// (`init` or `init+sidecar`); the kubelet reads the file once, when a container starts.
 pub const ENV: &str = "ssm-injector.io/env";
 
+/// `"true"`: the selected containers (default: every app container, not the init
+/// containers) run their own command under `ssm-injector exec --watch --`, with the values
+/// in its environment, restarted when one changes. The init container copies the binary
+/// into the injector's volume (`install`), mounted read-only in those containers; each
+/// needs an explicit `command` (the injector cannot see an image's entrypoint). Not with
+/// [`ENV`], [`FORMAT`], [`FILE`], [`TEMPLATE`], [`FILE_MODE`], [`MODE`], reload-* or
+/// [`NATIVE_SIDECAR`]: no file is written and no sidecar runs.
+pub const EXEC: &str = "ssm-injector.io/exec";
+
 /// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
 /// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
@@ -125,6 +134,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         ENV,
         "\"true\": the selected containers get each param-<KEY> as an environment variable (env[].valueFrom.fileKeyRef to a k8s-env file the init container writes; Kubernetes 1.35+), without a mount; not with path, format (other than k8s-env), template, reload-* or mode sidecar; read once when a container starts",
+    ),
+    (
+        EXEC,
+        "\"true\": the selected containers (default: the app containers) run their command under ssm-injector exec --watch, values in its environment, restarted on a change; the init container installs the binary; each needs an explicit command; not with env, format, file, template, file-mode, mode, reload-* or native-sidecar",
     ),
     (
         FORMAT,

@@ -188,6 +188,15 @@ impl PodBuilder {
         self
     }
 
+    /// The `command` (and `args`) of the container or init container `container`.
+    pub fn command(mut self, container: &str, command: &[&str], args: &[&str]) -> Self {
+        if let Some(c) = self.find(container) {
+            c.command = Some(command.iter().map(|s| (*s).to_owned()).collect());
+            c.args = (!args.is_empty()).then(|| args.iter().map(|s| (*s).to_owned()).collect());
+        }
+        self
+    }
+
     /// A ConfigMap volume `name` mounted in container `container` at `path`.
     pub fn config_map_mount(mut self, container: &str, name: &str, path: &str) -> Self {
         let spec = self.spec();

@@ -90,6 +90,8 @@ pub enum Item {
     Volume(Box<Volume>),
     Annotations(BTreeMap<String, String>),
     Text(String),
+    /// A container's `command`.
+    Strings(Vec<String>),
     Bool(bool),
 }
 

@@ -51,6 +51,9 @@ pub struct Changes {
     chosen_containers: Vec<usize>,
     /// Indices of the chosen init containers in `spec.initContainers`.
     chosen_inits: Vec<usize>,
+    /// With [`a::EXEC`]: the new `command` of each chosen container (`true`: an init
+    /// container), by index.
+    commands: Vec<(bool, usize, Vec<String>)>,
     /// Placed before the pod's own init containers, in this order.
     injected_init: Vec<Container>,
     /// Appended to `spec.containers` (the classic sidecar).
@@ -68,6 +71,12 @@ enum Addition {
     Env(Vec<EnvVar>),
     /// The read-only mount of the injector's volume, appended to its `volumeMounts`.
     Mount(VolumeMount),
+    /// With [`a::EXEC`]: mounts (the binary's volume, the hub token) appended to its
+    /// `volumeMounts` and variables (the hub's CA) to its `env`; its `command` replaced.
+    Exec {
+        mounts: Vec<VolumeMount>,
+        env: Vec<EnvVar>,
+    },
 }
 
 /// Decides what the injection adds to `pod`, with the admission warnings. Fails (without a
@@ -129,16 +138,25 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
             }
         }
     }
-    let chosen = |c: &Container| match &req.containers {
-        None => true,
-        Some(list) => list.contains(&c.name),
+    // With exec, no list means the app containers: an init container runs to its end
+    // before the app starts, and is chosen only by name.
+    let app_names: Vec<String>;
+    let list = match (&req.containers, req.exec) {
+        (Some(list), _) => Some(list),
+        (None, true) => {
+            app_names = spec.containers.iter().map(|c| c.name.clone()).collect();
+            Some(&app_names)
+        }
+        (None, false) => None,
     };
+    let chosen = |c: &Container| list.is_none_or(|l| l.contains(&c.name));
     // The containers that get the mount: with env, none (the kubelet reads the file).
     let mounted = |c: &Container| !req.env && chosen(c);
 
-    // With env, every variable the injector adds must be free in every chosen container:
-    // a second entry of the same name would silently win or lose.
-    if req.env {
+    // With env (or exec), every variable the injector adds must be free in every chosen
+    // container: a second entry of the same name would silently win or lose (exec refuses
+    // to start on such a clash).
+    if req.env || req.exec {
         for c in spec
             .containers
             .iter()
@@ -186,6 +204,10 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
                 ),
             ));
         }
+    }
+
+    if req.exec {
+        return plan_exec(spec, req, config, &chosen);
     }
 
     // The template must be in a volume some container mounts; the injected containers get
@@ -253,13 +275,9 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
             }
             args.extend(["--reload-process".to_owned(), p.clone()]);
         }
-        if let Some(hub) = &config.hub {
-            args.extend([
-                "--hub".to_owned(),
-                hub.url.clone(),
-                "--hub-token-file".to_owned(),
-                format!("{HUB_TOKEN_DIR}/token"),
-            ]);
+        let hub = config.hub.as_ref().map(HubWiring::of);
+        if let Some(h) = &hub {
+            args.extend(h.args.iter().cloned());
         }
         let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
         c.ports = Some(vec![ContainerPort {
@@ -268,20 +286,11 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
             protocol: Some("TCP".to_owned()),
             ..Default::default()
         }]);
-        if let Some(hub) = &config.hub {
-            c.env.get_or_insert_with(Vec::new).push(EnvVar {
-                name: "SSM_INJECTOR_HUB_CA_PEM".to_owned(),
-                value: Some(hub.ca_pem.clone()),
-                value_from: None,
-            });
+        if let Some(h) = hub {
+            c.env.get_or_insert_with(Vec::new).push(h.ca);
             c.volume_mounts
                 .get_or_insert_with(Vec::new)
-                .push(VolumeMount {
-                    name: HUB_TOKEN_VOLUME.to_owned(),
-                    mount_path: HUB_TOKEN_DIR.to_owned(),
-                    read_only: Some(true),
-                    ..Default::default()
-                });
+                .push(h.token_mount);
         }
         if native {
             c.restart_policy = Some("Always".to_owned());
@@ -335,22 +344,7 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
         ..Default::default()
     }];
     if let Some(hub) = config.hub.as_ref().filter(|_| req.mode.has_sidecar()) {
-        // A short-lived token for the hub only (its own audience), rotated by the kubelet.
-        volumes.push(Volume {
-            name: HUB_TOKEN_VOLUME.to_owned(),
-            projected: Some(ProjectedVolumeSource {
-                sources: Some(vec![VolumeProjection {
-                    service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(hub.audience.clone()),
-                        expiration_seconds: Some(3600),
-                        path: "token".to_owned(),
-                    }),
-                    ..Default::default()
-                }]),
-                default_mode: Some(0o444),
-            }),
-            ..Default::default()
-        });
+        volumes.push(hub_token_volume(hub));
     }
     Ok(Changes {
         warnings: ids.warnings,
@@ -358,6 +352,7 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
         addition,
         chosen_containers,
         chosen_inits,
+        commands: Vec::new(),
         injected_init,
         sidecar,
         volumes,
@@ -366,6 +361,210 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
             (a::FILE_ACCESS, ids.summary),
         ],
     })
+}
+
+/// Where the init container installs the binary, under the mount path.
+pub const EXEC_BIN_DIR: &str = "bin";
+
+/// The file name `install` gives the binary in its directory.
+pub const INSTALLED_NAME: &str = "ssm-injector";
+
+/// The mode `install` gives the binary: anyone may run it (the app usually runs as another
+/// user than the installer), nobody may change it.
+pub const INSTALLED_MODE: u32 = 0o555;
+
+/// Size limit of the binary's volume: the binary (at most 12 MiB) and its temp copy.
+const EXEC_VOLUME_LIMIT: &str = "32Mi";
+
+/// [`plan`] with [`a::EXEC`]: the init container installs the binary into the injector's
+/// volume (a disk emptyDir: it holds no value), and each chosen container, which mounts it
+/// read-only, runs `BINARY exec --watch FLAGS -- ITS COMMAND`.
+fn plan_exec(
+    spec: &PodSpec,
+    req: &Request,
+    config: &InjectConfig,
+    chosen: &dyn Fn(&Container) -> bool,
+) -> Result<Changes, Denial> {
+    let groups = [
+        (false, spec.containers.as_slice()),
+        (true, spec.init_containers.as_deref().unwrap_or_default()),
+    ];
+    let picked: Vec<(bool, usize, &Container)> = groups
+        .iter()
+        .flat_map(|&(init, list)| list.iter().enumerate().map(move |(i, c)| (init, i, c)))
+        .filter(|(_, _, c)| chosen(c))
+        .collect();
+    if let Some((_, _, c)) = picked
+        .iter()
+        .find(|(_, _, c)| c.command.as_ref().is_none_or(Vec::is_empty))
+    {
+        return Err(deny(
+            Some(a::EXEC),
+            format!(
+                "{}: container {} has no command; the injector cannot see its image's entrypoint, so set the container's command to what the image runs (e.g. [\"python\", \"app.py\"], from `docker inspect`), or leave the container out with {}",
+                a::EXEC,
+                c.name,
+                a::CONTAINERS
+            ),
+        ));
+    }
+    let ports = port::admin_ports(spec, req.admin_port, picked.len())?;
+    let region = req.region.as_ref().or(config.region.as_ref());
+    let interval = req.interval.unwrap_or(config.default_interval);
+    let binary = format!("{}/{EXEC_BIN_DIR}/{}", req.mount_path, INSTALLED_NAME);
+
+    let mut flags = spec_args(req, 10);
+    flags.extend([
+        "--interval".to_owned(),
+        humantime::format_duration(interval).to_string(),
+    ]);
+    if let Some(r) = region {
+        flags.extend(["--region".to_owned(), r.clone()]);
+    }
+    let mut mounts = vec![VolumeMount {
+        name: VOLUME.to_owned(),
+        mount_path: req.mount_path.clone(),
+        read_only: Some(true),
+        ..Default::default()
+    }];
+    let mut env = Vec::new();
+    if let Some(h) = config.hub.as_ref().map(HubWiring::of) {
+        flags.extend(h.args);
+        env.push(h.ca);
+        mounts.push(h.token_mount);
+    }
+    let commands = picked
+        .iter()
+        .zip(&ports)
+        .map(|((init, i, c), port)| {
+            let mut command =
+                Vec::with_capacity(flags.len() + 6 + c.command.as_ref().map_or(0, Vec::len));
+            command.extend([binary.clone(), "exec".to_owned(), "--watch".to_owned()]);
+            command.extend(flags.iter().cloned());
+            command.extend([
+                "--listen".to_owned(),
+                format!("0.0.0.0:{port}"),
+                "--".to_owned(),
+            ]);
+            command.extend(c.command.iter().flatten().cloned());
+            (*init, *i, command)
+        })
+        .collect();
+
+    // The writer of the binary runs as the pod's user (its files are not secret).
+    let (pod_ids, _) = access::readers(spec, |_| false);
+    let names: Vec<&str> = picked.iter().map(|(_, _, c)| c.name.as_str()).collect();
+    let ids = FileAccess {
+        run_as_user: pod_ids
+            .run_as_user
+            .filter(|u| *u > 0)
+            .unwrap_or(access::NONROOT_ID),
+        run_as_group: pod_ids.run_as_group.unwrap_or(access::NONROOT_ID),
+        uid: None,
+        gid: None,
+        mode: INSTALLED_MODE,
+        summary: format!(
+            "exec: {binary} mode {:04o}; the values only in the environment of {}",
+            INSTALLED_MODE,
+            names.join(", ")
+        ),
+        warnings: Vec::new(),
+    };
+    let install = container(
+        INIT_CONTAINER,
+        vec![
+            "install".to_owned(),
+            format!("{}/{EXEC_BIN_DIR}", req.mount_path),
+        ],
+        &[VolumeMount {
+            name: VOLUME.to_owned(),
+            mount_path: req.mount_path.clone(),
+            ..Default::default()
+        }],
+        req,
+        config,
+        &ids,
+    );
+    let mut volumes = vec![Volume {
+        name: VOLUME.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: None,
+            size_limit: Some(Quantity(EXEC_VOLUME_LIMIT.to_owned())),
+        }),
+        ..Default::default()
+    }];
+    if let Some(hub) = &config.hub {
+        volumes.push(hub_token_volume(hub));
+    }
+    let index =
+        |init: bool| -> Vec<usize> { picked.iter().filter(|p| p.0 == init).map(|p| p.1).collect() };
+    Ok(Changes {
+        warnings: Vec::new(),
+        share_process_namespace: false,
+        addition: Addition::Exec { mounts, env },
+        chosen_containers: index(false),
+        chosen_inits: index(true),
+        commands,
+        injected_init: vec![install],
+        sidecar: None,
+        volumes,
+        annotations: [
+            (a::STATUS, a::STATUS_INJECTED.to_owned()),
+            (a::FILE_ACCESS, ids.summary),
+        ],
+    })
+}
+
+/// What a container that follows the hub gets: its flags, the hub's CA (public) in
+/// `SSM_INJECTOR_HUB_CA_PEM`, and the token's read-only mount.
+struct HubWiring {
+    args: [String; 4],
+    ca: EnvVar,
+    token_mount: VolumeMount,
+}
+
+impl HubWiring {
+    fn of(hub: &super::HubInjection) -> HubWiring {
+        HubWiring {
+            args: [
+                "--hub".to_owned(),
+                hub.url.clone(),
+                "--hub-token-file".to_owned(),
+                format!("{HUB_TOKEN_DIR}/token"),
+            ],
+            ca: EnvVar {
+                name: "SSM_INJECTOR_HUB_CA_PEM".to_owned(),
+                value: Some(hub.ca_pem.clone()),
+                value_from: None,
+            },
+            token_mount: VolumeMount {
+                name: HUB_TOKEN_VOLUME.to_owned(),
+                mount_path: HUB_TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The projected volume of a short-lived token for the hub only (its own audience),
+/// rotated by the kubelet.
+fn hub_token_volume(hub: &super::HubInjection) -> Volume {
+    Volume {
+        name: HUB_TOKEN_VOLUME.to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(hub.audience.clone()),
+                    expiration_seconds: Some(3600),
+                    path: "token".to_owned(),
+                }),
+                ..Default::default()
+            }]),
+            default_mode: Some(0o444),
+        }),
+        ..Default::default()
+    }
 }
 
 impl Changes {
@@ -418,8 +617,33 @@ impl Changes {
                         Item::Mounts,
                         Item::Mount,
                     ),
+                    Addition::Exec { mounts, env } => {
+                        append(
+                            &mut patch,
+                            format!("/spec/{group}/{i}/volumeMounts"),
+                            c.volume_mounts.as_ref(),
+                            mounts.iter().cloned(),
+                            Item::Mounts,
+                            Item::Mount,
+                        );
+                        if !env.is_empty() {
+                            append(
+                                &mut patch,
+                                format!("/spec/{group}/{i}/env"),
+                                c.env.as_ref(),
+                                env.iter().cloned(),
+                                Item::Env,
+                                |e| Item::EnvVar(Box::new(e)),
+                            );
+                        }
+                    }
                 }
             }
+        }
+        // Before the injected init containers shift the indices of the pod's own.
+        for (init, i, command) in self.commands {
+            let group = if init { "initContainers" } else { "containers" };
+            patch.replace(format!("/spec/{group}/{i}/command"), Item::Strings(command));
         }
         let own_inits = spec.init_containers.as_deref().unwrap_or_default();
         if !own_inits.is_empty() {
@@ -494,7 +718,27 @@ impl Changes {
                     Addition::Mount(m) => {
                         c.volume_mounts.get_or_insert_with(Vec::new).push(m.clone())
                     }
+                    Addition::Exec { mounts, env } => {
+                        c.volume_mounts
+                            .get_or_insert_with(Vec::new)
+                            .extend(mounts.iter().cloned());
+                        if !env.is_empty() {
+                            c.env
+                                .get_or_insert_with(Vec::new)
+                                .extend(env.iter().cloned());
+                        }
+                    }
                 }
+            }
+        }
+        for (init, i, command) in self.commands {
+            let list = if init {
+                spec.init_containers.get_or_insert_with(Vec::new)
+            } else {
+                &mut spec.containers
+            };
+            if let Some(c) = list.get_mut(i) {
+                c.command = Some(command);
             }
         }
         let inits = spec.init_containers.get_or_insert_with(Vec::new);
@@ -555,15 +799,21 @@ fn env_entries(req: &Request) -> Vec<EnvVar> {
         .collect()
 }
 
-/// The flags shared by the init container and the sidecar (after `render [--watch]`).
-fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<String> {
-    let mut args = Vec::with_capacity(2 * (req.paths.len() + req.params.len()) + 14);
+/// `--path` and `--param` for the request's paths and parameters, with room for `more`.
+fn spec_args(req: &Request, more: usize) -> Vec<String> {
+    let mut args = Vec::with_capacity(2 * (req.paths.len() + req.params.len()) + more);
     for p in &req.paths {
         args.extend(["--path".to_owned(), p.clone()]);
     }
     for p in &req.params {
         args.extend(["--param".to_owned(), format!("{}={}", p.key, p.raw)]);
     }
+    args
+}
+
+/// The flags shared by the init container and the sidecar (after `render [--watch]`).
+fn render_args(req: &Request, ids: &FileAccess, region: Option<&String>) -> Vec<String> {
+    let mut args = spec_args(req, 14);
     args.extend([
         "--format".to_owned(),
         req.format.as_str().to_owned(),

@@ -102,6 +102,35 @@ pub fn admin_port(spec: &PodSpec, requested: Option<u16>) -> Result<u16, Denial>
         })
 }
 
+/// `n` admin ports, one per `exec --watch` container of the pod (they share its network):
+/// the first as [`admin_port`], each next one the next port up that no container uses.
+pub fn admin_ports(spec: &PodSpec, requested: Option<u16>, n: usize) -> Result<Vec<u16>, Denial> {
+    let first = admin_port(spec, requested)?;
+    let used: std::collections::BTreeSet<i32> =
+        used_ports(spec).into_iter().map(|(p, _)| p).collect();
+    let mut ports = vec![first];
+    let mut next = first;
+    while ports.len() < n {
+        next = match next.checked_add(1) {
+            Some(p) => p,
+            None => MIN_ADMIN_PORT,
+        };
+        if next == first {
+            return Err(Denial {
+                annotation: Some(a::ADMIN_PORT.to_owned()),
+                message: format!(
+                    "not enough free ports from {MIN_ADMIN_PORT} to 65535 for {n} containers; free some or choose fewer with {}",
+                    a::CONTAINERS
+                ),
+            });
+        }
+        if !used.contains(&i32::from(next)) {
+            ports.push(next);
+        }
+    }
+    Ok(ports)
+}
+
 /// [`PORT_NAME`], or `ssm-admin-N` with the smallest N ≥ 2 that no container port is named.
 pub fn port_name(spec: &PodSpec) -> String {
     let taken: Vec<&str> = spec

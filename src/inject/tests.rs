@@ -76,6 +76,18 @@ fn flag<'a>(c: &'a Container, flag: &str) -> Option<&'a str> {
         .and_then(|i| a.get(i + 1).copied())
 }
 
+/// The injector's volume in the pod.
+fn ssm_volume(p: &Pod) -> &k8s_openapi::api::core::v1::Volume {
+    p.spec
+        .as_ref()
+        .unwrap()
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == VOLUME)
+        .unwrap_or_else(|| panic!("no volume {VOLUME}"))
+}
+
 fn ssm_mount(c: &Container) -> Option<(String, Option<bool>)> {
     c.volume_mounts
         .iter()
@@ -2156,15 +2168,7 @@ fn env_gives_each_chosen_container_one_file_key_ref_per_param_and_no_mount() {
             Some("API_KEY=/app/prod/api_key"),
             "{name}"
         );
-        let volume = p
-            .spec
-            .as_ref()
-            .unwrap()
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == VOLUME)
-            .unwrap();
+        let volume = ssm_volume(&p);
         assert!(volume.empty_dir.is_some(), "{name}: {volume:?}");
     }
 }
@@ -2445,4 +2449,242 @@ proptest! {
         };
         prop_assert_eq!(patch.to_json_patch().unwrap(), direct);
     }
+}
+
+// ---------------------------------------------------------------- exec
+
+/// Containers `app` (`python app.py --port 8080`) and `worker` (`worker`), an init
+/// container `migrate` (`migrate up`), opted in with exec, a path and one parameter.
+fn exec_pod() -> PodBuilder {
+    bare()
+        .container("app")
+        .container("worker")
+        .init_container("migrate")
+        .command("app", &["python", "app.py"], &["--port", "8080"])
+        .command("worker", &["worker"], &[])
+        .command("migrate", &["migrate"], &["up"])
+        .inject()
+        .ann(a::EXEC, "true")
+        .ann(a::PATH, "/app/prod/")
+        .ann("ssm-injector.io/param-DB_PASSWORD", "/app/db#password")
+}
+
+fn command(c: &Container) -> Vec<&str> {
+    c.command.iter().flatten().map(String::as_str).collect()
+}
+
+/// The container's command as `ssm-injector` parses it: its `exec` arguments.
+fn parsed_exec(c: &Container) -> crate::cli::ExecArgs {
+    use clap::Parser as _;
+    let cli = crate::cli::Cli::try_parse_from(command(c))
+        .unwrap_or_else(|e| panic!("{}: the CLI refuses {:?}: {e}", c.name, command(c)));
+    match cli.command {
+        crate::cli::Command::Exec(args) => args,
+        other => panic!("{}: not exec: {other:?}", c.name),
+    }
+}
+
+#[test]
+fn exec_runs_each_app_container_under_exec_watch_from_the_installed_binary() {
+    let p = inject(exec_pod());
+    let names: Vec<&str> = inits(&p).iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [INIT_CONTAINER, "migrate"],
+        "the installer runs first"
+    );
+    let init = find(&p, INIT_CONTAINER);
+    assert_eq!(args(init), ["install", "/ssm/bin"]);
+    assert_eq!(
+        ssm_mount(init),
+        Some(("/ssm".to_owned(), None)),
+        "read-write"
+    );
+    let sc = init.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.run_as_non_root, Some(true));
+
+    let app = find(&p, "app");
+    assert_eq!(
+        command(app),
+        [
+            "/ssm/bin/ssm-injector",
+            "exec",
+            "--watch",
+            "--path",
+            "/app/prod/",
+            "--param",
+            "DB_PASSWORD=/app/db#password",
+            "--interval",
+            "10m",
+            "--listen",
+            "0.0.0.0:8099",
+            "--",
+            "python",
+            "app.py"
+        ]
+    );
+    assert_eq!(
+        args(app),
+        ["--port", "8080"],
+        "args are the container's own"
+    );
+    assert_eq!(ssm_mount(app), Some(("/ssm".to_owned(), Some(true))));
+    // The real command line: every flag is one ssm-injector has, the command comes after.
+    let parsed = parsed_exec(app);
+    assert!(parsed.watch.watch);
+    assert_eq!(parsed.command, ["python", "app.py"]);
+    let worker = find(&p, "worker");
+    assert_eq!(
+        flag_in(&command(worker), "--listen"),
+        Some("0.0.0.0:8100"),
+        "its own port"
+    );
+    assert_eq!(parsed_exec(worker).command, ["worker"]);
+    // An init container is chosen only by name.
+    let migrate = find(&p, "migrate");
+    assert_eq!(command(migrate), ["migrate"]);
+    assert_eq!(ssm_mount(migrate), None);
+    // No sidecar, no file: a disk emptyDir (no value is in it) that holds the binary.
+    assert_eq!(containers(&p).len(), 2);
+    let volume = ssm_volume(&p);
+    let dir = volume.empty_dir.as_ref().unwrap();
+    assert_eq!(dir.medium, None);
+    assert_eq!(dir.size_limit.as_ref().map(|q| q.0.as_str()), Some("32Mi"));
+    assert!(
+        annotation(&p, a::FILE_ACCESS).is_some_and(|s| s.contains("app, worker")),
+        "{:?}",
+        annotation(&p, a::FILE_ACCESS)
+    );
+}
+
+fn flag_in<'a>(list: &[&'a str], flag: &str) -> Option<&'a str> {
+    list.iter()
+        .position(|x| *x == flag)
+        .and_then(|i| list.get(i + 1).copied())
+}
+
+#[test]
+fn exec_takes_the_listed_containers_init_containers_included_and_the_pods_settings() {
+    let p = inject(
+        exec_pod()
+            .ann(a::CONTAINERS, "migrate,worker")
+            .ann(a::ADMIN_PORT, "9000")
+            .ann(a::INTERVAL, "90s")
+            .ann(a::REGION, "eu-west-1")
+            .ann(a::MOUNT_PATH, "/opt/ssm")
+            .port("worker", 9001, None),
+    );
+    assert_eq!(command(find(&p, "app")), ["python", "app.py"], "not listed");
+    let migrate = command(find(&p, "migrate"));
+    assert_eq!(migrate[0], "/opt/ssm/bin/ssm-injector");
+    // App containers first: worker 9000; 9001 is its own port, so migrate gets 9002.
+    assert_eq!(flag_in(&migrate, "--listen"), Some("0.0.0.0:9002"));
+    assert_eq!(flag_in(&migrate, "--interval"), Some("1m 30s"));
+    assert_eq!(flag_in(&migrate, "--region"), Some("eu-west-1"));
+    assert_eq!(parsed_exec(find(&p, "migrate")).command, ["migrate"]);
+    assert_eq!(
+        flag_in(&command(find(&p, "worker")), "--listen"),
+        Some("0.0.0.0:9000")
+    );
+    assert_eq!(args(find(&p, INIT_CONTAINER)), ["install", "/opt/ssm/bin"]);
+    // The installer still runs before the listed init container.
+    assert_eq!(inits(&p)[0].name, INIT_CONTAINER);
+}
+
+#[test]
+fn exec_with_a_hub_follows_it_from_each_container() {
+    let p = inject_with(exec_pod(), &hub_config());
+    let app = find(&p, "app");
+    let cmd = command(app);
+    assert_eq!(
+        flag_in(&cmd, "--hub"),
+        Some("https://ssm-injector-hub.ssm-injector.svc:8443")
+    );
+    assert_eq!(
+        flag_in(&cmd, "--hub-token-file"),
+        Some("/var/run/secrets/ssm-injector/hub/token")
+    );
+    assert!(parsed_exec(app).watch.watch);
+    assert!(
+        app.env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "SSM_INJECTOR_HUB_CA_PEM"),
+        "{:?}",
+        app.env
+    );
+    assert!(
+        app.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == super::patch::HUB_TOKEN_VOLUME)
+    );
+    assert_eq!(
+        token_audiences(&p),
+        [(
+            super::patch::HUB_TOKEN_VOLUME.to_owned(),
+            Some(super::DEFAULT_HUB_AUDIENCE.to_owned())
+        )]
+    );
+}
+
+#[test]
+fn exec_that_cannot_work_is_denied_naming_the_annotations() {
+    let mut cases: Vec<(&str, PodBuilder, &str, &[&str])> = vec![
+        (
+            "a chosen container without a command",
+            exec_pod().container("sidecar-less"),
+            a::EXEC,
+            &["sidecar-less", "command", a::CONTAINERS],
+        ),
+        (
+            "a listed init container without a command",
+            exec_pod()
+                .init_container("setup")
+                .ann(a::CONTAINERS, "setup"),
+            a::EXEC,
+            &["setup", "command"],
+        ),
+        (
+            "the container already sets the variable",
+            exec_pod().env_var("app", "DB_PASSWORD", "x"),
+            "ssm-injector.io/param-DB_PASSWORD",
+            &["app", "DB_PASSWORD"],
+        ),
+        (
+            "not a boolean",
+            exec_pod().ann(a::EXEC, "yes"),
+            a::EXEC,
+            &[],
+        ),
+    ];
+    for (key, value) in [
+        (a::ENV, "true"),
+        (a::FORMAT, "json"),
+        (a::FILE, "app.json"),
+        (a::TEMPLATE, "/config/app.tmpl"),
+        (a::FILE_MODE, "0440"),
+        (a::MODE, "init"),
+        (a::RELOAD_SIGNAL, "HUP"),
+        (a::RELOAD_PROCESS, "app"),
+        (a::NATIVE_SIDECAR, "true"),
+    ] {
+        cases.push((
+            "does not apply with exec",
+            exec_pod().ann(key, value),
+            key,
+            &[a::EXEC],
+        ));
+    }
+    for (name, b, key, names) in cases {
+        assert_denied_naming(name, b, key, names);
+    }
+}
+
+#[test]
+fn exec_false_is_the_init_container_as_before() {
+    let p = inject(exec_pod().ann(a::EXEC, "false"));
+    assert_eq!(args(find(&p, INIT_CONTAINER))[0], "render");
+    assert_eq!(command(find(&p, "app")), ["python", "app.py"]);
 }

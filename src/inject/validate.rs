@@ -69,6 +69,9 @@ pub struct Request {
     /// [`a::ENV`]: `format` is `k8s-env` and the selected containers get `env` entries
     /// (`fileKeyRef`) instead of a mount.
     pub env: bool,
+    /// [`a::EXEC`]: the selected containers run their command under `exec --watch`; no
+    /// file, no sidecar (`mode` and the file's settings are unused).
+    pub exec: bool,
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
@@ -152,6 +155,31 @@ pub fn validate(
         }
     }
     let get = |k: &str| annotations.get(k).map(|v| v.trim());
+    let exec = parse_bool(annotations, a::EXEC)?.unwrap_or(false);
+    if exec {
+        let no_file = [
+            a::ENV,
+            a::FORMAT,
+            a::FILE,
+            a::TEMPLATE,
+            a::FILE_MODE,
+            a::MODE,
+            a::RELOAD_SIGNAL,
+            a::RELOAD_PROCESS,
+            a::NATIVE_SIDECAR,
+        ];
+        if let Some(k) = no_file.into_iter().find(|k| annotations.contains_key(*k)) {
+            return Err(deny(
+                k,
+                format!(
+                    "{k} does not apply with {}: the values go into the environment of each selected container's own command, which is restarted when one changes; no file is written and no sidecar runs; remove {k} (or {})",
+                    a::EXEC,
+                    a::EXEC
+                ),
+            ));
+        }
+    }
+
     let env = parse_bool(annotations, a::ENV)?.unwrap_or(false);
     if env && annotations.contains_key(a::PATH) {
         return Err(deny(
@@ -486,7 +514,13 @@ pub fn validate(
         }
     }
     if !mode.has_sidecar() {
-        for k in [a::RELOAD_SIGNAL, a::RELOAD_PROCESS, a::ADMIN_PORT] {
+        // With exec, each selected container's supervisor serves the admin port.
+        let sidecar_only: &[&str] = if exec {
+            &[a::RELOAD_SIGNAL, a::RELOAD_PROCESS]
+        } else {
+            &[a::RELOAD_SIGNAL, a::RELOAD_PROCESS, a::ADMIN_PORT]
+        };
+        for &k in sidecar_only {
             if annotations.contains_key(k) {
                 return Err(deny(
                     k,
@@ -568,6 +602,7 @@ pub fn validate(
         admin_port,
         region,
         env,
+        exec,
     })
 }
 

@@ -134,6 +134,8 @@ pub struct Supervisor {
     forwarded: Vec<(Signal, bool, tokio::signal::unix::Signal)>,
     /// A stop signal was passed on: the next end of the child is the supervisor's.
     stopping: bool,
+    /// Every [`SupervisorHandle`] is gone: no restart can be asked for any more.
+    unrequested: bool,
 }
 
 impl Supervisor {
@@ -177,6 +179,7 @@ impl Supervisor {
                 chld,
                 forwarded,
                 stopping: false,
+                unrequested: false,
             },
             SupervisorHandle { requests: tx },
             events,
@@ -198,8 +201,12 @@ impl Supervisor {
                     self.pass_on(sig);
                     None
                 }
-                request = self.requests.recv(), if !self.stopping => {
-                    let Some((env, reply)) = request else { continue };
+                request = self.requests.recv(), if !self.stopping && !self.unrequested => {
+                    let Some((env, reply)) = request else {
+                        // Not `continue` on every turn: a closed channel is always ready.
+                        self.unrequested = true;
+                        continue;
+                    };
                     let (answer, end) = self.restart(env).await;
                     let _ = reply.send(answer);
                     end

@@ -14,4 +14,6 @@ mod run;
 pub mod schedule;
 pub mod spec_watch;
 
-pub use run::{Delivery, EnvDelivery, Rebuild, Watch, WatchError, env_fingerprint, run};
+pub use run::{
+    Delivery, EnvDelivery, Rebuild, Watch, WatchError, bind_admin, env_fingerprint, run,
+};

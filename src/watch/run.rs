@@ -55,6 +55,17 @@ pub struct Watch {
     pub held: Held,
     /// The spec file to watch, and how to rebuild the spec from it and the flags.
     pub spec_file: Option<(PathBuf, Rebuild)>,
+    /// The admin port (`--listen`), bound by [`bind_admin`] before anything else starts:
+    /// a port in use ends the command before a supervised command ever ran.
+    pub admin: Option<Server>,
+}
+
+/// Binds the admin port of `--listen`, if any.
+pub async fn bind_admin(config: &WatchConfig) -> Result<Option<Server>, WatchError> {
+    match config.listen {
+        Some(addr) => Ok(Some(Server::http(addr).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Where the values go.
@@ -99,6 +110,7 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
         source,
         held,
         spec_file,
+        admin,
     } = w;
     let (outputs, env, mut command_ended) = match delivery {
         Delivery::Files(outputs) => (outputs, None, None),
@@ -141,10 +153,11 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
     );
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(addr) = config.listen {
-        let server = Server::http(addr).await?;
+    if let Some(server) = admin {
         let router = admin::router(metrics.clone(), health.clone());
-        tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        if let Ok(addr) = server.local_addr() {
+            tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+        }
         tokio::spawn(server.serve(router, async {
             let _ = admin_stopped.await;
         }));

@@ -35,13 +35,37 @@ pub fn write_file(path: &Path, content: &[u8], meta: &FileMeta) -> Result<Outcom
         return Ok(Outcome::Unchanged);
     }
 
+    publish(path, dir, name, meta, |file| file.write_all(content))
+}
+
+/// Copies `source` to `path` as [`write_file`] writes (temp file, fsync, `rename`, no
+/// partial file ever visible), streaming, without comparing with what is there: always
+/// [`Outcome::Changed`]. For large files (the binary `install` copies).
+pub fn copy_file(path: &Path, source: &mut dyn io::Read, meta: &FileMeta) -> Result<Outcome> {
+    check_mode(meta)?;
+    let (dir, name) = split_target(path)?;
+    check_directory(dir)?;
+    check_replaceable(path)?;
+    publish(path, dir, name, meta, |file| {
+        io::copy(source, file).map(|_| ())
+    })
+}
+
+/// The temp file in `dir`, filled by `fill`, owner and mode set, fsynced, renamed over
+/// `path`, the directory fsynced; the temp file removed on any error before the rename.
+fn publish(
+    path: &Path,
+    dir: &Path,
+    name: &OsStr,
+    meta: &FileMeta,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<Outcome> {
     let (mut file, tmp_path) = create_temp(dir, name)?;
     let cleanup = Cleanup::new(tmp_path.clone());
-    file.write_all(content)
-        .map_err(|source| WriteError::Write {
-            path: tmp_path.clone(),
-            source,
-        })?;
+    fill(&mut file).map_err(|source| WriteError::Write {
+        path: tmp_path.clone(),
+        source,
+    })?;
     set_owner_and_mode(&file, &tmp_path, meta.mode, meta)?;
     // One fsync after chmod/chown makes data and metadata durable together.
     file.sync_all().map_err(|source| WriteError::Sync {

@@ -27,7 +27,7 @@ mod tree;
 use std::io;
 use std::path::PathBuf;
 
-pub use file::{clean_stale_file, write_file};
+pub use file::{clean_stale_file, copy_file, write_file};
 pub use target::{TargetKind, target_kind};
 pub use tree::{clean_stale_tree, write_tree};
 

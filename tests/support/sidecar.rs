@@ -71,6 +71,8 @@ pub struct SidecarCmd {
     args: Vec<String>,
     env: BTreeMap<String, String>,
     listen: bool,
+    /// `--listen` at this address instead of a free port.
+    listen_at: Option<String>,
     /// `exec --watch`'s command, after `--`.
     command: Vec<String>,
 }
@@ -85,6 +87,7 @@ impl SidecarCmd {
             args: vec!["render".into(), "--watch".into()],
             env,
             listen: true,
+            listen_at: None,
             command: Vec::new(),
         }
     }
@@ -119,9 +122,18 @@ impl SidecarCmd {
         self
     }
 
+    /// `--listen ADDR`: the admin port at `addr` (one in use, for instance).
+    pub fn listen_at(mut self, addr: &str) -> SidecarCmd {
+        self.listen_at = Some(addr.to_owned());
+        self
+    }
+
     /// Starts it (stdout and stdin closed, stderr collected in the background).
     pub fn spawn(self) -> Sidecar {
-        let addr = self.listen.then(|| format!("127.0.0.1:{}", free_port()));
+        let addr = match self.listen_at {
+            Some(at) => Some(at),
+            None => self.listen.then(|| format!("127.0.0.1:{}", free_port())),
+        };
         let mut args = self.args;
         args.push("--listen".into());
         args.push(addr.clone().unwrap_or_else(|| "off".into()));
