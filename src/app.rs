@@ -217,7 +217,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             });
             (path, rebuild)
         });
-        let admin = crate::watch::bind_admin(&config).await?;
+        let ports = crate::watch::bind(&config).await?;
         crate::watch::run(Watch {
             config,
             spec,
@@ -225,7 +225,7 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             source,
             held: Held::default(),
             spec_file,
-            admin,
+            ports,
         })
         .await?;
         return Ok(());
@@ -344,7 +344,7 @@ async fn exec_watch(
 ) -> Result<u8, AppError> {
     // First of all: a port in use ends this before any AWS call, and before the command
     // could have started.
-    let admin = crate::watch::bind_admin(&config).await?;
+    let ports = crate::watch::bind(&config).await?;
     // The first fetch fills `held`: the loop's polls then decrypt only what changed.
     let mut held = Held::default();
     let values = {
@@ -378,7 +378,7 @@ async fn exec_watch(
         source,
         held,
         spec_file: None,
-        admin,
+        ports,
     })
     .await?;
     Ok(code)

@@ -719,6 +719,78 @@ pub struct WatchArgs {
     /// Time limit for one reload action.
     #[arg(long, env = "SSM_INJECTOR_RELOAD_TIMEOUT", requires = "watch", value_parser = humantime::parse_duration, default_value = "10s")]
     pub reload_timeout: Duration,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The local endpoint compatible with the AWS Parameters and Secrets Lambda Extension
+/// (`--watch` only). The variables without the `SSM_INJECTOR_` prefix are the extension's.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Local endpoint (the Lambda extension's API)")]
+pub struct ServeArgs {
+    /// Serve GET /systemsmanager/parameters/get and /secretsmanager/get on this loopback
+    /// address, e.g. 127.0.0.1:2773.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_SERVE",
+        requires = "watch",
+        value_name = "ADDR"
+    )]
+    pub serve: Option<String>,
+    /// The port of --serve's address [default: its own].
+    #[arg(
+        long,
+        env = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+        requires = "serve",
+        value_name = "PORT"
+    )]
+    pub serve_port: Option<u16>,
+    /// File holding the token every request must send in X-Aws-Parameters-Secrets-Token
+    /// [default: the AWS_SESSION_TOKEN variable, as the extension does].
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_SERVE_TOKEN_FILE",
+        requires = "serve",
+        value_name = "FILE"
+    )]
+    pub serve_token_file: Option<PathBuf>,
+    /// Prefixes of names (or /aws/reference/secretsmanager/ references) that are read on
+    /// demand although the spec does not name them; others answer 403.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_SERVE_ALLOW",
+        requires = "serve",
+        value_name = "PREFIX",
+        value_delimiter = ','
+    )]
+    pub serve_allow: Vec<String>,
+    /// How long an on-demand parameter is reused: seconds (0 to 300) or 90s, 5m.
+    #[arg(long, env = "SSM_PARAMETER_STORE_TTL", requires = "serve", value_parser = parse_ttl, default_value = "300")]
+    pub serve_parameter_ttl: Duration,
+    /// How long an on-demand secret is reused: seconds (0 to 300) or 90s, 5m.
+    #[arg(long, env = "SECRETS_MANAGER_TTL", requires = "serve", value_parser = parse_ttl, default_value = "300")]
+    pub serve_secret_ttl: Duration,
+    /// Most on-demand answers kept (0 to 1000; 0 keeps none).
+    #[arg(
+        long,
+        env = "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE",
+        requires = "serve",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u16).range(0..=1000)
+    )]
+    pub serve_cache_size: u16,
+}
+
+/// A TTL as the extension takes it (whole seconds, 0 to 300) or a duration (`90s`).
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s.trim()).map_err(|e| e.to_string())?,
+    };
+    if d > Duration::from_secs(300) {
+        return Err("at most 300 seconds, as the extension allows".to_owned());
+    }
+    Ok(d)
 }
 
 /// What to fetch (shared by every subcommand that reads parameters).

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod probe;
 pub mod reload_action;
 pub mod secret;
+pub mod serve;
 pub mod source;
 pub mod spec;
 pub mod supervise;

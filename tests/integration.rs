@@ -21,6 +21,7 @@ mod no_secret_leaks;
 mod readers;
 mod render;
 mod render_failures;
+mod serve;
 mod support;
 mod watch;
 mod watch_delta;

@@ -36,18 +36,20 @@ pub enum Operation {
     GetParametersByPath,
     DescribeParameters,
     DescribeSecret,
+    GetSecretValue,
     ReceiveMessage,
     DeleteMessageBatch,
 }
 
 impl Operation {
     /// Every operation, in declaration order.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::GetParameter,
         Operation::GetParameters,
         Operation::GetParametersByPath,
         Operation::DescribeParameters,
         Operation::DescribeSecret,
+        Operation::GetSecretValue,
         Operation::ReceiveMessage,
         Operation::DeleteMessageBatch,
     ];
@@ -60,6 +62,7 @@ impl Operation {
             Operation::GetParametersByPath => "GetParametersByPath",
             Operation::DescribeParameters => "DescribeParameters",
             Operation::DescribeSecret => "DescribeSecret",
+            Operation::GetSecretValue => "GetSecretValue",
             Operation::ReceiveMessage => "ReceiveMessage",
             Operation::DeleteMessageBatch => "DeleteMessageBatch",
         }
@@ -405,6 +408,7 @@ mod tests {
                 "GetParametersByPath",
                 "DescribeParameters",
                 "DescribeSecret",
+                "GetSecretValue",
                 "ReceiveMessage",
                 "DeleteMessageBatch"
             ]

@@ -39,6 +39,32 @@ pub struct Fetched {
     pub name: String,
     pub version: i64,
     pub value: Secret,
+    /// What AWS said about it besides the value (the local endpoint answers with it).
+    pub meta: Meta,
+}
+
+/// A fetched parameter's facts other than its name, version and value; never secret.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meta {
+    /// `String`, `StringList` or `SecureString`.
+    pub kind: Option<String>,
+    pub arn: Option<String>,
+    /// Seconds since the epoch.
+    pub modified: Option<f64>,
+    pub data_type: Option<String>,
+    /// For a Secrets Manager reference: the secret's own facts (from `SourceResult`).
+    pub secret: Option<SecretMeta>,
+}
+
+/// A secret's facts as Parameter Store's reference reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecretMeta {
+    pub arn: Option<String>,
+    pub name: Option<String>,
+    /// Seconds since the epoch.
+    pub created: Option<f64>,
+    pub version_id: Option<String>,
+    pub stages: Vec<String>,
 }
 
 /// What a held value is at: a Parameter Store version, or the version id of a Secrets
@@ -47,6 +73,38 @@ pub struct Fetched {
 pub enum Version {
     Param(i64),
     Secret(String),
+}
+
+/// A secret's facts from the `SourceResult` Parameter Store returns for a Secrets Manager
+/// reference (DescribeSecret's JSON: `ARN`, `Name`, `CreatedDate`, `VersionIdsToStages`);
+/// the current version is the one staged `AWSCURRENT`. `None` when it is not such JSON.
+pub fn secret_meta(source_result: &str) -> Option<SecretMeta> {
+    let v: serde_json::Value = serde_json::from_str(source_result).ok()?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let current = v
+        .get("VersionIdsToStages")
+        .and_then(|m| m.as_object())
+        .and_then(|m| {
+            m.iter().find(|(_, stages)| {
+                stages
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == "AWSCURRENT"))
+            })
+        });
+    Some(SecretMeta {
+        arn: text("ARN"),
+        name: text("Name"),
+        created: v.get("CreatedDate").and_then(|c| c.as_f64()),
+        version_id: current.map(|(id, _)| id.clone()),
+        stages: current
+            .and_then(|(_, s)| s.as_array())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
 }
 
 /// A path as asked: the path and whether recursive.
@@ -62,12 +120,31 @@ pub fn path_key(p: &PathRequest) -> PathKey {
 /// taken as unchanged), the requests last found missing (checked, not fetched, until they
 /// appear), and each path's names and versions as last listed.
 /// The values themselves are in one [`Arena`], locked in RAM where the platform allows.
+///
+/// A poll builds a new one; a clone shares it (the local endpoint reads the held values
+/// of the last poll while the next one runs), and the arena is zeroed when the last
+/// clone is dropped.
+#[derive(Debug, Default, Clone)]
+pub struct Held(std::sync::Arc<HeldValues>);
+
 #[derive(Debug, Default)]
-pub struct Held {
+struct HeldValues {
     values: BTreeMap<String, Slot>,
     arena: Arena,
     missing: BTreeSet<String>,
     listed: BTreeMap<PathKey, Vec<(String, i64)>>,
+}
+
+/// One held value, as the local endpoint reads it.
+#[derive(Debug)]
+pub struct HeldValue<'a> {
+    pub name: &'a str,
+    /// The Parameter Store version it was fetched at.
+    pub version: i64,
+    /// The Secrets Manager version id, for a reference.
+    pub secret_version: Option<&'a str>,
+    pub value: &'a str,
+    pub meta: &'a Meta,
 }
 
 /// One held value: its version, as fetched, and where its bytes are in the arena.
@@ -77,6 +154,7 @@ struct Slot {
     name: String,
     fetched: i64,
     at: Range<usize>,
+    meta: Meta,
 }
 
 /// What [`settle`] keeps, before it goes into a new [`Held`].
@@ -90,43 +168,71 @@ struct Next {
 impl Held {
     /// Values held.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.0.values.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.0.values.is_empty()
     }
 
     /// Whether the held values are in locked memory (false while nothing is held).
     pub fn locked(&self) -> bool {
-        self.arena.locked()
+        self.0.arena.locked()
+    }
+
+    /// The value held under `key` (a request, or a name found under a path), without a
+    /// copy.
+    pub fn value(&self, key: &str) -> Option<HeldValue<'_>> {
+        let slot = self.0.values.get(key)?;
+        Some(HeldValue {
+            name: &slot.name,
+            version: slot.fetched,
+            secret_version: match &slot.version {
+                Some(Version::Secret(id)) => Some(id),
+                _ => None,
+            },
+            value: self.0.arena.get(&slot.at),
+            meta: &slot.meta,
+        })
+    }
+
+    /// Whether a path of the spec was listed by the last poll and `name` was not under it:
+    /// then `name` did not exist at that poll.
+    pub fn listed_without(&self, name: &str) -> bool {
+        self.0.listed.iter().any(|((path, recursive), names)| {
+            crate::spec::names::is_under(name, path)
+                && (*recursive || !name[path.len().min(name.len())..].contains('/'))
+                && !names.iter().any(|(n, _)| n == name)
+        })
     }
 
     fn fetched(&self, slot: &Slot) -> Fetched {
         Fetched {
             name: slot.name.clone(),
             version: slot.fetched,
-            value: Secret::new(self.arena.get(&slot.at).to_owned()),
+            value: Secret::new(self.0.arena.get(&slot.at).to_owned()),
+            meta: slot.meta.clone(),
         }
     }
 
     /// The value held for `request`, if it is at `version`.
     fn at(&self, request: &str, version: &Version) -> Option<Fetched> {
-        match self.values.get(request) {
+        match self.0.values.get(request) {
             Some(slot) if slot.version.as_ref() == Some(version) => Some(self.fetched(slot)),
             _ => None,
         }
     }
 
     fn is_at(&self, request: &str, version: &Version) -> bool {
-        self.values
+        self.0
+            .values
             .get(request)
             .is_some_and(|slot| slot.version.as_ref() == Some(version))
     }
 
     /// The value held for `request`, whatever its version.
     fn get(&self, request: &str) -> Option<(Option<Version>, Fetched)> {
-        let slot = self.values.get(request)?;
+        let slot = self.0.values.get(request)?;
         Some((slot.version.clone(), self.fetched(slot)))
     }
 
@@ -143,16 +249,17 @@ impl Held {
                     name: f.name,
                     fetched: f.version,
                     at,
+                    meta: f.meta,
                 };
                 (key, slot)
             })
             .collect();
-        Held {
+        Held(std::sync::Arc::new(HeldValues {
             values,
             arena,
             missing: next.missing,
             listed: next.listed,
-        }
+        }))
     }
 }
 
@@ -184,14 +291,14 @@ pub fn checks(held: &Held, requests: &[ParamRef], paths: &[PathRequest], describ
             }
         } else {
             let request = r.request();
-            if held.values.contains_key(&request) || held.missing.contains(&request) {
+            if held.0.values.contains_key(&request) || held.0.missing.contains(&request) {
                 c.params.push(r.clone());
             }
         }
     }
     c.paths = paths
         .iter()
-        .filter(|p| held.listed.contains_key(&path_key(p)))
+        .filter(|p| held.0.listed.contains_key(&path_key(p)))
         .cloned()
         .collect();
     c
@@ -230,7 +337,7 @@ pub fn changed_only(
         if changed.requests.contains(&request) {
             continue;
         }
-        if let Some(v) = held.values.get(&request).and_then(|s| s.version.clone()) {
+        if let Some(v) = held.0.values.get(&request).and_then(|s| s.version.clone()) {
             observed.requests.insert(request, Ok(Some(v)));
         }
     }
@@ -238,7 +345,7 @@ pub fn changed_only(
         let key = path_key(p);
         if changed.paths.contains(&key) {
             checks.paths.push(p.clone());
-        } else if let Some(names) = held.listed.get(&key) {
+        } else if let Some(names) = held.0.listed.get(&key) {
             observed.paths.insert(key, Ok(names.clone()));
         }
     }
@@ -376,7 +483,7 @@ pub fn settle(
                 if let Some((v, f)) = held.get(&request) {
                     keep(&mut next, &request, v, &f);
                 }
-                if held.missing.contains(&request) {
+                if held.0.missing.contains(&request) {
                     next.missing.insert(request.clone());
                 }
                 Err(cause.clone())
@@ -430,7 +537,7 @@ pub fn settle(
                 }
                 Some(Err(cause)) => {
                     // Keep what was held under the path for the next try.
-                    for name in held.values.keys().filter(|n| n.starts_with(&p.path)) {
+                    for name in held.0.values.keys().filter(|n| n.starts_with(&p.path)) {
                         if let Some((v, f)) = held.get(name) {
                             keep(&mut next, name, v, &f);
                         }
@@ -447,7 +554,7 @@ pub fn settle(
             }
             // Listed again next time, if it was listed before.
             Err(_) => {
-                if let Some(names) = held.listed.get(&path_key(p)) {
+                if let Some(names) = held.0.listed.get(&path_key(p)) {
                     next.listed.insert(path_key(p), names.clone());
                 }
             }

@@ -33,6 +33,13 @@ type BatchKey = (Option<String>, Vec<String>);
 
 pub use super::delta::Fetched;
 
+/// A secret read by [`Source::read_secret`].
+#[derive(Debug, Clone)]
+pub struct SecretRead {
+    pub value: Secret,
+    pub meta: delta::SecretMeta,
+}
+
 /// Fetches parameters from SSM Parameter Store.
 pub struct Source {
     config: SdkConfig,
@@ -276,15 +283,76 @@ impl Source {
         }
     }
 
-    /// DescribeSecret for a reference; `None` once it is refused (warned about once).
-    async fn secret_version(&self, r: &ParamRef) -> Option<Result<Option<String>, Cause>> {
-        let sm = self.secrets.get_or_init(|| {
+    /// The Secrets Manager client (made at first use).
+    fn secrets_client(&self, region: Option<&str>) -> &aws_sdk_secretsmanager::Client {
+        self.secrets.get_or_init(|| {
             let mut conf = aws_sdk_secretsmanager::config::Builder::from(&self.config);
-            if let Some(region) = r.region() {
+            if let Some(region) = region {
                 conf = conf.region(Region::new(region.to_owned()));
             }
             aws_sdk_secretsmanager::Client::from_conf(conf.build())
-        });
+        })
+    }
+
+    /// One parameter, read now (GetParameter; decrypted when `decrypt`), for the local
+    /// endpoint's reads of names the watched set does not hold. Through the caller: the
+    /// call budget applies.
+    pub async fn read_parameter(
+        &self,
+        request: &ParamRef,
+        decrypt: bool,
+    ) -> Result<Option<Fetched>, Cause> {
+        let client = self.client(request.region());
+        let found = get_parameter(&self.caller, &client, decrypt, request).await?;
+        Ok(found.and_then(|mut p| take(&mut p)))
+    }
+
+    /// One secret, read now (GetSecretValue: its current version, or the stage or version
+    /// id given), for the local endpoint. `Ok(None)`: no such secret or version.
+    pub async fn read_secret(
+        &self,
+        id: &str,
+        stage: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<Option<SecretRead>, Cause> {
+        tracing::debug!(secret = id, "GetSecretValue");
+        let call = self
+            .secrets_client(None)
+            .get_secret_value()
+            .secret_id(id)
+            .set_version_stage(stage.map(str::to_owned))
+            .set_version_id(version_id.map(str::to_owned));
+        let mut out = match self
+            .caller
+            .call(Operation::GetSecretValue, || call.send())
+            .await
+        {
+            Ok(out) => out,
+            Err(Cause::NotFound) => return Ok(None),
+            Err(c) => return Err(c),
+        };
+        let Some(value) = out.secret_string.take() else {
+            // A binary secret: not served (the extension would base64 it).
+            return Err(Cause::Rejected {
+                code: "BinarySecret".into(),
+                message: "the secret holds SecretBinary, which this endpoint does not serve".into(),
+            });
+        };
+        Ok(Some(SecretRead {
+            value: Secret::new(value),
+            meta: delta::SecretMeta {
+                arn: out.arn.take(),
+                name: out.name.take(),
+                created: out.created_date.map(|d| d.as_secs_f64()),
+                version_id: out.version_id.take(),
+                stages: out.version_stages.take().unwrap_or_default(),
+            },
+        }))
+    }
+
+    /// DescribeSecret for a reference; `None` once it is refused (warned about once).
+    async fn secret_version(&self, r: &ParamRef) -> Option<Result<Option<String>, Cause>> {
+        let sm = self.secrets_client(r.region());
         match versions::secret_version(&self.caller, sm, r).await {
             Err(Cause::AccessDenied { code, message }) => {
                 if !self.describe_refused.swap(true, Ordering::Relaxed) {
@@ -482,10 +550,18 @@ pub(crate) async fn get_parameters_by_path(
 /// Takes the value out of a returned parameter (so no second copy stays in the SDK's
 /// struct).
 fn take(p: &mut Parameter) -> Option<Fetched> {
+    let meta = delta::Meta {
+        kind: p.r#type.as_ref().map(|t| t.as_str().to_owned()),
+        arn: p.arn.take(),
+        modified: p.last_modified_date.map(|d| d.as_secs_f64()),
+        data_type: p.data_type.take(),
+        secret: p.source_result.take().and_then(|r| delta::secret_meta(&r)),
+    };
     Some(Fetched {
         name: p.name.take()?,
         version: p.version,
         value: Secret::new(p.value.take()?),
+        meta,
     })
 }
 

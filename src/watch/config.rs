@@ -2,6 +2,7 @@
 
 use crate::cli::WatchArgs;
 use crate::reload_action::{self, Action, ActionError, SignalTarget};
+use crate::serve::endpoint::ServeConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -24,6 +25,12 @@ pub enum WatchConfigError {
     ReloadInExec(&'static str),
     #[error("--restart-signal: {0}")]
     RestartSignal(#[source] ActionError),
+    #[error("--serve {0:?} is not an address like 127.0.0.1:2773")]
+    Serve(String),
+    #[error(
+        "--serve {0} is not a loopback address: the values would be readable from the network with only the token; use 127.0.0.1 (the pod's or task's containers share it)"
+    )]
+    ServeNotLoopback(SocketAddr),
     #[error("{flag}: {source}")]
     Reload {
         flag: &'static str,
@@ -47,6 +54,8 @@ pub struct WatchConfig {
     pub actions: Vec<Action>,
     pub debounce: Duration,
     pub action_timeout: Duration,
+    /// The local endpoint (`--serve`), if any.
+    pub serve: Option<(ServeConfig, TokenSource)>,
 }
 
 impl WatchConfig {
@@ -86,7 +95,9 @@ impl WatchConfig {
             reload_url,
             reload_debounce,
             reload_timeout,
+            serve,
         } = args;
+        let serve = serve_config(serve)?;
         if interval.is_zero() {
             return Err(WatchConfigError::ZeroInterval);
         }
@@ -150,6 +161,54 @@ impl WatchConfig {
             actions,
             debounce: reload_debounce,
             action_timeout: reload_timeout,
+            serve,
         })
     }
+}
+
+/// Where the local endpoint's token comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `--serve-token-file`: the file's content, trimmed.
+    File(std::path::PathBuf),
+    /// `AWS_SESSION_TOKEN`, as the extension takes it.
+    SessionToken,
+}
+
+/// `--serve` and its flags: the endpoint's config and its token's source.
+fn serve_config(
+    args: crate::cli::ServeArgs,
+) -> Result<Option<(ServeConfig, TokenSource)>, WatchConfigError> {
+    let Some(addr) = args.serve.filter(|a| !a.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let mut parsed = addr
+        .trim()
+        .parse::<SocketAddr>()
+        .map_err(|_| WatchConfigError::Serve(addr.clone()))?;
+    if let Some(port) = args.serve_port {
+        parsed.set_port(port);
+    }
+    if !parsed.ip().is_loopback() {
+        return Err(WatchConfigError::ServeNotLoopback(parsed));
+    }
+    let token = match args.serve_token_file {
+        Some(f) => TokenSource::File(f),
+        None => TokenSource::SessionToken,
+    };
+    Ok(Some((
+        ServeConfig {
+            addr: parsed,
+            allow: args
+                .serve_allow
+                .into_iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            parameter_ttl: args.serve_parameter_ttl,
+            secret_ttl: args.serve_secret_ttl,
+            cache_size: usize::from(args.serve_cache_size),
+        },
+        token,
+    )))
 }

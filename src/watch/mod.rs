@@ -15,5 +15,5 @@ pub mod schedule;
 pub mod spec_watch;
 
 pub use run::{
-    Delivery, EnvDelivery, Rebuild, Watch, WatchError, bind_admin, env_fingerprint, run,
+    Delivery, EnvDelivery, Ports, Rebuild, Watch, WatchError, bind, env_fingerprint, run,
 };

@@ -9,6 +9,7 @@
 //! re-reads the spec file, if any, and polls now.
 
 use super::admin::{self, Health};
+use super::config::TokenSource;
 use super::config::WatchConfig;
 use super::hub_client::{self, HubEvent};
 use super::machine::{Action, Machine, Now, Polled, Scope, SpecChange, Stop, Timing};
@@ -17,6 +18,8 @@ use crate::https::{ServeError, Server};
 use crate::hub_protocol::WatchRequest;
 use crate::metrics::Metrics;
 use crate::output::{Prepared, prepare_outputs, write_outputs};
+use crate::serve::endpoint::{self, Endpoint};
+use crate::serve::rules::Rules;
 use crate::source::Source;
 use crate::source::delta::Held;
 use crate::spec::Spec;
@@ -28,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use zeroize::Zeroizing;
 
 /// Why the watch loop could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum WatchError {
     Signals(#[source] std::io::Error),
     #[error("cannot watch the spec file {path}: {reason}")]
     SpecWatch { path: String, reason: String },
+    #[error("--serve: no token from {from}: {reason}")]
+    ServeToken { from: String, reason: String },
 }
 
 /// Re-reads the spec (file and flags) after the spec file changed.
@@ -55,17 +61,62 @@ pub struct Watch {
     pub held: Held,
     /// The spec file to watch, and how to rebuild the spec from it and the flags.
     pub spec_file: Option<(PathBuf, Rebuild)>,
-    /// The admin port (`--listen`), bound by [`bind_admin`] before anything else starts:
-    /// a port in use ends the command before a supervised command ever ran.
-    pub admin: Option<Server>,
+    /// The ports, bound by [`bind`] before anything else starts: a port in use ends the
+    /// command before a supervised command ever ran.
+    pub ports: Ports,
 }
 
-/// Binds the admin port of `--listen`, if any.
-pub async fn bind_admin(config: &WatchConfig) -> Result<Option<Server>, WatchError> {
-    match config.listen {
-        Some(addr) => Ok(Some(Server::http(addr).await?)),
-        None => Ok(None),
+/// The watch loop's listening sockets.
+pub struct Ports {
+    /// `--listen`: `/healthz`, `/readyz`, `/metrics`.
+    admin: Option<Server>,
+    /// `--serve`: the local endpoint, with its token.
+    serve: Option<(Server, Zeroizing<Vec<u8>>)>,
+}
+
+/// Binds the admin port of `--listen` and the endpoint of `--serve`, if any, and reads
+/// the endpoint's token.
+pub async fn bind(config: &WatchConfig) -> Result<Ports, WatchError> {
+    let serve = match &config.serve {
+        Some((serve, token)) => {
+            let token = read_token(token)?;
+            Some((Server::http(serve.addr).await?, token))
+        }
+        None => None,
+    };
+    let admin = match config.listen {
+        Some(addr) => Some(Server::http(addr).await?),
+        None => None,
+    };
+    Ok(Ports { admin, serve })
+}
+
+/// The endpoint's token: the file's content or `AWS_SESSION_TOKEN`, trimmed, not empty.
+fn read_token(source: &TokenSource) -> Result<Zeroizing<Vec<u8>>, WatchError> {
+    let (raw, from) = match source {
+        TokenSource::File(path) => (
+            std::fs::read(path).map_err(|e| WatchError::ServeToken {
+                from: path.display().to_string(),
+                reason: e.to_string(),
+            })?,
+            path.display().to_string(),
+        ),
+        TokenSource::SessionToken => (
+            std::env::var_os("AWS_SESSION_TOKEN")
+                .map(|v| v.into_encoded_bytes())
+                .unwrap_or_default(),
+            "AWS_SESSION_TOKEN".to_owned(),
+        ),
+    };
+    let raw = Zeroizing::new(raw);
+    let token = raw.trim_ascii();
+    if token.is_empty() {
+        return Err(WatchError::ServeToken {
+            from,
+            reason: "it is empty or not set: give --serve-token-file FILE".to_owned(),
+        });
     }
+    Ok(Zeroizing::new(token.to_vec()))
 }
 
 /// Where the values go.
@@ -110,7 +161,7 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
         source,
         held,
         spec_file,
-        admin,
+        ports,
     } = w;
     let (outputs, env, mut command_ended) = match delivery {
         Delivery::Files(outputs) => (outputs, None, None),
@@ -143,7 +194,7 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
     let mut signals = Signals::install(env.is_none()).map_err(WatchError::Signals)?;
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::new(config.stale_after));
-    let source = source.with_observer(metrics.clone());
+    let source = Arc::new(source.with_observer(metrics.clone()));
     tracing::info!(
         interval_s = config.interval.as_secs_f64(),
         slot_percent = (config.slot * 100.0).round() as u32,
@@ -153,7 +204,22 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
     );
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(server) = admin {
+    let (stop_serve, serve_stopped) = tokio::sync::oneshot::channel::<()>();
+    let endpoint = match (ports.serve, &config.serve) {
+        (Some((server, token)), Some((serve, _))) => {
+            let rules = Rules::new(&spec.params, &spec.paths, &serve.allow);
+            let endpoint = Arc::new(Endpoint::new(serve, rules, token, source.clone()));
+            if let Ok(addr) = server.local_addr() {
+                tracing::info!(%addr, "serving the Lambda extension's API for the watched values");
+            }
+            tokio::spawn(server.serve(endpoint::router(endpoint.clone()), async {
+                let _ = serve_stopped.await;
+            }));
+            Some(endpoint)
+        }
+        _ => None,
+    };
+    if let Some(server) = ports.admin {
         let router = admin::router(metrics.clone(), health.clone());
         if let Ok(addr) = server.local_addr() {
             tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
@@ -216,6 +282,8 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
         hub_requests,
         metrics: metrics.clone(),
         env: env.take(),
+        endpoint,
+        _stop_serve: stop_serve,
     };
 
     let has_spec_file = rebuild.is_some();
@@ -512,7 +580,7 @@ async fn recv_opt(rx: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()
 /// What a fetch works with; a new spec replaces the spec, the outputs and, when its
 /// region, concurrency or budget differ, the source.
 struct Poller {
-    source: Source,
+    source: Arc<Source>,
     spec: Spec,
     outputs: Vec<Prepared>,
     hasher: RandomState,
@@ -526,6 +594,10 @@ struct Poller {
     metrics: Arc<Metrics>,
     /// The supervised command whose environment the values are (`exec --watch`).
     env: Option<EnvTarget>,
+    /// The local endpoint (`--serve`): given the held values of each successful poll.
+    endpoint: Option<Arc<Endpoint>>,
+    /// Dropped with the poller: the endpoint stops serving.
+    _stop_serve: tokio::sync::oneshot::Sender<()>,
 }
 
 /// The supervised command's environment as the poller sees it.
@@ -598,6 +670,9 @@ impl Poller {
         self.metrics.held_locked(self.held.locked());
         match polled {
             Ok(v) => {
+                if let Some(e) = &self.endpoint {
+                    e.publish(self.held.clone());
+                }
                 if !self.hub_requests.is_closed() {
                     self.hub_requests
                         .send_replace(Some(hub_client::request_for(&self.spec, &v)));
@@ -680,7 +755,7 @@ impl Poller {
             )
             .await
             {
-                Ok(s) => self.source = s.with_observer(self.metrics.clone()),
+                Ok(s) => self.source = Arc::new(s.with_observer(self.metrics.clone())),
                 Err(e) => {
                     self.metrics.spec_reloaded(false);
                     tracing::error!("new spec not used, keeping the old one: {e}");
@@ -695,6 +770,9 @@ impl Poller {
         self.previous = None;
         // A new spec (maybe another region or account) starts with nothing held.
         self.held = Held::default();
+        if let Some(e) = &self.endpoint {
+            e.respec(&self.spec, self.source.clone());
+        }
         SpecChange::Applied
     }
 }

@@ -18,6 +18,7 @@ fn fetched(name: &str, version: i64, value: &str) -> Fetched {
         name: name.to_owned(),
         version,
         value: Secret::from(value),
+        meta: Meta::default(),
     }
 }
 
@@ -357,4 +358,19 @@ proptest! {
             .collect();
         prop_assert_eq!(fetched, changed);
     }
+}
+
+#[test]
+fn a_references_source_result_gives_the_secrets_facts() {
+    let m = secret_meta(
+        r#"{"ARN": "arn:aws:secretsmanager:us-east-1:1:secret:app/db-AbCd", "Name": "app/db",
+            "CreatedDate": 1575426474.564,
+            "VersionIdsToStages": {"v1": ["AWSPREVIOUS"], "v2": ["AWSCURRENT", "blue"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(m.name.as_deref(), Some("app/db"));
+    assert_eq!(m.version_id.as_deref(), Some("v2"));
+    assert_eq!(m.stages, ["AWSCURRENT", "blue"]);
+    assert_eq!(m.created, Some(1575426474.564));
+    assert_eq!(secret_meta("not json"), None);
 }

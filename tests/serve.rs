@@ -1,0 +1,315 @@
+//! `render --watch --serve`: the local endpoint compatible with the AWS Parameters and
+//! Secrets Lambda Extension, read by Lambda-style Python code (`tests/clients/
+//! extension_client.py`: urllib, the token from AWS_SESSION_TOKEN, the port from
+//! PARAMETERS_SECRETS_EXTENSION_HTTP_PORT) against a sidecar on moto, values rotated from
+//! outside with boto3.
+
+use crate::support::emulator::venv;
+use crate::support::sidecar::{Sidecar, SidecarCmd, free_port};
+use crate::support::wait::within;
+use crate::support::{Emulator, shared, unique_prefix};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+
+const READY: Duration = Duration::from_secs(30);
+const TOKEN: &str = "t0ken-from-the-task";
+const PARAM: &str = "/systemsmanager/parameters/get";
+const SECRET: &str = "/secretsmanager/get";
+
+/// Runs the Python client with `reads` ([path, {query}, token or null]); one answer each.
+fn read(port: u16, reads: Value) -> Vec<Value> {
+    let out = Command::new(venv().join("bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/extension_client.py"
+        ))
+        .arg(reads.to_string())
+        .env_clear()
+        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", port.to_string())
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .output()
+        .expect("run the python client");
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// One read.
+fn read_one(port: u16, path: &str, query: Value) -> Value {
+    read(port, json!([[path, query, null]])).remove(0)
+}
+
+struct Setup {
+    emu: &'static Emulator,
+    prefix: String,
+    secret: String,
+    port: u16,
+    sc: Sidecar,
+    _dir: tempfile::TempDir,
+}
+
+/// A sidecar with `/P/app/db` (SecureString) named, `/P/app/` as a path, a secret
+/// referenced, `/P/shared/` allowed on demand, serving on a free port; ready.
+fn setup(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let emu = shared();
+    let prefix = unique_prefix("serve");
+    emu.put_secure(&format!("{prefix}/app/db"), "db-1");
+    emu.put_str(&format!("{prefix}/app/plain"), "plain-1");
+    emu.put_str(&format!("{prefix}/shared/flag"), "on");
+    emu.put_str(&format!("{prefix}/other/x"), "nope");
+    let secret = format!("{}-api", prefix.trim_start_matches('/').replace('/', "-"));
+    emu.create_secret(&secret, r#"{"key":"k-1"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = SidecarCmd::new(&emu.moto)
+        .args([
+            "--output",
+            &dir.path().join("app.env").display().to_string(),
+            "--param",
+            &format!("DB={prefix}/app/db"),
+            "--param",
+            &format!("API=/aws/reference/secretsmanager/{secret}"),
+            "--path",
+            &format!("{prefix}/app/"),
+            "--serve",
+            &format!("127.0.0.1:{port}"),
+            "--serve-allow",
+            &format!("{prefix}/shared/"),
+        ])
+        .args(extra)
+        .env("AWS_SESSION_TOKEN", TOKEN);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    let mut sc = cmd.spawn();
+    sc.wait_ready(READY);
+    Setup {
+        emu,
+        prefix,
+        secret,
+        port,
+        sc,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn lambda_style_code_reads_watched_values_with_no_aws_call_and_sees_rotations_at_the_next_poll() {
+    let s = setup(&["--interval", "1s", "--jitter", "0"], &[]);
+    let p = &s.prefix;
+    let got = read_one(
+        s.port,
+        PARAM,
+        json!({"name": format!("{p}/app/db"), "withDecryption": "true"}),
+    );
+    assert_eq!(got["status"], 200, "{got}");
+    let param = &got["body"]["Parameter"];
+    assert_eq!(param["Value"], "db-1");
+    assert_eq!(param["Name"], format!("{p}/app/db"));
+    assert_eq!(param["Type"], "SecureString");
+    assert_eq!(param["Version"], 1);
+    assert!(
+        param["ARN"]
+            .as_str()
+            .is_some_and(|a| a.ends_with(&format!("parameter{p}/app/db"))),
+        "{param}"
+    );
+    assert!(
+        param["LastModifiedDate"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('Z')),
+        "{param}"
+    );
+    assert_eq!(got["body"]["ResultMetadata"], json!({}));
+    // Under the spec's path, a String, without decryption.
+    let got = read_one(s.port, PARAM, json!({"name": format!("{p}/app/plain")}));
+    assert_eq!(got["body"]["Parameter"]["Value"], "plain-1", "{got}");
+    // The secret the spec references.
+    let got = read_one(s.port, SECRET, json!({"secretId": s.secret}));
+    assert_eq!(got["status"], 200, "{got}");
+    assert_eq!(got["body"]["SecretString"], r#"{"key":"k-1"}"#);
+    assert_eq!(got["body"]["Name"], s.secret);
+    assert_eq!(got["body"]["VersionStages"], json!(["AWSCURRENT"]));
+
+    // Rotated from outside: the next poll's value, well within the extension's 300 s TTL.
+    s.emu.put_secure(&format!("{p}/app/db"), "db-2");
+    let rotated = within(Duration::from_secs(20), || {
+        let got = read_one(
+            s.port,
+            PARAM,
+            json!({"name": format!("{p}/app/db"), "withDecryption": "true"}),
+        );
+        if got["body"]["Parameter"]["Value"] == "db-2" {
+            Ok(got)
+        } else {
+            Err(got)
+        }
+    });
+    let got = rotated.unwrap_or_else(|g| panic!("still {g} after 20 s; {}", s.sc.stderr()));
+    assert_eq!(got["body"]["Parameter"]["Version"], 2);
+    assert!(
+        !s.sc.stderr().contains("db-1") && !s.sc.stderr().contains("db-2"),
+        "a value in the log"
+    );
+}
+
+#[test]
+fn a_watched_read_makes_no_aws_call() {
+    let mut s = setup(&["--interval", "1h"], &[]);
+    s.sc.wait_ok_polls(1.0, READY);
+    let calls = |sc: &Sidecar| -> f64 {
+        let text = sc.metrics().unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with("ssm_injector_api_calls_total{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    let before = calls(&s.sc);
+    let name = format!("{}/app/db", s.prefix);
+    let reads: Vec<Value> = (0..50)
+        .map(|_| json!([PARAM, {"name": name, "withDecryption": "true"}, null]))
+        .collect();
+    let answers = read(s.port, json!(reads));
+    assert!(answers.iter().all(|a| a["status"] == 200), "{answers:?}");
+    assert_eq!(calls(&s.sc), before, "AWS was called for watched reads");
+}
+
+#[test]
+fn the_token_the_spec_and_the_request_are_checked_as_the_extension_and_agent_do() {
+    let s = setup(&["--interval", "1h"], &[]);
+    let p = &s.prefix;
+    let db = json!({"name": format!("{p}/app/db"), "withDecryption": "true"});
+    let answers = read(
+        s.port,
+        json!([
+            [PARAM, db, ""],
+            [PARAM, db, "wrong"],
+            [PARAM, {"name": format!("{p}/other/x")}, null],
+            [SECRET, {"secretId": "someone-elses"}, null],
+            [PARAM, {"name": format!("{p}/app/db")}, null],
+            [PARAM, {"name": format!("{p}/app/missing")}, null],
+            [PARAM, {}, null],
+            [PARAM, {"name": format!("{p}/app/db"), "withdecryption": "true"}, null],
+            ["/v1/x", {}, null],
+        ]),
+    );
+    let status: Vec<i64> = answers
+        .iter()
+        .map(|a| a["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        status,
+        [401, 401, 403, 403, 400, 400, 400, 400, 404],
+        "{answers:#?}"
+    );
+    let text = |i: usize| answers[i]["body"].to_string();
+    assert!(text(0).contains("bad session token"), "{}", text(0));
+    assert!(text(2).contains("--serve-allow"), "{}", text(2));
+    assert!(text(4).contains("withDecryption=true"), "{}", text(4));
+    assert_eq!(
+        answers[5]["body"]["__type"],
+        "ParameterNotFound",
+        "{}",
+        text(5)
+    );
+    assert!(text(7).contains("unknown parameter"), "{}", text(7));
+    assert!(
+        answers
+            .iter()
+            .all(|a| !a["body"].to_string().contains("db-1")),
+        "a value in a refusal"
+    );
+}
+
+#[test]
+fn names_under_an_allowed_prefix_are_read_on_demand_and_kept_for_the_ttl() {
+    let s = setup(&["--interval", "1h"], &[("SSM_PARAMETER_STORE_TTL", "300")]);
+    let flag = format!("{}/shared/flag", s.prefix);
+    let got = read_one(s.port, PARAM, json!({"name": flag}));
+    assert_eq!(got["body"]["Parameter"]["Value"], "on", "{got}");
+    // Within the TTL the cached answer stands, as with the extension.
+    s.emu.put_str(&flag, "off");
+    let got = read_one(s.port, PARAM, json!({"name": flag}));
+    assert_eq!(got["body"]["Parameter"]["Value"], "on", "{got}");
+    // A version of a watched name is read on demand too.
+    let got = read_one(
+        s.port,
+        PARAM,
+        json!({"name": format!("{}/app/db", s.prefix), "version": "1", "withDecryption": "true"}),
+    );
+    assert_eq!(got["body"]["Parameter"]["Value"], "db-1", "{got}");
+    assert_eq!(got["body"]["Parameter"]["Selector"], ":1", "{got}");
+
+    // With a TTL of 0 every read goes to AWS.
+    let s0 = setup(&["--interval", "1h"], &[("SSM_PARAMETER_STORE_TTL", "0")]);
+    let flag = format!("{}/shared/flag", s0.prefix);
+    assert_eq!(
+        read_one(s0.port, PARAM, json!({"name": flag}))["body"]["Parameter"]["Value"],
+        "on"
+    );
+    s0.emu.put_str(&flag, "off");
+    assert_eq!(
+        read_one(s0.port, PARAM, json!({"name": flag}))["body"]["Parameter"]["Value"],
+        "off"
+    );
+}
+
+#[test]
+fn a_token_file_replaces_the_session_token_and_a_missing_token_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-the-file\n").unwrap();
+    let s = setup(
+        &[
+            "--interval",
+            "1h",
+            "--serve-token-file",
+            &file.display().to_string(),
+        ],
+        &[],
+    );
+    let db = json!({"name": format!("{}/app/db", s.prefix), "withDecryption": "true"});
+    let answers = read(
+        s.port,
+        json!([[PARAM, db, null], [PARAM, db, "from-the-file"]]),
+    );
+    assert_eq!(
+        answers[0]["status"], 401,
+        "the session token no longer opens it"
+    );
+    assert_eq!(answers[1]["status"], 200, "{:?}", answers[1]);
+
+    let emu = shared();
+    let mut sc = SidecarCmd::new(&emu.moto)
+        .args([
+            "--output",
+            &dir.path().join("x.env").display().to_string(),
+            "--param",
+            "X=/x/y",
+            "--serve",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .spawn();
+    assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
+    assert!(sc.stderr().contains("AWS_SESSION_TOKEN"), "{}", sc.stderr());
+    let mut sc = SidecarCmd::new(&emu.moto)
+        .args([
+            "--output",
+            "/tmp/x.env",
+            "--param",
+            "X=/x/y",
+            "--serve",
+            "0.0.0.0:2773",
+        ])
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .spawn();
+    assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
+    assert!(sc.stderr().contains("loopback"), "{}", sc.stderr());
+}
