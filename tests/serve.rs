@@ -313,3 +313,55 @@ fn a_token_file_replaces_the_session_token_and_a_missing_token_stops_the_start()
     assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
     assert!(sc.stderr().contains("loopback"), "{}", sc.stderr());
 }
+
+#[test]
+fn slow_and_garbage_clients_do_not_keep_the_app_from_reading() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let s = setup(&["--interval", "1h"], &[]);
+    let addr = format!("127.0.0.1:{}", s.port);
+    // 100 clients that send half a request head and wait, a body nobody asked for, and
+    // garbage.
+    let mut slow: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut c = TcpStream::connect(&addr).expect("connect");
+            c.write_all(b"GET /systemsmanager/parameters/get?name=/a HTTP/1.1\r\nHost: x\r\n")
+                .expect("write");
+            c
+        })
+        .collect();
+    let mut answer = |request: &[u8]| -> String {
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        c.write_all(request).expect("write");
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    };
+    let garbage = answer(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n");
+    assert!(
+        garbage.is_empty() || garbage.starts_with("HTTP/1.1 400"),
+        "{garbage:?}"
+    );
+    let body = answer(
+        b"POST /systemsmanager/parameters/get?name=/a HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nConnection: close\r\n\r\n",
+    );
+    assert!(body.starts_with("HTTP/1.1 413"), "{body:?}");
+    // The app's own read is answered while they wait.
+    let got = read_one(
+        s.port,
+        PARAM,
+        json!({"name": format!("{}/app/db", s.prefix), "withDecryption": "true"}),
+    );
+    assert_eq!(got["body"]["Parameter"]["Value"], "db-1", "{got}");
+    // The slow ones are cut off at the header deadline (10 s), not held forever.
+    for c in &mut slow {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let closed = slow.iter_mut().all(|c| matches!(c.read(&mut buf), Ok(_)));
+    assert!(
+        closed,
+        "a slow client was not answered or closed within 30 s"
+    );
+}

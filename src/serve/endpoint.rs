@@ -11,6 +11,7 @@ use super::cache::TtlCache;
 use super::request::{self, ParameterRead, Refusal, Route, SecretRead};
 use super::rules::{Answer, Rules};
 use super::token;
+use crate::https::Limits;
 use crate::https::routes::TEXT_CONTENT_TYPE;
 use crate::secret::Secret;
 use crate::source::delta::{Held, Meta, SecretMeta};
@@ -37,6 +38,16 @@ pub struct ServeConfig {
     /// `PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE`.
     pub cache_size: usize,
 }
+
+/// The endpoint's per-connection limits: the shared server's, with room for the
+/// keep-alive pools of an app's workers (the AWS Secrets Manager Agent allows 800). A
+/// read has no body; a client that sends its head slowly is cut off at the header
+/// deadline.
+pub const LIMITS: Limits = Limits {
+    max_connections: 800,
+    max_body: 0,
+    ..Limits::DEFAULT
+};
 
 /// An on-demand answer kept for the TTL.
 #[derive(Debug)]

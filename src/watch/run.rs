@@ -212,6 +212,7 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
             if let Ok(addr) = server.local_addr() {
                 tracing::info!(%addr, "serving the Lambda extension's API for the watched values");
             }
+            let server = server.with_limits(endpoint::LIMITS);
             tokio::spawn(server.serve(endpoint::router(endpoint.clone()), async {
                 let _ = serve_stopped.await;
             }));
