@@ -365,3 +365,114 @@ fn slow_and_garbage_clients_do_not_keep_the_app_from_reading() {
         "a slow client was not answered or closed within 30 s"
     );
 }
+
+/// The AWS Secrets Manager Agent (scripts/setup-sm-agent), if built; CI builds it.
+fn agent_binary() -> Option<std::path::PathBuf> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/sm-agent/bin/aws_secretsmanager_agent");
+    if bin.is_file() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("SSM_INJECTOR_REQUIRE_SM_AGENT").is_none(),
+        "SSM_INJECTOR_REQUIRE_SM_AGENT is set but {} is missing: run scripts/setup-sm-agent",
+        bin.display()
+    );
+    eprintln!("skipped: the AWS Secrets Manager Agent is not built (scripts/setup-sm-agent)");
+    None
+}
+
+#[test]
+fn the_secrets_route_answers_what_the_aws_secrets_manager_agent_answers() {
+    let Some(agent) = agent_binary() else { return };
+    // Every secret may be read on demand here, as from the agent.
+    let s = setup(
+        &[
+            "--interval",
+            "1h",
+            "--serve-allow",
+            "/aws/reference/secretsmanager/",
+        ],
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "http_port = \"{port}\"\nlog_level = \"WARN\"\nlog_to_file = false\nvalidate_credentials = false\nregion = \"us-east-1\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(agent)
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(crate::support::run::clean_env())
+        .env("AWS_ENDPOINT_URL", &s.emu.moto)
+        .env("AWS_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the agent");
+    let reads = json!([
+        [SECRET, {"secretId": s.secret}, null],
+        [SECRET, {"secretId": "no-such-secret"}, null],
+        [SECRET, {"secretId": s.secret}, "wrong"],
+    ]);
+    let theirs = within(Duration::from_secs(30), || {
+        let got = read(port, reads.clone());
+        if got[0]["status"] == 200 {
+            Ok(got)
+        } else {
+            Err(got)
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let theirs = theirs.unwrap_or_else(|g| panic!("the agent never answered 200: {g:?}"));
+    let ours = read(s.port, reads);
+    // The members the agent answers, with the same values (CreatedDate aside: the agent
+    // writes seconds as a string, the extension and ssm-injector RFC 3339).
+    let (a, o) = (&theirs[0]["body"], &ours[0]["body"]);
+    for member in ["ARN", "Name", "VersionId", "SecretString", "VersionStages"] {
+        assert_eq!(
+            a[member], o[member],
+            "{member}: agent {a}, ssm-injector {o}"
+        );
+    }
+    let members = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    for m in members(a) {
+        assert!(
+            o.get(&m).is_some(),
+            "ssm-injector lacks the agent's member {m}: {o}"
+        );
+    }
+    // Not found: both answer AWS's error type. The agent passes AWS's status on (moto
+    // answers 404 where AWS answers 400); ssm-injector answers AWS's 400.
+    assert!(
+        matches!(theirs[1]["status"].as_i64(), Some(400 | 404)),
+        "{:?}",
+        theirs[1]
+    );
+    assert_eq!(ours[1]["status"], 400, "{:?}", ours[1]);
+    assert_eq!(
+        theirs[1]["body"]["__type"], "ResourceNotFoundException",
+        "{:?}",
+        theirs[1]
+    );
+    assert_eq!(
+        ours[1]["body"]["__type"], "ResourceNotFoundException",
+        "{:?}",
+        ours[1]
+    );
+    // A wrong token: the agent 403, the extension (and ssm-injector) 401.
+    assert_eq!(theirs[2]["status"], 403, "{:?}", theirs[2]);
+    assert_eq!(ours[2]["status"], 401, "{:?}", ours[2]);
+}
