@@ -17,6 +17,7 @@ use crate::spec::{At, Spec, SpecError, SpecInput};
 use crate::supervise::{SuperviseError, Supervisor};
 use crate::watch::config::{WatchConfig, WatchConfigError};
 use crate::watch::{Delivery, EnvDelivery, Rebuild, Watch, WatchError};
+use crate::writer::FileMeta;
 use std::time::Instant;
 
 /// Everything that can stop a subcommand. Messages name the parameter, flag, key or file.
@@ -217,7 +218,16 @@ async fn render(args: RenderArgs) -> Result<(), AppError> {
             });
             (path, rebuild)
         });
-        let ports = crate::watch::bind(&config).await?;
+        // A token the sidecar makes is readable by whoever reads the output files.
+        let token_meta = spec
+            .outputs
+            .first()
+            .map_or_else(FileMeta::default, |o| FileMeta {
+                mode: o.mode,
+                uid: o.uid,
+                gid: o.gid,
+            });
+        let ports = crate::watch::bind(&config, token_meta).await?;
         crate::watch::run(Watch {
             config,
             spec,
@@ -344,7 +354,7 @@ async fn exec_watch(
 ) -> Result<u8, AppError> {
     // First of all: a port in use ends this before any AWS call, and before the command
     // could have started.
-    let ports = crate::watch::bind(&config).await?;
+    let ports = crate::watch::bind(&config, FileMeta::default()).await?;
     // The first fetch fills `held`: the loop's polls then decrypt only what changed.
     let mut held = Held::default();
     let values = {

@@ -754,6 +754,14 @@ pub struct ServeArgs {
         value_name = "FILE"
     )]
     pub serve_token_file: Option<PathBuf>,
+    /// Create --serve-token-file with a new random token when it does not exist (owner and
+    /// mode of the output files), so that the app containers that mount it can read it.
+    #[arg(
+        long,
+        env = "SSM_INJECTOR_SERVE_TOKEN_CREATE",
+        requires = "serve_token_file"
+    )]
+    pub serve_token_create: bool,
     /// Prefixes of names (or /aws/reference/secretsmanager/ references) that are read on
     /// demand although the spec does not name them; others answer 403.
     #[arg(

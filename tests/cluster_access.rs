@@ -102,6 +102,29 @@ pub(crate) fn empty_dir(root: &Path, pod: &Pod) -> std::path::PathBuf {
     dir
 }
 
+/// The pod's volume as a directory made like the kubelet's emptyDir ([`empty_dir`]) in a
+/// temporary directory (the guard keeps it); running the pod's containers switches user
+/// ids, so the test must run as root (CI does).
+pub(crate) fn kubelet_volume(pod: &Pod) -> (tempfile::TempDir, std::path::PathBuf) {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "running the pod's containers switches user ids: run this test as root (CI does)"
+    );
+    let root = tempfile::tempdir().expect("tempdir");
+    let volume = empty_dir(root.path(), pod);
+    (root, volume)
+}
+
+/// `arg` with a path under `mount` moved under `volume` (a container's argument as this
+/// machine runs it).
+pub(crate) fn in_volume(volume: &Path, mount: &str, arg: &str) -> String {
+    match arg.strip_prefix(&format!("{mount}/")) {
+        Some(rest) => volume.join(rest).display().to_string(),
+        None => arg.to_owned(),
+    }
+}
+
 /// Runs the stored init container as the kubelet would and returns the output file.
 pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
     let (out, output) = run_the_init_container(pod, volume);

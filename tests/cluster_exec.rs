@@ -7,7 +7,7 @@
 //! value, is restarted with the rotated one, and passes SIGTERM's exit code on. Denials come
 //! back through the API server. Needs root (to switch ids), like CI.
 
-use crate::cluster_access::{as_user, empty_dir, identity};
+use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume};
 use crate::cluster_webhook::{denial_of, restricted_pod};
 use crate::require_cluster;
 use crate::support::chart::Installed;
@@ -128,17 +128,8 @@ async fn exec_pods_run_the_stored_command_under_exec_watch_and_restart_it_on_rot
     );
 
     // The init container, as the kubelet starts it: the binary lands in the volume.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "running the pod's containers switches user ids: run this test as root (CI does)"
-    );
-    let root = tempfile::tempdir().expect("tempdir");
-    let volume = empty_dir(root.path(), &stored);
-    let map = |a: &str| match a.strip_prefix("/ssm/") {
-        Some(rest) => volume.join(rest).display().to_string(),
-        None => a.to_owned(),
-    };
+    let (_root, volume) = kubelet_volume(&stored);
+    let map = |a: &str| in_volume(&volume, "/ssm", a);
     let mut install = Command::new(env!("CARGO_BIN_EXE_ssm-injector"));
     install
         .args(init_args.iter().map(|a| map(a)))

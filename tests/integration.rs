@@ -5,6 +5,7 @@ mod cluster_access;
 mod cluster_env;
 mod cluster_exec;
 mod cluster_manifests;
+mod cluster_serve;
 mod cluster_tls;
 mod cluster_webhook;
 mod env_readers;

@@ -35,6 +35,15 @@ pub const ENV: &str = "ssm-injector.io/env";
 /// [`NATIVE_SIDECAR`]: no file is written and no sidecar runs.
 pub const EXEC: &str = "ssm-injector.io/exec";
 
+/// `"true"`: the sidecar also serves the AWS Parameters and Secrets Lambda Extension's API
+/// on `127.0.0.1` (`--serve`): port 2773, or the `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` a
+/// selected container sets, or the next port up no container uses. The sidecar makes the
+/// token file `MOUNT/serve-token` (owner and mode of the output files); each selected
+/// container gets `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` and
+/// `SSM_INJECTOR_SERVE_TOKEN_FILE`. Needs the sidecar (`sidecar` or `init+sidecar`); not
+/// with [`ENV`] or [`EXEC`].
+pub const SERVE: &str = "ssm-injector.io/serve";
+
 /// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
 /// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
@@ -138,6 +147,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         EXEC,
         "\"true\": the selected containers (default: the app containers) run their command under ssm-injector exec --watch, values in its environment, restarted on a change; the init container installs the binary; each needs an explicit command; not with env, format, file, template, file-mode, mode, reload-* or native-sidecar",
+    ),
+    (
+        SERVE,
+        "\"true\": the sidecar also serves the Lambda extension's API on 127.0.0.1 (port 2773, or the selected containers' PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, or the next free one) with a token file it makes in the mount; the selected containers get PARAMETERS_SECRETS_EXTENSION_HTTP_PORT and SSM_INJECTOR_SERVE_TOKEN_FILE; needs mode sidecar or init+sidecar; not with env or exec",
     ),
     (
         FORMAT,

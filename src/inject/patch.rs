@@ -54,6 +54,9 @@ pub struct Changes {
     /// With [`a::EXEC`]: the new `command` of each chosen container (`true`: an init
     /// container), by index.
     commands: Vec<(bool, usize, Vec<String>)>,
+    /// With [`a::SERVE`]: the variables appended to each chosen container's `env` (those
+    /// it does not set itself), by index.
+    serve_env: Vec<(bool, usize, Vec<EnvVar>)>,
     /// Placed before the pod's own init containers, in this order.
     injected_init: Vec<Container>,
     /// Appended to `spec.containers` (the classic sidecar).
@@ -228,6 +231,45 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
     } else {
         None
     };
+    // The local endpoint: its port, and what each chosen container is told.
+    let serve = match (req.serve, admin.as_ref()) {
+        (true, Some((admin_port, _))) => {
+            let port = port::serve_port(spec, &mounted, *admin_port)?;
+            let token = format!("{}/{SERVE_TOKEN}", req.mount_path);
+            Some((port, token))
+        }
+        _ => None,
+    };
+    let serve_env = match &serve {
+        Some((port, token)) => {
+            let wanted = [
+                (port::SERVE_PORT_VARIABLE, port.to_string()),
+                (SERVE_TOKEN_VARIABLE, token.clone()),
+            ];
+            let groups = [
+                (false, spec.containers.as_slice()),
+                (true, spec.init_containers.as_deref().unwrap_or_default()),
+            ];
+            groups
+                .iter()
+                .flat_map(|&(init, list)| list.iter().enumerate().map(move |(i, c)| (init, i, c)))
+                .filter(|(_, _, c)| mounted(c))
+                .map(|(init, i, c)| {
+                    let missing = wanted
+                        .iter()
+                        .filter(|(name, _)| !c.env.iter().flatten().any(|e| e.name == *name))
+                        .map(|(name, value)| EnvVar {
+                            name: (*name).to_owned(),
+                            value: Some(value.clone()),
+                            value_from: None,
+                        })
+                        .collect();
+                    (init, i, missing)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let region = req.region.as_ref().or(config.region.as_ref());
     let native = req.native_sidecar.unwrap_or(config.native_sidecar);
     let interval = req.interval.unwrap_or(config.default_interval);
@@ -278,6 +320,15 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
         let hub = config.hub.as_ref().map(HubWiring::of);
         if let Some(h) = &hub {
             args.extend(h.args.iter().cloned());
+        }
+        if let Some((port, token)) = &serve {
+            args.extend([
+                "--serve".to_owned(),
+                format!("127.0.0.1:{port}"),
+                "--serve-token-file".to_owned(),
+                token.clone(),
+                "--serve-token-create".to_owned(),
+            ]);
         }
         let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
         c.ports = Some(vec![ContainerPort {
@@ -353,6 +404,7 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
         chosen_containers,
         chosen_inits,
         commands: Vec::new(),
+        serve_env,
         injected_init,
         sidecar,
         volumes,
@@ -362,6 +414,12 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
         ],
     })
 }
+
+/// The token file the sidecar makes for the local endpoint, under the mount path.
+pub const SERVE_TOKEN: &str = "serve-token";
+
+/// The variable that tells the app containers where the local endpoint's token is.
+pub const SERVE_TOKEN_VARIABLE: &str = "SSM_INJECTOR_SERVE_TOKEN_FILE";
 
 /// Where the init container installs the binary, under the mount path.
 pub const EXEC_BIN_DIR: &str = "bin";
@@ -505,6 +563,7 @@ fn plan_exec(
         chosen_containers: index(false),
         chosen_inits: index(true),
         commands,
+        serve_env: Vec::new(),
         injected_init: vec![install],
         sidecar: None,
         volumes,
@@ -645,6 +704,27 @@ impl Changes {
             let group = if init { "initContainers" } else { "containers" };
             patch.replace(format!("/spec/{group}/{i}/command"), Item::Strings(command));
         }
+        for (init, i, env) in self.serve_env {
+            let (group, list) = if init {
+                (
+                    "initContainers",
+                    spec.init_containers.as_deref().unwrap_or_default(),
+                )
+            } else {
+                ("containers", spec.containers.as_slice())
+            };
+            let Some(c) = list.get(i) else { continue };
+            if !env.is_empty() {
+                append(
+                    &mut patch,
+                    format!("/spec/{group}/{i}/env"),
+                    c.env.as_ref(),
+                    env,
+                    Item::Env,
+                    |e| Item::EnvVar(Box::new(e)),
+                );
+            }
+        }
         let own_inits = spec.init_containers.as_deref().unwrap_or_default();
         if !own_inits.is_empty() {
             for (j, c) in self.injected_init.into_iter().enumerate() {
@@ -739,6 +819,16 @@ impl Changes {
             };
             if let Some(c) = list.get_mut(i) {
                 c.command = Some(command);
+            }
+        }
+        for (init, i, env) in self.serve_env {
+            let list = if init {
+                spec.init_containers.get_or_insert_with(Vec::new)
+            } else {
+                &mut spec.containers
+            };
+            if let Some(c) = list.get_mut(i).filter(|_| !env.is_empty()) {
+                c.env.get_or_insert_with(Vec::new).extend(env);
             }
         }
         let inits = spec.init_containers.get_or_insert_with(Vec::new);

@@ -131,6 +131,87 @@ pub fn admin_ports(spec: &PodSpec, requested: Option<u16>, n: usize) -> Result<V
     Ok(ports)
 }
 
+/// The variable the Lambda extension (and code written for it) reads its port from.
+pub const SERVE_PORT_VARIABLE: &str = "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT";
+
+/// The extension's port.
+pub const DEFAULT_SERVE_PORT: u16 = 2773;
+
+/// The local endpoint's port: the one the `chosen` containers set in
+/// [`SERVE_PORT_VARIABLE`] (one value for all), or [`DEFAULT_SERVE_PORT`] or the next port
+/// up that no container uses and that is not `admin`'s.
+pub fn serve_port(
+    spec: &PodSpec,
+    chosen: &dyn Fn(&Container) -> bool,
+    admin: u16,
+) -> Result<u16, Denial> {
+    let deny = |message: String| Denial {
+        annotation: Some(a::SERVE.to_owned()),
+        message,
+    };
+    let mut used = std::collections::BTreeMap::new();
+    for (port, container) in used_ports(spec) {
+        used.entry(port).or_insert(container);
+    }
+    // Each value set, with the first container that sets it.
+    let mut by_value = std::collections::BTreeMap::new();
+    for (container, value) in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .filter(|c| chosen(c))
+        .flat_map(|c| {
+            c.env
+                .iter()
+                .flatten()
+                .filter(|e| e.name == SERVE_PORT_VARIABLE)
+                .map(move |e| (c.name.as_str(), e.value.as_deref().unwrap_or_default()))
+        })
+    {
+        by_value.entry(value).or_insert(container);
+    }
+    let set: Vec<(&str, &str)> = by_value.into_iter().map(|(v, c)| (c, v)).collect();
+    match set.as_slice() {
+        [] => (DEFAULT_SERVE_PORT..=u16::MAX)
+            .chain(MIN_ADMIN_PORT..DEFAULT_SERVE_PORT)
+            .find(|p| *p != admin && !used.contains_key(&i32::from(*p)))
+            .ok_or_else(|| {
+                deny(format!(
+                    "no free port from {MIN_ADMIN_PORT} to 65535 for the local endpoint"
+                ))
+            }),
+        [(container, value)] => {
+            let port = value
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p >= MIN_ADMIN_PORT)
+                .ok_or_else(|| {
+                    deny(format!(
+                        "{}: container {container} sets {SERVE_PORT_VARIABLE}={value:?}, not a port from {MIN_ADMIN_PORT} to 65535",
+                        a::SERVE
+                    ))
+                })?;
+            match used.get(&i32::from(port)) {
+                Some(user) => Err(deny(format!(
+                    "{}: port {port} ({SERVE_PORT_VARIABLE} of container {container}) is used by container {user}; choose another",
+                    a::SERVE
+                ))),
+                None if port == admin => Err(deny(format!(
+                    "{}: port {port} ({SERVE_PORT_VARIABLE} of container {container}) is the sidecar's admin port; set {} to another",
+                    a::SERVE,
+                    a::ADMIN_PORT
+                ))),
+                None => Ok(port),
+            }
+        }
+        [(c1, v1), (c2, v2), ..] => Err(deny(format!(
+            "{}: containers {c1} and {c2} set {SERVE_PORT_VARIABLE} to {v1:?} and {v2:?}; the sidecar serves one port",
+            a::SERVE
+        ))),
+    }
+}
+
 /// [`PORT_NAME`], or `ssm-admin-N` with the smallest N ≥ 2 that no container port is named.
 pub fn port_name(spec: &PodSpec) -> String {
     let taken: Vec<&str> = spec

@@ -2688,3 +2688,127 @@ fn exec_false_is_the_init_container_as_before() {
     assert_eq!(args(find(&p, INIT_CONTAINER))[0], "render");
     assert_eq!(command(find(&p, "app")), ["python", "app.py"]);
 }
+
+// ---------------------------------------------------------------- serve
+
+fn serve_pod() -> PodBuilder {
+    pod()
+        .container("worker")
+        .ann(a::MODE, "init+sidecar")
+        .ann(a::SERVE, "true")
+}
+
+fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
+    c.env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+#[test]
+fn serve_gives_the_sidecar_the_endpoint_and_the_containers_its_port_and_token() {
+    let p = inject(serve_pod());
+    let sidecar = find(&p, SIDECAR);
+    assert_eq!(flag(sidecar, "--serve"), Some("127.0.0.1:2773"));
+    assert_eq!(
+        flag(sidecar, "--serve-token-file"),
+        Some("/ssm/serve-token")
+    );
+    assert!(
+        args(sidecar).contains(&"--serve-token-create"),
+        "{:?}",
+        args(sidecar)
+    );
+    for name in ["app", "worker"] {
+        let c = find(&p, name);
+        assert_eq!(
+            env_value(c, "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"),
+            Some("2773")
+        );
+        assert_eq!(
+            env_value(c, "SSM_INJECTOR_SERVE_TOKEN_FILE"),
+            Some("/ssm/serve-token")
+        );
+        assert_eq!(ssm_mount(c), Some(("/ssm".to_owned(), Some(true))));
+    }
+    // The sidecar's flags are ones the binary has.
+    use clap::Parser as _;
+    let mut line = vec!["ssm-injector"];
+    line.extend(args(sidecar));
+    crate::cli::Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+}
+
+#[test]
+fn serve_takes_the_port_the_containers_set_or_a_free_one() {
+    let p = inject(
+        serve_pod()
+            .env_var("app", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "3000")
+            .env_var("worker", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "3000"),
+    );
+    assert_eq!(flag(find(&p, SIDECAR), "--serve"), Some("127.0.0.1:3000"));
+    let app = find(&p, "app");
+    let ports: Vec<_> = app
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name == "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
+        .collect();
+    assert_eq!(
+        ports.len(),
+        1,
+        "the container's own entry is kept alone: {ports:?}"
+    );
+    // 2773 declared by the app: the next one up.
+    let p = inject(serve_pod().port("app", 2773, None));
+    assert_eq!(flag(find(&p, SIDECAR), "--serve"), Some("127.0.0.1:2774"));
+}
+
+#[test]
+fn serve_that_cannot_work_is_denied_naming_the_annotations() {
+    let cases: Vec<(&str, PodBuilder, &str, &[&str])> = vec![
+        (
+            "no sidecar",
+            serve_pod().ann(a::MODE, "init"),
+            a::SERVE,
+            &[a::MODE, "init+sidecar"],
+        ),
+        (
+            "two ports",
+            serve_pod()
+                .env_var("app", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "3000")
+                .env_var("worker", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "3001"),
+            a::SERVE,
+            &["app", "worker", "3000", "3001"],
+        ),
+        (
+            "a port in use",
+            serve_pod()
+                .env_var("app", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "8080")
+                .port("worker", 8080, None),
+            a::SERVE,
+            &["8080", "worker"],
+        ),
+        (
+            "not a port",
+            serve_pod().env_var("app", "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "80"),
+            a::SERVE,
+            &["80"],
+        ),
+        (
+            "with exec",
+            bare()
+                .container("app")
+                .command("app", &["app"], &[])
+                .inject()
+                .ann(a::PATH, "/app/prod/")
+                .ann(a::EXEC, "true")
+                .ann(a::SERVE, "true"),
+            a::SERVE,
+            &[a::EXEC],
+        ),
+    ];
+    for (name, b, key, names) in cases {
+        assert_denied_naming(name, b, key, names);
+    }
+}

@@ -72,6 +72,8 @@ pub struct Request {
     /// [`a::EXEC`]: the selected containers run their command under `exec --watch`; no
     /// file, no sidecar (`mode` and the file's settings are unused).
     pub exec: bool,
+    /// [`a::SERVE`]: the sidecar serves the Lambda extension's API.
+    pub serve: bool,
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
@@ -167,6 +169,7 @@ pub fn validate(
             a::RELOAD_SIGNAL,
             a::RELOAD_PROCESS,
             a::NATIVE_SIDECAR,
+            a::SERVE,
         ];
         if let Some(k) = no_file.into_iter().find(|k| annotations.contains_key(*k)) {
             return Err(deny(
@@ -513,6 +516,27 @@ pub fn validate(
             }
         }
     }
+    let serve = parse_bool(annotations, a::SERVE)?.unwrap_or(false);
+    if serve && env {
+        return Err(deny(
+            a::SERVE,
+            format!(
+                "{} needs the containers to mount the injector's volume (the token file is there), which {} leaves out; remove one of them",
+                a::SERVE,
+                a::ENV
+            ),
+        ));
+    }
+    if serve && !mode.has_sidecar() {
+        return Err(deny(
+            a::SERVE,
+            format!(
+                "{} needs the sidecar, which holds the values it serves; set {} to sidecar or init+sidecar",
+                a::SERVE,
+                a::MODE
+            ),
+        ));
+    }
     if !mode.has_sidecar() {
         // With exec, each selected container's supervisor serves the admin port.
         let sidecar_only: &[&str] = if exec {
@@ -603,6 +627,7 @@ pub fn validate(
         region,
         env,
         exec,
+        serve,
     })
 }
 

@@ -169,8 +169,12 @@ impl WatchConfig {
 /// Where the local endpoint's token comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// `--serve-token-file`: the file's content, trimmed.
-    File(std::path::PathBuf),
+    /// `--serve-token-file`: the file's content, trimmed; with `--serve-token-create`,
+    /// made with a new random token when it does not exist.
+    File {
+        path: std::path::PathBuf,
+        create: bool,
+    },
     /// `AWS_SESSION_TOKEN`, as the extension takes it.
     SessionToken,
 }
@@ -193,7 +197,10 @@ fn serve_config(
         return Err(WatchConfigError::ServeNotLoopback(parsed));
     }
     let token = match args.serve_token_file {
-        Some(f) => TokenSource::File(f),
+        Some(path) => TokenSource::File {
+            path,
+            create: args.serve_token_create,
+        },
         None => TokenSource::SessionToken,
     };
     Ok(Some((

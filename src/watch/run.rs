@@ -25,6 +25,7 @@ use crate::source::delta::Held;
 use crate::spec::Spec;
 use crate::supervise::{Env, Restarted, SupervisorHandle};
 use crate::values::Values;
+use crate::writer::FileMeta;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::PathBuf;
@@ -75,10 +76,14 @@ pub struct Ports {
 }
 
 /// Binds the admin port of `--listen` and the endpoint of `--serve`, if any, and reads
-/// the endpoint's token.
-pub async fn bind(config: &WatchConfig) -> Result<Ports, WatchError> {
+/// the endpoint's token (making it first, with `token_meta`'s owner and mode, when asked
+/// to and the file does not exist).
+pub async fn bind(config: &WatchConfig, token_meta: FileMeta) -> Result<Ports, WatchError> {
     let serve = match &config.serve {
         Some((serve, token)) => {
+            if let TokenSource::File { path, create: true } = token {
+                create_token(path, &token_meta)?;
+            }
             let token = read_token(token)?;
             Some((Server::http(serve.addr).await?, token))
         }
@@ -91,10 +96,33 @@ pub async fn bind(config: &WatchConfig) -> Result<Ports, WatchError> {
     Ok(Ports { admin, serve })
 }
 
+/// Writes a new random token (32 bytes from the system's CSPRNG, hex) to `path` unless it
+/// exists: a restarted sidecar keeps the token the app has read.
+fn create_token(path: &std::path::Path, meta: &FileMeta) -> Result<(), WatchError> {
+    if path.exists() {
+        return Ok(());
+    }
+    let fail = |reason: String| WatchError::ServeToken {
+        from: path.display().to_string(),
+        reason,
+    };
+    let mut raw = Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw[..])
+        .map_err(|_| fail("the system's random source failed".to_owned()))?;
+    let mut hex = Zeroizing::new(String::with_capacity(64));
+    for b in raw.iter() {
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+    }
+    crate::writer::write_file(path, hex.as_bytes(), meta).map_err(|e| fail(e.to_string()))?;
+    tracing::info!(path = %path.display(), "made a new token for the local endpoint");
+    Ok(())
+}
+
 /// The endpoint's token: the file's content or `AWS_SESSION_TOKEN`, trimmed, not empty.
 fn read_token(source: &TokenSource) -> Result<Zeroizing<Vec<u8>>, WatchError> {
     let (raw, from) = match source {
-        TokenSource::File(path) => (
+        TokenSource::File { path, .. } => (
             std::fs::read(path).map_err(|e| WatchError::ServeToken {
                 from: path.display().to_string(),
                 reason: e.to_string(),

@@ -1,7 +1,7 @@
 """Reads through the local endpoint the way Lambda code calls the AWS Parameters and
 Secrets Lambda Extension (the AWS documentation's pattern: urllib, no boto3): the port from
-PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, the token from AWS_SESSION_TOKEN in the header
-X-Aws-Parameters-Secrets-Token.
+PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, the token from AWS_SESSION_TOKEN (in a pod: the file
+SSM_INJECTOR_SERVE_TOKEN_FILE names) in the header X-Aws-Parameters-Secrets-Token.
 
 Usage: python extension_client.py READS_JSON
 READS_JSON: a list of [path, {query}, token_or_null]; a null token sends the environment's.
@@ -16,7 +16,14 @@ import urllib.parse
 import urllib.request
 
 port = os.environ.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2773")
-session_token = os.environ.get("AWS_SESSION_TOKEN")
+# In a pod, the token is in the file the injector names (SSM_INJECTOR_SERVE_TOKEN_FILE);
+# on Lambda, it is AWS_SESSION_TOKEN.
+token_file = os.environ.get("SSM_INJECTOR_SERVE_TOKEN_FILE")
+if token_file:
+    with open(token_file) as f:
+        session_token = f.read().strip()
+else:
+    session_token = os.environ.get("AWS_SESSION_TOKEN")
 
 
 def get(path, query, token):
