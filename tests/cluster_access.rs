@@ -125,6 +125,28 @@ pub(crate) fn in_volume(volume: &Path, mount: &str, arg: &str) -> String {
     }
 }
 
+/// Starts `program args` as container `c` of `pod` would run (its uid, gid and groups),
+/// against moto, in the clean environment, its stderr into `log`.
+pub(crate) fn spawn_as_container(
+    pod: &Pod,
+    c: &Container,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[String],
+    log: &Path,
+) -> std::process::Child {
+    let mut run = Command::new(program);
+    run.args(args)
+        .env_clear()
+        .envs(clean_env())
+        .env("AWS_ENDPOINT_URL", &shared().moto)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    as_user(&mut run, &identity(pod, c));
+    run.spawn()
+        .unwrap_or_else(|e| panic!("start container {}'s command: {e}", c.name))
+}
+
 /// Runs the stored init container as the kubelet would and returns the output file.
 pub(crate) fn render_as_the_init_container(pod: &Pod, volume: &Path) -> std::path::PathBuf {
     let (out, output) = run_the_init_container(pod, volume);

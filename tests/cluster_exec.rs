@@ -7,7 +7,7 @@
 //! value, is restarted with the rotated one, and passes SIGTERM's exit code on. Denials come
 //! back through the API server. Needs root (to switch ids), like CI.
 
-use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume};
+use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume, spawn_as_container};
 use crate::cluster_webhook::{denial_of, restricted_pod};
 use crate::require_cluster;
 use crate::support::chart::Installed;
@@ -156,16 +156,7 @@ async fn exec_pods_run_the_stored_command_under_exec_watch_and_restart_it_on_rot
     let listen = args.iter().position(|a| a == "--listen").expect("--listen");
     args[listen + 1] = format!("127.0.0.1:{}", free_port());
     let log = out.path().join("exec.log");
-    let mut run = Command::new(map(&command[0]));
-    run.args(&args)
-        .env_clear()
-        .envs(clean_env())
-        .env("AWS_ENDPOINT_URL", &emu.moto)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"));
-    as_user(&mut run, &identity(&stored, app));
-    let mut child = run.spawn().expect("run the app container's command");
+    let mut child = spawn_as_container(&stored, app, map(&command[0]), &args, &log);
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = within(Duration::from_secs(30), || {
         let l = lines(&seen);

@@ -6,12 +6,11 @@
 //! Python as the app's uid with the app's stored environment: it reads the token from the
 //! file the sidecar made and the value from the endpoint. Needs root, like CI.
 
-use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume};
+use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume, spawn_as_container};
 use crate::cluster_webhook::restricted_pod;
 use crate::require_cluster;
 use crate::support::chart::Installed;
 use crate::support::emulator::venv;
-use crate::support::run::clean_env;
 use crate::support::sidecar::free_port;
 use crate::support::wait::within;
 use crate::support::{shared, unique_prefix};
@@ -89,16 +88,13 @@ async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
         args[i + 1] = format!("127.0.0.1:{port}");
     }
     let log = root.path().join("sidecar.log");
-    let mut run = Command::new(env!("CARGO_BIN_EXE_ssm-injector"));
-    run.args(&args)
-        .env_clear()
-        .envs(clean_env())
-        .env("AWS_ENDPOINT_URL", &emu.moto)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"));
-    as_user(&mut run, &identity(&stored, sidecar));
-    let mut child = run.spawn().expect("run the sidecar");
+    let mut child = spawn_as_container(
+        &stored,
+        sidecar,
+        env!("CARGO_BIN_EXE_ssm-injector"),
+        &args,
+        &log,
+    );
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // The app: Lambda-style Python with its stored environment (the port mapped to the free

@@ -246,13 +246,7 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
                 (port::SERVE_PORT_VARIABLE, port.to_string()),
                 (SERVE_TOKEN_VARIABLE, token.clone()),
             ];
-            let groups = [
-                (false, spec.containers.as_slice()),
-                (true, spec.init_containers.as_deref().unwrap_or_default()),
-            ];
-            groups
-                .iter()
-                .flat_map(|&(init, list)| list.iter().enumerate().map(move |(i, c)| (init, i, c)))
+            indexed(spec)
                 .filter(|(_, _, c)| mounted(c))
                 .map(|(init, i, c)| {
                     let missing = wanted
@@ -415,6 +409,23 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
     })
 }
 
+/// Every app container (`false`) and init container (`true`) of the pod with its index in
+/// its list: how the additions that differ per container are addressed.
+fn indexed(spec: &PodSpec) -> impl Iterator<Item = (bool, usize, &Container)> {
+    let inits = spec.init_containers.as_deref().unwrap_or_default();
+    (spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (false, i, c)))
+    .chain(inits.iter().enumerate().map(|(i, c)| (true, i, c)))
+}
+
+/// The JSON pointer segment of the list [`indexed`]'s flag names.
+fn group(init: bool) -> &'static str {
+    if init { "initContainers" } else { "containers" }
+}
+
 /// The token file the sidecar makes for the local endpoint, under the mount path.
 pub const SERVE_TOKEN: &str = "serve-token";
 
@@ -443,15 +454,8 @@ fn plan_exec(
     config: &InjectConfig,
     chosen: &dyn Fn(&Container) -> bool,
 ) -> Result<Changes, Denial> {
-    let groups = [
-        (false, spec.containers.as_slice()),
-        (true, spec.init_containers.as_deref().unwrap_or_default()),
-    ];
-    let picked: Vec<(bool, usize, &Container)> = groups
-        .iter()
-        .flat_map(|&(init, list)| list.iter().enumerate().map(move |(i, c)| (init, i, c)))
-        .filter(|(_, _, c)| chosen(c))
-        .collect();
+    let picked: Vec<(bool, usize, &Container)> =
+        indexed(spec).filter(|(_, _, c)| chosen(c)).collect();
     if let Some((_, _, c)) = picked
         .iter()
         .find(|(_, _, c)| c.command.as_ref().is_none_or(Vec::is_empty))
@@ -701,19 +705,14 @@ impl Changes {
         }
         // Before the injected init containers shift the indices of the pod's own.
         for (init, i, command) in self.commands {
-            let group = if init { "initContainers" } else { "containers" };
+            let group = group(init);
             patch.replace(format!("/spec/{group}/{i}/command"), Item::Strings(command));
         }
         for (init, i, env) in self.serve_env {
-            let (group, list) = if init {
-                (
-                    "initContainers",
-                    spec.init_containers.as_deref().unwrap_or_default(),
-                )
-            } else {
-                ("containers", spec.containers.as_slice())
+            let group = group(init);
+            let Some((_, _, c)) = indexed(spec).find(|&(g, j, _)| g == init && j == i) else {
+                continue;
             };
-            let Some(c) = list.get(i) else { continue };
             if !env.is_empty() {
                 append(
                     &mut patch,

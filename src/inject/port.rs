@@ -54,6 +54,15 @@ pub fn used_ports(spec: &PodSpec) -> Vec<(i32, &str)> {
     used
 }
 
+/// Each port a container uses, with the first container using it.
+fn first_users(spec: &PodSpec) -> std::collections::BTreeMap<i32, &str> {
+    let mut used = std::collections::BTreeMap::new();
+    for (port, container) in used_ports(spec) {
+        used.entry(port).or_insert(container);
+    }
+    used
+}
+
 fn int_port(p: &IntOrString) -> Option<i32> {
     match p {
         IntOrString::Int(i) => Some(*i),
@@ -72,11 +81,7 @@ fn probe_ports(probe: &Probe) -> impl Iterator<Item = i32> + '_ {
 /// it, which is a denial naming the container; else [`DEFAULT_ADMIN_PORT`] or the next
 /// port up that no container uses.
 pub fn admin_port(spec: &PodSpec, requested: Option<u16>) -> Result<u16, Denial> {
-    // The first container using each port.
-    let mut used = std::collections::BTreeMap::new();
-    for (port, container) in used_ports(spec) {
-        used.entry(port).or_insert(container);
-    }
+    let used = first_users(spec);
     let user = |port: u16| used.get(&i32::from(port)).copied();
     if let Some(port) = requested {
         return match user(port) {
@@ -106,8 +111,7 @@ pub fn admin_port(spec: &PodSpec, requested: Option<u16>) -> Result<u16, Denial>
 /// the first as [`admin_port`], each next one the next port up that no container uses.
 pub fn admin_ports(spec: &PodSpec, requested: Option<u16>, n: usize) -> Result<Vec<u16>, Denial> {
     let first = admin_port(spec, requested)?;
-    let used: std::collections::BTreeSet<i32> =
-        used_ports(spec).into_iter().map(|(p, _)| p).collect();
+    let used = first_users(spec);
     let mut ports = vec![first];
     let mut next = first;
     while ports.len() < n {
@@ -124,7 +128,7 @@ pub fn admin_ports(spec: &PodSpec, requested: Option<u16>, n: usize) -> Result<V
                 ),
             });
         }
-        if !used.contains(&i32::from(next)) {
+        if !used.contains_key(&i32::from(next)) {
             ports.push(next);
         }
     }
@@ -149,10 +153,7 @@ pub fn serve_port(
         annotation: Some(a::SERVE.to_owned()),
         message,
     };
-    let mut used = std::collections::BTreeMap::new();
-    for (port, container) in used_ports(spec) {
-        used.entry(port).or_insert(container);
-    }
+    let used = first_users(spec);
     // Each value set, with the first container that sets it.
     let mut by_value = std::collections::BTreeMap::new();
     for (container, value) in spec

@@ -253,14 +253,26 @@ fn answered_from(endpoint: &Endpoint, ruled: Result<Answer, Refusal>) -> Result<
     }
 }
 
-fn facts<'a>(
-    name: &'a str,
-    value: &'a str,
+/// A parameter's answer: its body, or, for a SecureString read without
+/// `withDecryption=true`, a 400 (the extension would return the ciphertext, which the
+/// sidecar never holds).
+fn parameter_answer(
+    name: &str,
+    value: &str,
     version: i64,
-    meta: &'a Meta,
-    selector: Option<&'a str>,
-) -> ParameterFacts<'a> {
-    ParameterFacts {
+    meta: &Meta,
+    selector: Option<&str>,
+    decrypt: bool,
+) -> Response {
+    if meta.kind.as_deref() == Some("SecureString") && !decrypt {
+        return refusal(Refusal {
+            status: 400,
+            message: format!(
+                "{name} is a SecureString: add withDecryption=true (this endpoint holds it decrypted, never its ciphertext)"
+            ),
+        });
+    }
+    json(body::parameter(&ParameterFacts {
         name,
         value,
         version,
@@ -269,18 +281,7 @@ fn facts<'a>(
         modified: meta.modified,
         data_type: meta.data_type.as_deref(),
         selector,
-    }
-}
-
-/// A SecureString read without `withDecryption=true`: the extension would return the
-/// ciphertext, which the sidecar never holds.
-fn needs_decryption(name: &str) -> Response {
-    refusal(Refusal {
-        status: 400,
-        message: format!(
-            "{name} is a SecureString: add withDecryption=true (this endpoint holds it decrypted, never its ciphertext)"
-        ),
-    })
+    }))
 }
 
 async fn parameter(endpoint: &Endpoint, read: ParameterRead) -> Response {
@@ -291,18 +292,14 @@ async fn parameter(endpoint: &Endpoint, read: ParameterRead) -> Response {
     let selector = read.param.selector.as_ref().map(|s| format!(":{s}"));
     if let From::Held(held, key) = &from {
         return match held.value(key) {
-            Some(v) => {
-                if v.meta.kind.as_deref() == Some("SecureString") && !read.decrypt {
-                    return needs_decryption(v.name);
-                }
-                json(body::parameter(&facts(
-                    v.name,
-                    v.value,
-                    v.version,
-                    v.meta,
-                    selector.as_deref(),
-                )))
-            }
+            Some(v) => parameter_answer(
+                v.name,
+                v.value,
+                v.version,
+                v.meta,
+                selector.as_deref(),
+                read.decrypt,
+            ),
             None => not_found(&read.param.request(), "ParameterNotFound"),
         };
     }
@@ -314,32 +311,27 @@ async fn parameter(endpoint: &Endpoint, read: ParameterRead) -> Response {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(Cached::Parameter(f)) = cache.get(&key, now) {
-            if f.meta.kind.as_deref() == Some("SecureString") && !read.decrypt {
-                return needs_decryption(&f.name);
-            }
-            return json(body::parameter(&facts(
+            return parameter_answer(
                 &f.name,
                 f.value.expose(),
                 f.version,
                 &f.meta,
                 selector.as_deref(),
-            )));
+                read.decrypt,
+            );
         }
     }
     // Always decrypted: one cached answer serves both kinds of read.
     match endpoint.source().read_parameter(&read.param, true).await {
         Ok(Some(f)) => {
-            let response = if f.meta.kind.as_deref() == Some("SecureString") && !read.decrypt {
-                needs_decryption(&f.name)
-            } else {
-                json(body::parameter(&facts(
-                    &f.name,
-                    f.value.expose(),
-                    f.version,
-                    &f.meta,
-                    selector.as_deref(),
-                )))
-            };
+            let response = parameter_answer(
+                &f.name,
+                f.value.expose(),
+                f.version,
+                &f.meta,
+                selector.as_deref(),
+                read.decrypt,
+            );
             endpoint
                 .parameters
                 .lock()

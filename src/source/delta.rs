@@ -196,16 +196,6 @@ impl Held {
         })
     }
 
-    /// Whether a path of the spec was listed by the last poll and `name` was not under it:
-    /// then `name` did not exist at that poll.
-    pub fn listed_without(&self, name: &str) -> bool {
-        self.0.listed.iter().any(|((path, recursive), names)| {
-            crate::spec::names::is_under(name, path)
-                && (*recursive || !name[path.len().min(name.len())..].contains('/'))
-                && !names.iter().any(|(n, _)| n == name)
-        })
-    }
-
     fn fetched(&self, slot: &Slot) -> Fetched {
         Fetched {
             name: slot.name.clone(),
