@@ -4,7 +4,8 @@
 //! and token file. Then what a kubelet would run, run here: the stored sidecar's args as
 //! its uid against moto (only its two ports swapped for free ones), and Lambda-style
 //! Python as the app's uid with the app's stored environment: it reads the token from the
-//! file the sidecar made and the value from the endpoint. Needs root, like CI.
+//! file the sidecar made and the value from the endpoint, and a name under the pod's
+//! `serve-allow` prefix on demand. Needs root, like CI.
 
 use crate::cluster_access::{as_user, identity, in_volume, kubelet_volume, spawn_as_container};
 use crate::cluster_webhook::restricted_pod;
@@ -33,8 +34,12 @@ fn container<'a>(pod: &'a Pod, name: &str) -> &'a Container {
 async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
     let cluster = require_cluster!();
     let emu = shared();
-    let name = format!("{}/db", unique_prefix("kserve"));
+    let prefix = unique_prefix("kserve");
+    let name = format!("{prefix}/db");
     emu.put_secure(&name, "served-secret");
+    // Not in the spec: read on demand, under the pod's serve-allow prefix.
+    let shared_name = format!("{prefix}/shared/flag");
+    emu.put_str(&shared_name, "on");
     let client = cluster.client().await;
     let chart = Installed::install(&client, "", true).await;
     let ns = chart.namespace(cluster, &client, true).await;
@@ -44,6 +49,7 @@ async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
         "ssm-injector.io/mode": "init+sidecar",
         "ssm-injector.io/serve": "true",
         "ssm-injector.io/param-DB": name,
+        "ssm-injector.io/serve-allow": format!("{prefix}/shared/"),
     });
     pods.create(
         &PostParams::default(),
@@ -101,7 +107,7 @@ async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
     // one, the token file to the volume). The venv's python is not the app's to run, so it
     // runs as root, and `cat` as the app's uid shows the app can read the token.
     let token_file = map(&env(app, "SSM_INJECTOR_SERVE_TOKEN_FILE").unwrap_or_default());
-    let read = || -> Value {
+    let read = |name: &str| -> Value {
         let mut py = Command::new(venv().join("bin/python"));
         py.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/extension_client.py"))
             .arg(json!([["/systemsmanager/parameters/get", {"name": name, "withDecryption": "true"}, null]]).to_string())
@@ -119,13 +125,15 @@ async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
             .unwrap_or_else(|_| json!({"stderr": String::from_utf8_lossy(&out.stderr)}))
     };
     let got = within(Duration::from_secs(30), || {
-        let got = read();
+        let got = read(&name);
         if got["status"] == 200 {
             Ok(got)
         } else {
             Err(got)
         }
     });
+    let on_demand = read(&shared_name);
+    let outside = read(&format!("{prefix}/other"));
     let _ = child.kill();
     let _ = child.wait();
     let got = got.unwrap_or_else(|g| {
@@ -135,6 +143,8 @@ async fn a_serve_pods_app_reads_the_sidecars_values_with_the_token_it_made() {
         )
     });
     assert_eq!(got["body"]["Parameter"]["Value"], "served-secret", "{got}");
+    assert_eq!(on_demand["body"]["Parameter"]["Value"], "on", "{on_demand}");
+    assert_eq!(outside["status"], 403, "{outside}");
     let mut cat = Command::new("cat");
     cat.arg(&token_file).stdin(Stdio::null());
     as_user(&mut cat, &identity(&stored, app));

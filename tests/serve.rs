@@ -286,32 +286,34 @@ fn a_token_file_replaces_the_session_token_and_a_missing_token_stops_the_start()
     );
     assert_eq!(answers[1]["status"], 200, "{:?}", answers[1]);
 
+    // Usage errors (exit 2) before any AWS call: the stderr of a start with `serve` flags.
     let emu = shared();
-    let mut sc = SidecarCmd::new(&emu.moto)
-        .args([
-            "--output",
-            &dir.path().join("x.env").display().to_string(),
-            "--param",
-            "X=/x/y",
-            "--serve",
-            &format!("127.0.0.1:{}", free_port()),
-        ])
-        .spawn();
-    assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
-    assert!(sc.stderr().contains("AWS_SESSION_TOKEN"), "{}", sc.stderr());
-    let mut sc = SidecarCmd::new(&emu.moto)
-        .args([
-            "--output",
-            "/tmp/x.env",
-            "--param",
-            "X=/x/y",
-            "--serve",
-            "0.0.0.0:2773",
-        ])
-        .env("AWS_SESSION_TOKEN", TOKEN)
-        .spawn();
-    assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
-    assert!(sc.stderr().contains("loopback"), "{}", sc.stderr());
+    let output = dir.path().join("x.env").display().to_string();
+    let refused = |serve: &[&str], token: Option<&str>| -> String {
+        let mut cmd = SidecarCmd::new(&emu.moto)
+            .args(["--output", &output, "--param", "X=/x/y"])
+            .args(serve);
+        if let Some(t) = token {
+            cmd = cmd.env("AWS_SESSION_TOKEN", t);
+        }
+        let mut sc = cmd.spawn();
+        assert_eq!(sc.wait_exit(READY).code(), Some(2), "{}", sc.stderr());
+        sc.stderr()
+    };
+    let free = format!("127.0.0.1:{}", free_port());
+    let stderr = refused(&["--serve", &free], None);
+    assert!(stderr.contains("AWS_SESSION_TOKEN"), "{stderr}");
+    let stderr = refused(&["--serve", "0.0.0.0:2773"], Some(TOKEN));
+    assert!(stderr.contains("loopback"), "{stderr}");
+    // An allow prefix that is not an absolute path.
+    let stderr = refused(
+        &["--serve", &free, "--serve-allow", "/ok/,my-app/"],
+        Some(TOKEN),
+    );
+    assert!(
+        stderr.contains("--serve-allow \"my-app/\" must start with /"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -417,10 +419,18 @@ fn the_secrets_route_answers_what_the_aws_secrets_manager_agent_answers() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start the agent");
+    // A binary secret (a keystore, say): read on demand, answered as SecretBinary.
+    let binary = format!("{}-bin", s.secret);
+    s.emu.aws(
+        "secretsmanager",
+        "create_secret",
+        json!({"Name": binary, "SecretBinary": "k3ystore-bytes"}),
+    );
     let reads = json!([
         [SECRET, {"secretId": s.secret}, null],
         [SECRET, {"secretId": "no-such-secret"}, null],
         [SECRET, {"secretId": s.secret}, "wrong"],
+        [SECRET, {"secretId": binary}, null],
     ]);
     let theirs = within(Duration::from_secs(30), || {
         let got = read(port, reads.clone());
@@ -443,6 +453,16 @@ fn the_secrets_route_answers_what_the_aws_secrets_manager_agent_answers() {
             "{member}: agent {a}, ssm-injector {o}"
         );
     }
+    // The binary secret: base64 of its bytes in SecretBinary from both, no SecretString.
+    let (a, o) = (&theirs[3]["body"], &ours[3]["body"]);
+    assert_eq!(o["SecretBinary"], "azN5c3RvcmUtYnl0ZXM=", "{o}");
+    assert_eq!(
+        a["SecretBinary"], o["SecretBinary"],
+        "agent {a}, ssm-injector {o}"
+    );
+    assert_eq!(o["SecretString"], Value::Null, "{o}");
+    assert!(a["SecretString"].is_null(), "{a}");
+    let (a, o) = (&theirs[0]["body"], &ours[0]["body"]);
     let members = |v: &Value| -> Vec<String> {
         v.as_object()
             .map(|m| m.keys().cloned().collect())
@@ -475,4 +495,78 @@ fn the_secrets_route_answers_what_the_aws_secrets_manager_agent_answers() {
     // A wrong token: the agent 403, the extension (and ssm-injector) 401.
     assert_eq!(theirs[2]["status"], 403, "{:?}", theirs[2]);
     assert_eq!(ours[2]["status"], 401, "{:?}", ours[2]);
+}
+
+#[test]
+fn a_command_under_exec_watch_reads_the_first_fetch_at_once_and_the_rotated_value_after_its_restart()
+ {
+    let emu = shared();
+    let name = format!("{}/key", unique_prefix("serve-exec"));
+    emu.put_secure(&name, "x-1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seen");
+    let port = free_port();
+    let reads = json!([[PARAM, {"name": name, "withDecryption": "true"}, null]]).to_string();
+    // At its start the command reads the value through the endpoint, as Lambda code does,
+    // and appends the answer to its file.
+    let script = r#"python "$2" "$3" >> "$1"; while :; do sleep 0.05; done"#;
+    let client = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/extension_client.py"
+    );
+    let python = venv().join("bin/python");
+    let command = [
+        "sh",
+        "-c",
+        &script.replace("python", &python.display().to_string()),
+        "app",
+        &out.display().to_string(),
+        client,
+        &reads,
+    ];
+    let sc = SidecarCmd::exec_watch(&emu.moto, command)
+        .args(["--param", &format!("KEY={name}")])
+        .args(["--serve", &format!("127.0.0.1:{port}")])
+        // The first poll of the loop comes 2 s after the start: the first answer comes
+        // from the fetch made before the command started (before, it was a 503).
+        .args([
+            "--interval",
+            "2s",
+            "--jitter",
+            "0",
+            "--reload-debounce",
+            "0s",
+        ])
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .env("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", &port.to_string())
+        .spawn();
+    let answers = |n: usize| {
+        let got = within(READY, || {
+            let lines: Vec<Value> = std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if lines.len() >= n {
+                Ok(lines)
+            } else {
+                Err(lines)
+            }
+        });
+        got.unwrap_or_else(|l| panic!("{l:?} after {READY:?}; stderr:\n{}", sc.stderr()))
+    };
+    let first = answers(1);
+    assert_eq!(first[0]["status"], 200, "{first:?}");
+    assert_eq!(first[0]["body"]["Parameter"]["Value"], "x-1");
+
+    // Rotated: at the next poll the value changed, so the command is restarted, and its
+    // read answers the new value.
+    emu.put_secure(&name, "x-2");
+    let second = answers(2);
+    assert_eq!(second[1]["status"], 200, "{second:?}");
+    assert_eq!(second[1]["body"]["Parameter"]["Value"], "x-2");
+    assert!(
+        !sc.stderr().contains("x-1") && !sc.stderr().contains("x-2"),
+        "a value in the log"
+    );
 }

@@ -44,6 +44,11 @@ pub const EXEC: &str = "ssm-injector.io/exec";
 /// with [`ENV`] or [`EXEC`].
 pub const SERVE: &str = "ssm-injector.io/serve";
 
+/// With [`SERVE`]: comma-separated parameter paths (or `/aws/reference/secretsmanager/…`
+/// prefixes) whose names the endpoint also reads on demand, kept for the extension's TTL
+/// (`--serve-allow`). Each must pass the namespace policy, as [`PATH`] does.
+pub const SERVE_ALLOW: &str = "ssm-injector.io/serve-allow";
+
 /// Output format: shell (default), dotenv, docker, k8s-env, json, yaml, properties, files or
 /// template.
 pub const FORMAT: &str = "ssm-injector.io/format";
@@ -151,6 +156,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         SERVE,
         "\"true\": the sidecar also serves the Lambda extension's API on 127.0.0.1 (port 2773, or the selected containers' PARAMETERS_SECRETS_EXTENSION_HTTP_PORT, or the next free one) with a token file it makes in the mount; the selected containers get PARAMETERS_SECRETS_EXTENSION_HTTP_PORT and SSM_INJECTOR_SERVE_TOKEN_FILE; needs mode sidecar or init+sidecar; not with env or exec",
+    ),
+    (
+        SERVE_ALLOW,
+        "with serve: comma-separated paths (or /aws/reference/secretsmanager/ prefixes) also read on demand and kept for the extension's TTL; each must pass the namespace policy",
     ),
     (
         FORMAT,

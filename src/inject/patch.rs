@@ -323,6 +323,9 @@ pub fn plan(pod: &Pod, req: &Request, config: &InjectConfig) -> Result<Changes, 
                 token.clone(),
                 "--serve-token-create".to_owned(),
             ]);
+            if !req.serve_allow.is_empty() {
+                args.extend(["--serve-allow".to_owned(), req.serve_allow.join(",")]);
+            }
         }
         let mut c = container(SIDECAR, args, &mounts, req, config, &ids);
         c.ports = Some(vec![ContainerPort {

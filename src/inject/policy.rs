@@ -12,26 +12,27 @@ pub fn check(req: &Request, namespace: &str, policy: &Prefixes) -> Result<(), De
         annotation: None,
         message: e.to_string(),
     })?;
-    for p in &req.paths {
-        if !allowed.allows(p) {
+    // (annotation, what it names, the name)
+    let asked = req
+        .paths
+        .iter()
+        .map(|p| (a::PATH, "path", p))
+        .chain(
+            req.serve_allow
+                .iter()
+                .map(|p| (a::SERVE_ALLOW, "prefix", p)),
+        )
+        .chain(
+            req.params
+                .iter()
+                .map(|p| (p.annotation.as_str(), "parameter", &p.name)),
+        );
+    for (annotation, what, name) in asked {
+        if !allowed.allows(name) {
             return Err(Denial {
-                annotation: Some(a::PATH.to_owned()),
+                annotation: Some(annotation.to_owned()),
                 message: format!(
-                    "{}: path {p} is outside the policy: {}; use a path under an allowed prefix",
-                    a::PATH,
-                    allowed.rule(namespace)
-                ),
-            });
-        }
-    }
-    for param in &req.params {
-        if !allowed.allows(&param.name) {
-            return Err(Denial {
-                annotation: Some(param.annotation.clone()),
-                message: format!(
-                    "{}: parameter {} is outside the policy: {}; use a parameter under an allowed prefix",
-                    param.annotation,
-                    param.name,
+                    "{annotation}: {what} {name} is outside the policy: {}; use a {what} under an allowed prefix",
                     allowed.rule(namespace)
                 ),
             });

@@ -1602,6 +1602,12 @@ fn the_namespace_policy_allows_only_its_prefixes() {
             .ann("ssm-injector.io/param-X", v)
     };
     let path = |v: &str| bare().container("app").inject().ann(a::PATH, v);
+    let serve_allow = |v: &str| {
+        path("/team-a/app/")
+            .ann(a::MODE, "sidecar")
+            .ann(a::SERVE, "true")
+            .ann(a::SERVE_ALLOW, v)
+    };
     // (name, namespace, pod, allowed, annotation named on denial)
     let cases: Vec<(&str, &str, PodBuilder, bool, Option<&str>)> = vec![
         ("own path", "team-a", path("/team-a/app/"), true, None),
@@ -1664,6 +1670,27 @@ fn the_namespace_policy_allows_only_its_prefixes() {
             path("/team-c/"),
             false,
             None,
+        ),
+        (
+            "own prefix read on demand by the endpoint",
+            "team-a",
+            serve_allow("/team-a/shared/,/aws/reference/secretsmanager/team-a/"),
+            true,
+            None,
+        ),
+        (
+            "another team's prefix read on demand by the endpoint",
+            "team-a",
+            serve_allow("/team-a/shared/,/team-b/"),
+            false,
+            Some(a::SERVE_ALLOW),
+        ),
+        (
+            "every secret read on demand by the endpoint",
+            "team-a",
+            serve_allow("/aws/reference/secretsmanager/"),
+            false,
+            Some(a::SERVE_ALLOW),
         ),
     ];
     let config = team_policy();
@@ -2732,11 +2759,33 @@ fn serve_gives_the_sidecar_the_endpoint_and_the_containers_its_port_and_token() 
         );
         assert_eq!(ssm_mount(c), Some(("/ssm".to_owned(), Some(true))));
     }
+    assert_eq!(flag(sidecar, "--serve-allow"), None);
     // The sidecar's flags are ones the binary has.
     use clap::Parser as _;
     let mut line = vec!["ssm-injector"];
     line.extend(args(sidecar));
     crate::cli::Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+
+    // serve-allow: its prefixes, trimmed, as one --serve-allow the binary takes.
+    let p = inject(serve_pod().ann(
+        a::SERVE_ALLOW,
+        " /app/shared/ , /aws/reference/secretsmanager/app/",
+    ));
+    let sidecar = find(&p, SIDECAR);
+    assert_eq!(
+        flag(sidecar, "--serve-allow"),
+        Some("/app/shared/,/aws/reference/secretsmanager/app/")
+    );
+    let mut line = vec!["ssm-injector"];
+    line.extend(args(sidecar));
+    let cli = crate::cli::Cli::try_parse_from(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    let crate::cli::Command::Render(render) = cli.command else {
+        panic!("{line:?}")
+    };
+    assert_eq!(
+        render.watch.serve.serve_allow,
+        ["/app/shared/", "/aws/reference/secretsmanager/app/"]
+    );
 }
 
 #[test]
@@ -2806,6 +2855,26 @@ fn serve_that_cannot_work_is_denied_naming_the_annotations() {
                 .ann(a::SERVE, "true"),
             a::SERVE,
             &[a::EXEC],
+        ),
+        (
+            "serve-allow without serve",
+            pod()
+                .ann(a::MODE, "sidecar")
+                .ann(a::SERVE_ALLOW, "/app/shared/"),
+            a::SERVE_ALLOW,
+            &[a::SERVE],
+        ),
+        (
+            "serve-allow not a path",
+            serve_pod().ann(a::SERVE_ALLOW, "/app/shared/,app/other"),
+            a::SERVE_ALLOW,
+            &["app/other", "must start with /"],
+        ),
+        (
+            "serve-allow with an empty prefix",
+            serve_pod().ann(a::SERVE_ALLOW, "/app/shared/,"),
+            a::SERVE_ALLOW,
+            &["is empty"],
         ),
     ];
     for (name, b, key, names) in cases {

@@ -74,6 +74,8 @@ pub struct Request {
     pub exec: bool,
     /// [`a::SERVE`]: the sidecar serves the Lambda extension's API.
     pub serve: bool,
+    /// [`a::SERVE_ALLOW`]: prefixes the endpoint also reads on demand.
+    pub serve_allow: Vec<String>,
 }
 
 pub const DEFAULT_MOUNT_PATH: &str = "/ssm";
@@ -197,22 +199,10 @@ pub fn validate(
         ));
     }
 
-    let mut paths = Vec::new();
-    if let Some(v) = get(a::PATH) {
-        for p in v.split(',').map(str::trim) {
-            no_variables(a::PATH, p)?;
-            check_path(p).map_err(|e| {
-                deny(
-                    a::PATH,
-                    format!(
-                        "{}: path {p:?} {e}; give comma-separated absolute paths like /app/prod/",
-                        a::PATH
-                    ),
-                )
-            })?;
-            paths.push(p.to_owned());
-        }
-    }
+    let mut paths = match get(a::PATH) {
+        Some(v) => absolute_paths(a::PATH, "path", v, "/app/prod/")?,
+        None => Vec::new(),
+    };
 
     let mut params = Vec::new();
     for (k, v) in annotations.range(a::PARAM_PREFIX.to_owned()..) {
@@ -527,6 +517,27 @@ pub fn validate(
             ),
         ));
     }
+    let mut serve_allow = Vec::new();
+    if let Some(v) = get(a::SERVE_ALLOW) {
+        if !serve {
+            return Err(deny(
+                a::SERVE_ALLOW,
+                format!(
+                    "{} applies to the endpoint of {}; set {}: \"true\", or remove {}",
+                    a::SERVE_ALLOW,
+                    a::SERVE,
+                    a::SERVE,
+                    a::SERVE_ALLOW
+                ),
+            ));
+        }
+        serve_allow = absolute_paths(
+            a::SERVE_ALLOW,
+            "prefix",
+            v,
+            "/app/shared/ or /aws/reference/secretsmanager/app/",
+        )?;
+    }
     if serve && !mode.has_sidecar() {
         return Err(deny(
             a::SERVE,
@@ -628,6 +639,7 @@ pub fn validate(
         env,
         exec,
         serve,
+        serve_allow,
     })
 }
 
@@ -658,6 +670,30 @@ pub fn default_file(format: Format) -> &'static str {
         Format::Files => "files",
         Format::Template => "config",
     }
+}
+
+/// The comma-separated absolute paths of `annotation` (each a `what`), trimmed; a bad one
+/// is denied with `example`.
+fn absolute_paths(
+    annotation: &str,
+    what: &str,
+    v: &str,
+    example: &str,
+) -> Result<Vec<String>, Denial> {
+    let mut out = Vec::new();
+    for p in v.split(',').map(str::trim) {
+        no_variables(annotation, p)?;
+        check_path(p).map_err(|e| {
+            deny(
+                annotation,
+                format!(
+                    "{annotation}: {what} {p:?} {e}; give comma-separated absolute paths like {example}"
+                ),
+            )
+        })?;
+        out.push(p.to_owned());
+    }
+    Ok(out)
 }
 
 fn no_variables(annotation: &str, v: &str) -> Result<(), Denial> {

@@ -34,7 +34,9 @@ pub struct SecretFacts<'a> {
     pub arn: Option<&'a str>,
     pub name: &'a str,
     pub version_id: Option<&'a str>,
+    /// `SecretString`, or with `binary` `SecretBinary` (base64).
     pub value: &'a str,
+    pub binary: bool,
     pub stages: &'a [String],
     /// Seconds since the epoch.
     pub created: Option<f64>,
@@ -83,7 +85,7 @@ struct SecretBody<'a> {
     #[serde(rename = "SecretBinary")]
     binary: Option<&'a str>,
     #[serde(rename = "SecretString")]
-    value: &'a str,
+    value: Option<&'a str>,
     #[serde(rename = "VersionId")]
     version_id: Option<&'a str>,
     #[serde(rename = "VersionStages")]
@@ -143,8 +145,8 @@ pub fn secret(f: &SecretFacts<'_>) -> Zeroizing<Vec<u8>> {
             arn: f.arn,
             created: f.created.and_then(rfc3339),
             name: f.name,
-            binary: None,
-            value: f.value,
+            binary: f.binary.then_some(f.value),
+            value: (!f.binary).then_some(f.value),
             version_id: f.version_id,
             stages: f.stages,
             result_metadata: Empty {},
@@ -198,6 +200,7 @@ mod tests {
             name: "app/api",
             version_id: Some("v-1"),
             value: "{\"key\":\"k\"}",
+            binary: false,
             stages: &stages,
             created: None,
         });
@@ -207,6 +210,23 @@ mod tests {
         assert_eq!(v["CreatedDate"], Value::Null);
         assert_eq!(v["SecretBinary"], Value::Null);
         assert_eq!(v["ResultMetadata"], json!({}));
+    }
+
+    #[test]
+    fn a_binary_secret_is_secret_binary_and_its_string_null() {
+        let stages = ["AWSCURRENT".to_owned()];
+        let body = secret(&SecretFacts {
+            arn: None,
+            name: "app/keystore",
+            version_id: Some("v-1"),
+            value: "AAEC/w==",
+            binary: true,
+            stages: &stages,
+            created: None,
+        });
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["SecretBinary"], "AAEC/w==");
+        assert_eq!(v["SecretString"], Value::Null);
     }
 
     #[test]

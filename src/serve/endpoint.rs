@@ -355,6 +355,7 @@ fn secret_facts<'a>(
         name: meta.name.as_deref().unwrap_or(id),
         version_id: meta.version_id.as_deref(),
         value,
+        binary: meta.binary,
         stages: if meta.stages.is_empty() {
             current
         } else {

@@ -59,10 +59,10 @@ impl Rules {
         })
     }
 
+    /// Under an `--serve-allow` prefix, component by component as the spec's paths and the
+    /// namespace policy compare (`/team-a` does not allow `/team-ab/x`).
     fn allowed(&self, name: &str) -> bool {
-        self.allow
-            .iter()
-            .any(|prefix| name.starts_with(prefix.as_str()))
+        self.allow.iter().any(|prefix| is_under(name, prefix))
     }
 
     /// Where `read` is answered from, or the 403 that names the rule.
@@ -200,5 +200,17 @@ mod tests {
                 r.message
             );
         }
+    }
+
+    #[test]
+    fn an_allowed_prefix_is_compared_component_by_component() {
+        let r = Rules::new(&[], &[], &["/team-a".to_owned()]);
+        let read = |q: &str| match route("GET", "/systemsmanager/parameters/get", Some(q)) {
+            Ok(Route::Parameter(p)) => r.parameter(&p),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(read("name=/team-a/x"), Ok(Answer::OnDemand));
+        assert_eq!(read("name=/team-a/deep/x"), Ok(Answer::OnDemand));
+        assert_eq!(read("name=/team-ab/x").map_err(|r| r.status), Err(403));
     }
 }

@@ -65,6 +65,9 @@ pub struct SecretMeta {
     pub created: Option<f64>,
     pub version_id: Option<String>,
     pub stages: Vec<String>,
+    /// The value is the secret's `SecretBinary`, held base64-encoded (as AWS's JSON
+    /// carries it), not a `SecretString`.
+    pub binary: bool,
 }
 
 /// What a held value is at: a Parameter Store version, or the version id of a Secrets
@@ -104,6 +107,7 @@ pub fn secret_meta(source_result: &str) -> Option<SecretMeta> {
                     .collect()
             })
             .unwrap_or_default(),
+        binary: false,
     })
 }
 

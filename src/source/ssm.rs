@@ -331,12 +331,18 @@ impl Source {
             Err(Cause::NotFound) => return Ok(None),
             Err(c) => return Err(c),
         };
-        let Some(value) = out.secret_string.take() else {
-            // A binary secret: not served (the extension would base64 it).
-            return Err(Cause::Rejected {
-                code: "BinarySecret".into(),
-                message: "the secret holds SecretBinary, which this endpoint does not serve".into(),
-            });
+        // A binary secret is held base64-encoded, as GetSecretValue's JSON carries it (and
+        // the extension answers it); the decoded bytes are zeroed here.
+        let (value, binary) = match (out.secret_string.take(), out.secret_binary.take()) {
+            (Some(text), _) => (text, false),
+            (None, Some(blob)) => {
+                let bytes = zeroize::Zeroizing::new(blob.into_inner());
+                (
+                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &*bytes),
+                    true,
+                )
+            }
+            (None, None) => (String::new(), false),
         };
         Ok(Some(SecretRead {
             value: Secret::new(value),
@@ -346,6 +352,7 @@ impl Source {
                 created: out.created_date.map(|d| d.as_secs_f64()),
                 version_id: out.version_id.take(),
                 stages: out.version_stages.take().unwrap_or_default(),
+                binary,
             },
         }))
     }

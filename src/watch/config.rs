@@ -31,6 +31,13 @@ pub enum WatchConfigError {
         "--serve {0} is not a loopback address: the values would be readable from the network with only the token; use 127.0.0.1 (the pod's or task's containers share it)"
     )]
     ServeNotLoopback(SocketAddr),
+    #[error(
+        "--serve-allow {prefix:?} {reason}; give absolute parameter paths like /my-app/shared/ or /aws/reference/secretsmanager/my-app/"
+    )]
+    ServeAllow {
+        prefix: String,
+        reason: crate::spec::names::NameError,
+    },
     #[error("{flag}: {source}")]
     Reload {
         flag: &'static str,
@@ -203,15 +210,21 @@ fn serve_config(
         },
         None => TokenSource::SessionToken,
     };
+    let mut allow = Vec::new();
+    for prefix in args.serve_allow.iter().map(|p| p.trim()) {
+        if prefix.is_empty() {
+            continue;
+        }
+        crate::spec::names::check_path(prefix).map_err(|reason| WatchConfigError::ServeAllow {
+            prefix: prefix.to_owned(),
+            reason,
+        })?;
+        allow.push(prefix.to_owned());
+    }
     Ok(Some((
         ServeConfig {
             addr: parsed,
-            allow: args
-                .serve_allow
-                .into_iter()
-                .map(|p| p.trim().to_owned())
-                .filter(|p| !p.is_empty())
-                .collect(),
+            allow,
             parameter_ttl: args.serve_parameter_ttl,
             secret_ttl: args.serve_secret_ttl,
             cache_size: usize::from(args.serve_cache_size),

@@ -290,9 +290,13 @@ pub async fn run(w: Watch) -> Result<u8, WatchError> {
     };
     let mut machine = Machine::new(timing, existed, fastrand::f64);
     if env.is_some() {
-        // The fetch before the command started was this loop's first poll.
+        // The fetch before the command started was this loop's first poll: its values are
+        // the endpoint's from the start (the command may read them at once).
         let polled = machine.on_poll(Ok::<bool, Failure>(false), now());
         report(polled, Instant::now(), &metrics, &health);
+        if let Some(e) = &endpoint {
+            e.publish(held.clone());
+        }
     }
     let actions = Arc::new(Actions {
         list: config.actions.clone(),
