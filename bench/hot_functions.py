@@ -20,6 +20,10 @@ kept: the Dockerfile's RUSTFLAGS and cargo profile, only the final link told not
       --target x86_64-unknown-linux-gnu --bin ssm-injector -- -C strip=none
   .venv/bin/python bench/hot_functions.py target/x86_64-unknown-linux-gnu/release/ssm-injector
 
+Then build the shipped binary again: `cargo clean -p ssm-injector --release --target
+x86_64-unknown-linux-gnu` first, since cargo does not see the list's content change (the
+RUSTFLAGS name only its path) and would keep the binary linked with the old order.
+
 A stale list is harmless: names that no longer exist are skipped by the linker
 (--no-warn-symbol-ordering); only the layout, and so the idle RSS, gets worse.
 `bench/watch_bench.py` prints the idle RSS to compare.

@@ -15,10 +15,11 @@
     without --serve, measured in the same run.
 
 With the AWS Secrets Manager Agent built (scripts/setup-sm-agent, into .tools/sm-agent), the
-same latency and throughput runs read a secret from it and from ssm-injector
-(/secretsmanager/get), and their answers' members are compared.
+same latency and throughput runs read a secret (/secretsmanager/get) from ssm-injector and
+from it, alternated over --rounds rounds so that the machine's drift hits both alike; the
+medians and their ratios are printed. (tests/serve.rs compares their answers.)
 
-Usage: bench/serve_bench.py [--reads 20000] [--seconds 10] [--rotations 20]
+Usage: bench/serve_bench.py [--reads 20000] [--seconds 10] [--rotations 20] [--rounds 3]
 The binary is target/release/ssm-injector (or $SSM_INJECTOR_BIN; the static build the
 image ships: target/x86_64-unknown-linux-gnu/release/ssm-injector when it exists).
 """
@@ -107,7 +108,8 @@ def h2load(url: str, directory: str, *extra: str, cpu: str | None = None) -> lis
     return sorted(times)
 
 
-def latency(label: str, url: str, directory: str, reads: int) -> float:
+def latency(label: str, url: str, directory: str, reads: int) -> tuple[float, float]:
+    """p50 and p99 (µs) of `reads` keep-alive reads on one connection, after a warm-up."""
     h2load(url, directory, "-c1", "-m1", "-n", "2000")  # warm-up
     t = h2load(url, directory, "-c1", "-m1", "-n", str(reads))
     if not t:
@@ -115,16 +117,23 @@ def latency(label: str, url: str, directory: str, reads: int) -> float:
     p50, p99 = percentile(t, 50), percentile(t, 99)
     print(f"  {label:<34} keep-alive, 1 connection: p50 {p50:.0f} us  p99 {p99:.0f} us  "
           f"max {t[-1]} us  ({len(t)} reads)")
-    return p50
+    return p50, p99
 
 
-def throughput(label: str, url: str, directory: str, pid: int, secs: int) -> None:
+def throughput(label: str, url: str, directory: str, pid: int, secs: int) -> tuple[float, float]:
+    """Reads/s and CPU µs per read, the server pinned to CPU 0 and h2load to CPU 1."""
     subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, stdout=subprocess.DEVNULL)
     cpu0 = cpu_seconds(pid)
     t = h2load(url, directory, "-c8", "-m1", "-D", str(secs), cpu="1")
     cpu = cpu_seconds(pid) - cpu0
-    print(f"  {label:<34} one core (taskset), 8 connections: {len(t) / secs:,.0f} reads/s, "
-          f"{1e6 * cpu / max(1, len(t)):.1f} us CPU per read")
+    rate, per_read = len(t) / secs, 1e6 * cpu / max(1, len(t))
+    print(f"  {label:<34} one core (taskset), 8 connections: {rate:,.0f} reads/s, "
+          f"{per_read:.1f} us CPU per read")
+    return rate, per_read
+
+
+def median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
 
 
 def main() -> int:
@@ -132,6 +141,8 @@ def main() -> int:
     ap.add_argument("--reads", type=int, default=20000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rotations", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="latency and throughput of ssm-injector and the agent, alternated")
     a = ap.parse_args()
     require_binary("serve_bench")
     if not shutil.which("h2load"):
@@ -154,18 +165,41 @@ def main() -> int:
             q = urllib.parse.urlencode({"name": "/bench/serve/db", "withDecryption": "true"})
             param_url = f"http://127.0.0.1:{port}/systemsmanager/parameters/get?{q}"
             secret_url = f"http://127.0.0.1:{port}/secretsmanager/get?secretId={secret}"
+            agent = start_agent(emu, directory, secret)
             before = api_calls(admin)
             latency("ssm-injector parameter (watched)", param_url, directory, a.reads)
-            latency("ssm-injector secret (watched)", secret_url, directory, a.reads)
-            throughput("ssm-injector parameter (watched)", param_url, directory, proc.pid,
-                       a.seconds)
+            # The secret route of both, alternated round by round: the machine's drift
+            # (other load, frequency) hits both alike.
+            ours, theirs = [], []
+            for r in range(a.rounds):
+                print(f"  round {r + 1} of {a.rounds}")
+                ours.append(latency("ssm-injector secret (watched)", secret_url, directory,
+                                    a.reads)
+                            + throughput("ssm-injector secret (watched)", secret_url,
+                                         directory, proc.pid, a.seconds))
+                if agent:
+                    theirs.append(latency("Secrets Manager Agent secret", agent[1], directory,
+                                          a.reads)
+                                  + throughput("Secrets Manager Agent secret", agent[1],
+                                               directory, agent[0].pid, a.seconds))
             after = api_calls(admin)
-            print(f"  AWS calls during {2 * (a.reads + 2000):,}+ watched reads: {after - before:.0f}")
+            reads = (a.rounds + 1) * (a.reads + 2000)
+            print(f"  AWS calls during {reads:,}+ watched reads (and the throughput runs): "
+                  f"{after - before:.0f}")
+            summary("ssm-injector", ours)
+            if agent:
+                summary("Secrets Manager Agent", theirs)
+                print(f"  ssm-injector / agent, medians: p50 {median([o[0] for o in ours]) / median([t[0] for t in theirs]):.2f}x, "
+                      f"CPU per read {median([o[3] for o in ours]) / median([t[3] for t in theirs]):.2f}x, "
+                      f"reads/s {median([o[2] for o in ours]) / median([t[2] for t in theirs]):.2f}x")
+                print(f"  Secrets Manager Agent RSS after the load: "
+                      f"{proc_status(agent[0].pid, 'VmRSS') / 1024:.2f} MiB")
+                agent[0].terminate()
+                agent[0].wait()
             rss = proc_status(proc.pid, "VmRSS") / 1024
             rss_plain = proc_status(plain.pid, "VmRSS") / 1024
             print(f"  RSS after the load: {rss:.2f} MiB with --serve, {rss_plain:.2f} MiB "
                   f"without (same spec, idle): {rss - rss_plain:+.2f} MiB")
-            agent(emu, directory, secret, a)
         finally:
             for p in (proc, plain):
                 p.terminate()
@@ -206,11 +240,12 @@ def staleness(emu, directory: str, secret: str, rotations: int) -> None:
         proc.wait()
 
 
-def agent(emu, directory: str, secret: str, a) -> None:
-    """The AWS Secrets Manager Agent on the same moto and secret, if built."""
+def start_agent(emu, directory: str, secret: str):
+    """The AWS Secrets Manager Agent on the same moto and secret, if built: (process, URL of
+    the secret), answering."""
     if not os.path.exists(AGENT):
         print("  AWS Secrets Manager Agent: not built (scripts/setup-sm-agent); not compared")
-        return
+        return None
     port = free_port()
     config = os.path.join(directory, "agent.toml")
     with open(config, "w") as f:
@@ -218,18 +253,17 @@ def agent(emu, directory: str, secret: str, a) -> None:
                 'validate_credentials = false\nregion = "us-east-1"\n')
     env = aws_env(emu.moto) | {"AWS_TOKEN": TOKEN}
     proc = subprocess.Popen([AGENT, "--config", config], env=env, cwd=directory,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}/secretsmanager/get?secretId={secret}"
-        wait_for("the agent", lambda: get(port, "/secretsmanager/get",
-                                          {"secretId": secret})[0] == 200, limit=30)
-        latency("Secrets Manager Agent secret", url, directory, a.reads)
-        throughput("Secrets Manager Agent secret", url, directory, proc.pid, a.seconds)
-        print(f"  Secrets Manager Agent RSS after the load: "
-              f"{proc_status(proc.pid, 'VmRSS') / 1024:.2f} MiB")
-    finally:
-        proc.terminate()
-        proc.wait()
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for("the agent", lambda: get(port, "/secretsmanager/get",
+                                      {"secretId": secret})[0] == 200, limit=30)
+    return proc, f"http://127.0.0.1:{port}/secretsmanager/get?secretId={secret}"
+
+
+def summary(label: str, rounds: list[tuple[float, float, float, float]]) -> None:
+    """The medians over the rounds of (p50, p99, reads/s, CPU per read)."""
+    p50, p99, rate, cpu = (median([r[i] for r in rounds]) for i in range(4))
+    print(f"  {label:<22} medians of {len(rounds)} rounds, a secret: p50 {p50:.0f} us, "
+          f"p99 {p99:.0f} us, {rate:,.0f} reads/s on one core, {cpu:.1f} us CPU per read")
 
 
 if __name__ == "__main__":
