@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
@@ -68,6 +69,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def ready(port: int, timeout: float = 1.0) -> bool:
+    """Whether the admin port answers /readyz with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 def wait_for(what: str, check, limit: float = 60.0, step: float = 0.002):

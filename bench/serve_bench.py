@@ -39,7 +39,7 @@ import urllib.request
 
 import common
 from common import (Emulator, aws_env, cpu_seconds, free_port, parse_metric, percentile,
-                    proc_status, require_binary, wait_for)
+                    proc_status, ready, require_binary, wait_for)
 
 SHIPPED = os.path.join(common.REPO, "target", "x86_64-unknown-linux-gnu", "release",
                        "ssm-injector")
@@ -62,14 +62,6 @@ def sidecar(emu, directory, port, admin, serve: bool, interval: str, secret: str
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wait_for("the sidecar ready", lambda: ready(admin), limit=60)
     return proc
-
-
-def ready(admin: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def get(port: int, path: str, query: dict) -> tuple[int, dict | str]:
